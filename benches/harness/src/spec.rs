@@ -1,0 +1,406 @@
+//! Dataset specs: the generator's knobs, shared by the `gen` flags and the JSON
+//! spec files under `datasets/specs/`.
+//!
+//! One struct, [`GenConfig`], is both the clap argument group of `gen` and the
+//! serde shape of a spec entry, so a spec file and a command line can never mean
+//! different things. Every default is defined once, here.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A count that may be written `10000000`, `10_000_000`, `1e7` or `10M`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count(pub u64);
+
+impl FromStr for Count {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().replace('_', "");
+        let (num, mult) = match t.chars().last() {
+            Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+            Some('M') => (&t[..t.len() - 1], 1e6),
+            Some('G' | 'B') => (&t[..t.len() - 1], 1e9),
+            _ => (&t[..], 1.0),
+        };
+        if let Ok(n) = num.parse::<u64>() {
+            return Ok(Count(n * mult as u64));
+        }
+        match num.parse::<f64>() {
+            Ok(f) if f >= 0.0 && f.is_finite() => Ok(Count((f * mult).round() as u64)),
+            _ => Err(format!("invalid count '{s}' (expected e.g. 1000000, 1e6, 10M)")),
+        }
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A duration in milliseconds, written `500ms`, `30s`, `10m`, `1h`, `1d` (or bare
+/// seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub u64);
+
+impl Dur {
+    /// The duration in milliseconds.
+    pub fn ms(self) -> u64 {
+        self.0
+    }
+}
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult: f64 = match unit {
+            "ms" => 1.0,
+            "" | "s" => 1e3,
+            "m" | "min" => 60e3,
+            "h" => 3600e3,
+            "d" => 86400e3,
+            _ => return Err(format!("invalid duration '{s}' (expected e.g. 500ms, 10s, 10m, 1h, 1d)")),
+        };
+        match num.parse::<f64>() {
+            Ok(v) if v >= 0.0 => Ok(Dur((v * mult).round() as u64)),
+            _ => Err(format!("invalid duration '{s}' (expected e.g. 500ms, 10s, 10m, 1h, 1d)")),
+        }
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+            if ms >= size && ms % size == 0 {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+/// Which earlier record a duplicate repeats, as a law over the distance back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Skew {
+    /// Every distance in `1..=burst` equally likely.
+    Uniform,
+    /// `P(d) ∝ d^-S`: recent records are repeated far more often (retry storms).
+    Zipf(f64),
+}
+
+impl FromStr for Skew {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "uniform" {
+            return Ok(Skew::Uniform);
+        }
+        match s.strip_prefix("zipf:").map(str::parse::<f64>) {
+            Some(Ok(e)) if e > 0.0 && e < 10.0 => Ok(Skew::Zipf(e)),
+            _ => Err(format!("invalid skew '{s}' (expected uniform or zipf:S, e.g. zipf:1.1)")),
+        }
+    }
+}
+
+impl fmt::Display for Skew {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skew::Uniform => write!(f, "uniform"),
+            Skew::Zipf(e) => write!(f, "zipf:{e}"),
+        }
+    }
+}
+
+/// Serde through `Display`/`FromStr`, so spec files read like the command line.
+macro_rules! serde_as_string {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                #[derive(Deserialize)]
+                #[serde(untagged)]
+                enum Raw {
+                    S(String),
+                    N(f64),
+                }
+                let text = match Raw::deserialize(d)? {
+                    Raw::S(s) => s,
+                    Raw::N(n) => n.to_string(),
+                };
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+serde_as_string!(Count, Dur, Skew);
+
+/// Output format of the generated records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One JSON object per line.
+    Json,
+    /// `TS LEVEL ID user=… msg`, whitespace-separated.
+    Plain,
+}
+
+/// The shape of the record IDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdKind {
+    /// Sequential integers with random gaps (dense: roaring's best case).
+    Seq,
+    /// Random signed 64-bit integers, like HDFS block ids (roaring's worst case).
+    I64,
+    /// UUID v4 strings.
+    Uuid,
+    /// A business key of three fields: user + order + batch.
+    Composite,
+}
+
+/// The event time a duplicate carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DupTime {
+    /// A byte-identical copy of the earlier record (a redelivery): whole-line tools
+    /// and keyed tools agree, and a copy that arrives after its window closed is late.
+    Copy,
+    /// The same record logged again at the current time (a retry): only keyed tools
+    /// see it as a duplicate, and windows decide whether it still counts as one.
+    Now,
+}
+
+/// Start of the generated event time: 2026-11-23T10:00:00Z, in ms since the epoch.
+pub const START_MS: i64 = 1_795_428_000_000;
+
+/// Default flag values, shared by clap and serde.
+pub mod defaults {
+    /// `--records`.
+    pub const RECORDS: u64 = 1_000_000;
+    /// `--dup-ratio`.
+    pub const DUP_RATIO: f64 = 0.3;
+    /// `--burst`: how far back (in records) a duplicate may reach.
+    pub const BURST: u64 = 100_000;
+    /// `--span`: event time covered by the whole file.
+    pub const SPAN: &str = "1h";
+    /// `--lateness`: how far behind an out-of-order record's time may be.
+    pub const LATENESS: &str = "30s";
+    /// `--record-bytes`.
+    pub const RECORD_BYTES: usize = 180;
+    /// `--window` of the truth file.
+    pub const WINDOW: &str = "10m";
+    /// `--seed`.
+    pub const SEED: u64 = 20261123;
+}
+
+/// Every knob of the generator. Flags of `gen` and entries of a spec file alike.
+#[derive(Clone, Debug, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenConfig {
+    /// Number of records, e.g. 1000000, 1e7, 10M.
+    #[arg(long, default_value_t = Count(defaults::RECORDS))]
+    pub records: Count,
+    /// Record format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Shape of the IDs.
+    #[arg(long, value_enum, default_value_t = IdKind::Uuid)]
+    pub id_kind: IdKind,
+    /// Fraction of records that repeat an earlier ID (0 to 0.95).
+    #[arg(long, default_value_t = defaults::DUP_RATIO)]
+    pub dup_ratio: f64,
+    /// Which earlier record a duplicate repeats: uniform or zipf:S over the distance.
+    #[arg(long, default_value_t = Skew::Uniform)]
+    pub skew: Skew,
+    /// Maximum distance back, in records, of a repeat.
+    #[arg(long, default_value_t = defaults::BURST)]
+    pub burst: u64,
+    /// Event time covered by the file (times grow evenly across it).
+    #[arg(long, default_value_t = defaults::SPAN.parse().unwrap())]
+    pub span: Dur,
+    /// Fraction of fresh records whose event time lags behind (out of order).
+    #[arg(long, default_value_t = 0.0)]
+    pub out_of_order: f64,
+    /// Maximum lag of an out-of-order record.
+    #[arg(long, default_value_t = defaults::LATENESS.parse().unwrap())]
+    pub lateness: Dur,
+    /// Event time of a duplicate: copy (redelivery, byte-identical) or now (retry).
+    #[arg(long, value_enum, default_value_t = DupTime::Copy)]
+    pub dup_time: DupTime,
+    /// Target size of a record in bytes, newline included (padded in `msg`).
+    #[arg(long, default_value_t = defaults::RECORD_BYTES)]
+    pub record_bytes: usize,
+    /// Window length used for the truth file's per-window counts.
+    #[arg(long, default_value_t = defaults::WINDOW.parse().unwrap())]
+    pub window: Dur,
+    /// Seed: the same seed and knobs give the same bytes.
+    #[arg(long, default_value_t = defaults::SEED)]
+    pub seed: u64,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            records: Count(defaults::RECORDS),
+            format: Format::Json,
+            id_kind: IdKind::Uuid,
+            dup_ratio: defaults::DUP_RATIO,
+            skew: Skew::Uniform,
+            burst: defaults::BURST,
+            span: defaults::SPAN.parse().unwrap(),
+            out_of_order: 0.0,
+            lateness: defaults::LATENESS.parse().unwrap(),
+            dup_time: DupTime::Copy,
+            record_bytes: defaults::RECORD_BYTES,
+            window: defaults::WINDOW.parse().unwrap(),
+            seed: defaults::SEED,
+        }
+    }
+}
+
+impl GenConfig {
+    /// Checks the ranges, naming the flag at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=0.95).contains(&self.dup_ratio) {
+            return Err(format!("--dup-ratio: {} is outside 0..0.95", self.dup_ratio));
+        }
+        if !(0.0..=1.0).contains(&self.out_of_order) {
+            return Err(format!("--out-of-order: {} is outside 0..1", self.out_of_order));
+        }
+        if self.burst == 0 {
+            return Err("--burst: must be at least 1".into());
+        }
+        if self.window.ms() == 0 {
+            return Err("--window: must be longer than 0".into());
+        }
+        Ok(())
+    }
+
+    /// The logdedup `--key` values that select this dataset's ID.
+    pub fn key_specs(&self) -> Vec<String> {
+        let v: &[&str] = match (self.format, self.id_kind) {
+            (Format::Json, IdKind::Composite) => &[".user", ".order", ".batch"],
+            (Format::Json, _) => &[".request_id"],
+            (Format::Plain, IdKind::Composite) => &["field:3", "field:4", "field:5"],
+            (Format::Plain, _) => &["field:3"],
+        };
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The logdedup `--time-field` for this format, if the records carry one that
+    /// a JSON path reaches.
+    pub fn time_field(&self) -> Option<String> {
+        (self.format == Format::Json).then(|| ".ts".to_string())
+    }
+}
+
+/// One named dataset of a spec file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DatasetSpec {
+    /// Short slug used for file and report names.
+    pub name: String,
+    /// Why this dataset is in the suite (shown in the report).
+    #[serde(default)]
+    pub about: String,
+    /// The generator's knobs.
+    #[serde(flatten)]
+    pub gen: GenConfig,
+}
+
+/// A spec file: the datasets of one suite and the knobs of its experiments.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteSpec {
+    /// What the suite is for.
+    #[serde(default)]
+    pub about: String,
+    /// Interleaved runs per tool.
+    pub runs: usize,
+    /// The datasets; every tool runs on every one.
+    pub datasets: Vec<DatasetSpec>,
+    /// Windows tried on the rotation experiment's dataset (named by `rotation_dataset`).
+    #[serde(default)]
+    pub rotation_windows: Vec<Dur>,
+    /// Dataset used for the window-rotation experiment.
+    #[serde(default)]
+    pub rotation_dataset: Option<String>,
+    /// Configured fprs tried with `--exact none`.
+    #[serde(default)]
+    pub fprs: Vec<f64>,
+    /// Dataset used for the fpr experiment (string IDs, so the bloom is used).
+    #[serde(default)]
+    pub fpr_dataset: Option<String>,
+}
+
+impl SuiteSpec {
+    /// Reads and checks a spec file.
+    pub fn load(path: &Path) -> Result<SuiteSpec, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let spec: SuiteSpec =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for d in &spec.datasets {
+            d.gen.validate().map_err(|e| format!("{}: dataset {}: {e}", path.display(), d.name))?;
+        }
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_durations_parse() {
+        assert_eq!("1e9".parse::<Count>().unwrap(), Count(1_000_000_000));
+        assert_eq!("10M".parse::<Count>().unwrap(), Count(10_000_000));
+        assert_eq!("10_000".parse::<Count>().unwrap(), Count(10_000));
+        assert!("ten".parse::<Count>().is_err());
+        assert_eq!("1h".parse::<Dur>().unwrap(), Dur(3_600_000));
+        assert_eq!("500ms".parse::<Dur>().unwrap(), Dur(500));
+        assert_eq!("1.5s".parse::<Dur>().unwrap(), Dur(1500));
+        assert!("10x".parse::<Dur>().unwrap_err().contains("10x"));
+        assert_eq!(Dur(600_000).to_string(), "10m");
+        assert_eq!(Dur(1500).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn skew_round_trips() {
+        for s in ["uniform", "zipf:1.1"] {
+            assert_eq!(s.parse::<Skew>().unwrap().to_string(), s);
+        }
+        assert!("zipf:".parse::<Skew>().is_err());
+    }
+
+    #[test]
+    fn spec_entry_uses_flag_defaults() {
+        let d: DatasetSpec = serde_json::from_str(r#"{"name":"x","records":"1e3"}"#).unwrap();
+        assert_eq!(d.gen.records, Count(1000));
+        assert_eq!(d.gen.dup_ratio, defaults::DUP_RATIO);
+        assert!(serde_json::from_str::<GenConfig>(r#"{"recrods":1}"#).is_err());
+    }
+
+    #[test]
+    fn clap_defaults_equal_serde_defaults() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct A {
+            #[command(flatten)]
+            g: GenConfig,
+        }
+        let from_flags = A::parse_from(["x"]).g;
+        assert_eq!(
+            serde_json::to_string(&from_flags).unwrap(),
+            serde_json::to_string(&GenConfig::default()).unwrap()
+        );
+    }
+}
