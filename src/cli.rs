@@ -1,0 +1,346 @@
+//! The command line: clap's derive `Args`, whose doc comments are the `--help`
+//! text, and its translation into the library's validated [`Config`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use logdedup::config::{
+    self, BloomMode, Checkpoint, Config, Disposition, EmitConfig, EmitMode, ExactConfig,
+    FramingConfig, LocalConfig, OnExactError, OnLate, Policies, RedisConfig, ReportConfig,
+    StateConfig, TimeConfig, WindowConfig,
+};
+use logdedup::key::{parse_delimiter, KeySpec};
+use logdedup::{ConfigError, KeyType};
+
+/// Deduplicate log records in a stream: write each record whose ID was not
+/// already seen in its time window.
+///
+/// Reads records (lines) from the FILEs or stdin, extracts an ID from each
+/// (--key), and writes to stdout every record whose ID is new in its window,
+/// byte for byte and in input order. Nothing is lost silently: every record is
+/// written or counted (a summary goes to stderr at the end).
+///
+/// Examples:
+///   tail -F app.log | logdedup --key .request_id --window 1h
+///   logdedup --key 'regex:blk_(-?[0-9]+)' HDFS.log
+///   logdedup --key field:3 --key field:4 --delimiter '|' app.log
+#[derive(Debug, Parser)]
+#[command(name = "logdedup", version, verbatim_doc_comment, max_term_width = 100)]
+pub struct Args {
+    /// Input files, read in order ('-' is stdin). Without any, stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// What identifies a record: 'line' (default, the whole line), a JSON path
+    /// ('.request_id', '.http.request.id', '."id.orig_h"' for a name holding a
+    /// dot), 'regex:PATTERN' (first capture group, or the whole match), or
+    /// 'field:N' (N-th field from 1, split on runs of blanks, or on --delimiter).
+    /// Repeat for a composite key (user + order + batch).
+    #[arg(short, long = "key", value_name = "SPEC")]
+    pub key: Vec<String>,
+
+    /// How a single-part key is typed: 'auto' makes canonical decimal integers
+    /// in the i64 range integer IDs (so "42" and 42 are the same ID) and
+    /// everything else a string; 'int' leaves non-integers unkeyed; 'str' hashes
+    /// every key as text.
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::Auto, value_name = "TYPE")]
+    pub key_type: KeyTypeArg,
+
+    /// Split fields on each occurrence of this byte (like cut -d) instead of
+    /// on runs of blanks (like awk). '\t' for a tab.
+    #[arg(short, long, value_name = "BYTE")]
+    pub delimiter: Option<String>,
+
+    /// Window length (e.g. 10m, 1h, 1d): a record is a duplicate only if its ID
+    /// was seen in a retained window up to its own. Windows are epoch-aligned.
+    /// Without it, one window spans the whole stream.
+    #[arg(short, long, value_name = "DURATION")]
+    pub window: Option<String>,
+
+    /// How many of the newest windows are kept.
+    #[arg(long, default_value_t = config::DEFAULT_RETAIN, value_name = "K")]
+    pub retain: u32,
+
+    /// Where the event time is (same syntax as --key, e.g. '.ts' or 'field:1').
+    /// Without it, the arrival time is used. Accepts RFC 3339 and epoch
+    /// seconds/ms/µs/ns unless --time-format says otherwise.
+    #[arg(long, value_name = "SPEC")]
+    pub time_field: Option<String>,
+
+    /// strftime-style format of the time field (e.g. '%y%m%d %H%M%S',
+    /// '%b %e %T'; %Y %y %m %b %d %e %j %H %I %p %M %S %f %a %z %s %T %F %D).
+    #[arg(long, value_name = "FORMAT", requires = "time_field")]
+    pub time_format: Option<String>,
+
+    /// What to do with a record older than every retained window.
+    #[arg(long, value_enum, default_value_t = LateArg::Emit, value_name = "POLICY")]
+    pub on_late: LateArg,
+
+    /// What to do with a record that has no key (or no readable time).
+    #[arg(long, value_enum, default_value_t = DispositionArg::Emit, value_name = "POLICY")]
+    pub on_unkeyed: DispositionArg,
+
+    /// What to do with a record longer than --max-record-bytes (it is never
+    /// buffered whole, and never deduplicated).
+    #[arg(long, value_enum, default_value_t = DispositionArg::Emit, value_name = "POLICY")]
+    pub on_oversized: DispositionArg,
+
+    /// Longest record that is deduplicated (e.g. 1MiB, 64KiB).
+    #[arg(long, default_value = "1MiB", value_name = "SIZE")]
+    pub max_record_bytes: String,
+
+    /// Target false-positive rate of the bloom filter per lookup.
+    #[arg(long, default_value_t = config::DEFAULT_FPR, value_name = "P")]
+    pub fpr: f64,
+
+    /// Whether string IDs pass a bloom filter first: 'auto' uses one in front of
+    /// remote exact tiers and with --exact none, not in front of the in-process
+    /// memory tier (where it does not pay for itself).
+    #[arg(long, value_enum, default_value_t = BloomArg::Auto, value_name = "MODE")]
+    pub local_bloom: BloomArg,
+
+    /// Keys the first bloom filter of a window holds before it grows.
+    #[arg(long, default_value_t = config::DEFAULT_BLOOM_INITIAL_CAPACITY, value_name = "N", hide_short_help = true)]
+    pub bloom_initial_capacity: u64,
+
+    /// The exact tier that confirms every bloom "maybe": 'memory' (in process),
+    /// 'none' (trust the bloom: a unique record is dropped with probability at
+    /// most --fpr), or a Redis URL: redis://[user:pass@]host:port/db,
+    /// rediss://… (TLS), redis+unix:///path/to.sock,
+    /// redis+cluster://h1:p1,h2:p2,….
+    #[arg(long, default_value = "memory", value_name = "TIER")]
+    pub exact: String,
+
+    /// Response timeout of the exact tier per batch.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub exact_timeout: String,
+
+    /// Several instances over the same key space: the exact tier is the
+    /// authority for every ID not known locally as seen.
+    #[arg(long)]
+    pub shared: bool,
+
+    /// When the exact tier fails: 'open' emits the record (a possible
+    /// duplicate, never a lost log), 'closed' drops it, 'abort' stops (exit 2).
+    #[arg(long, value_enum, default_value_t = ExactErrorArg::Open, value_name = "POLICY")]
+    pub on_exact_error: ExactErrorArg,
+
+    /// Which records to write: 'new' (first occurrences), 'dups' (only
+    /// duplicates), 'all' (every record; see --tag).
+    #[arg(long, value_enum, default_value_t = EmitArg::New, value_name = "MODE")]
+    pub emit: EmitArg,
+
+    /// With --emit all: add "FIELD":true (duplicate) or false as the first
+    /// member of each JSON object record. Other records pass unchanged.
+    #[arg(long, value_name = "FIELD")]
+    pub tag: Option<String>,
+
+    /// Write rejected records (--on-unkeyed reject, --on-oversized reject) here,
+    /// unchanged.
+    #[arg(long, value_name = "FILE")]
+    pub reject_file: Option<PathBuf>,
+
+    /// Keep a snapshot here (on each rotation, every --checkpoint-every, on
+    /// SIGINT/SIGTERM and at the end) and load it on start, so a restart does
+    /// not re-emit what was already emitted.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Also snapshot every N records (1000000, 1M) or every DURATION (30s).
+    #[arg(long, value_name = "N|DURATION", requires = "state_dir")]
+    pub checkpoint_every: Option<String>,
+
+    /// Write the run's counters as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+
+    /// No summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// No progress line (it is shown only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+macro_rules! value_enum {
+    ($name:ident { $($variant:ident),* }) => {
+        #[allow(missing_docs)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+        pub enum $name { $($variant),* }
+    };
+}
+
+value_enum!(KeyTypeArg { Auto, Int, Str });
+value_enum!(LateArg { Emit, Drop });
+value_enum!(DispositionArg { Emit, Drop, Reject });
+value_enum!(BloomArg { Auto, On, Off });
+value_enum!(ExactErrorArg { Open, Closed, Abort });
+value_enum!(EmitArg { New, Dups, All });
+
+fn disposition(d: DispositionArg) -> Disposition {
+    match d {
+        DispositionArg::Emit => Disposition::Emit,
+        DispositionArg::Drop => Disposition::Drop,
+        DispositionArg::Reject => Disposition::Reject,
+    }
+}
+
+/// Parses `--exact`.
+fn exact(text: &str, timeout: &str, shared: bool) -> Result<ExactConfig, ConfigError> {
+    let timeout = config::parse_duration("--exact-timeout", timeout)?;
+    match text {
+        "memory" => {
+            if shared {
+                return Err(ConfigError::new("--shared", "needs a shared exact tier (--exact redis://…)"));
+            }
+            Ok(ExactConfig::Memory)
+        }
+        "none" => {
+            if shared {
+                return Err(ConfigError::new("--shared", "needs a shared exact tier (--exact redis://…)"));
+            }
+            Ok(ExactConfig::None)
+        }
+        url if ["redis://", "rediss://", "redis+unix://", "unix://", "redis+cluster://", "rediss+cluster://"]
+            .iter()
+            .any(|p| url.starts_with(p)) =>
+        {
+            Ok(ExactConfig::Redis(RedisConfig { url: url.to_string(), timeout, shared }))
+        }
+        other => Err(ConfigError::new(
+            "--exact",
+            format!("unknown tier '{other}' (expected memory, none, redis://…, rediss://…, redis+unix://…, redis+cluster://…)"),
+        )),
+    }
+}
+
+impl Args {
+    /// The validated library configuration.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let delimiter = self.delimiter.as_deref().map(parse_delimiter).transpose()?;
+        let key_type = match self.key_type {
+            KeyTypeArg::Auto => KeyType::Auto,
+            KeyTypeArg::Int => KeyType::Int,
+            KeyTypeArg::Str => KeyType::Str,
+        };
+        let key = KeySpec::parse(&self.key, delimiter, key_type)?;
+        let time = match &self.time_field {
+            Some(f) => {
+                let field = KeySpec::parse(std::slice::from_ref(f), delimiter, KeyType::Str)
+                    .map_err(|e| ConfigError::new("--time-field", e.message))?;
+                if let Some(fmt) = &self.time_format {
+                    logdedup::time::TimeFormat::strftime(fmt)?;
+                }
+                Some(TimeConfig { field, format: self.time_format.clone() })
+            }
+            None => None,
+        };
+        let width_ns = match &self.window {
+            Some(w) => {
+                let d = config::parse_duration("--window", w)?;
+                if d.is_zero() {
+                    return Err(ConfigError::new("--window", "must be longer than zero"));
+                }
+                Some(d.as_nanos() as i64)
+            }
+            None => None,
+        };
+        let checkpoint_every = match &self.checkpoint_every {
+            Some(c) => config::parse_checkpoint("--checkpoint-every", c)?,
+            None => Checkpoint::Never,
+        };
+        let config = Config {
+            framing: FramingConfig {
+                max_record_bytes: config::parse_size("--max-record-bytes", &self.max_record_bytes)?,
+                on_oversized: disposition(self.on_oversized),
+                ..FramingConfig::default()
+            },
+            key,
+            time,
+            window: WindowConfig { width_ns, retain: self.retain },
+            local: LocalConfig {
+                fpr: self.fpr,
+                bloom: match self.local_bloom {
+                    BloomArg::Auto => BloomMode::Auto,
+                    BloomArg::On => BloomMode::On,
+                    BloomArg::Off => BloomMode::Off,
+                },
+                bloom_initial_capacity: self.bloom_initial_capacity,
+            },
+            exact: exact(&self.exact, &self.exact_timeout, self.shared)?,
+            policies: Policies {
+                on_unkeyed: disposition(self.on_unkeyed),
+                on_late: match self.on_late {
+                    LateArg::Emit => OnLate::Emit,
+                    LateArg::Drop => OnLate::Drop,
+                },
+                on_exact_error: match self.on_exact_error {
+                    ExactErrorArg::Open => OnExactError::Open,
+                    ExactErrorArg::Closed => OnExactError::Closed,
+                    ExactErrorArg::Abort => OnExactError::Abort,
+                },
+            },
+            emit: EmitConfig {
+                mode: match self.emit {
+                    EmitArg::New => EmitMode::New,
+                    EmitArg::Dups => EmitMode::Dups,
+                    EmitArg::All => EmitMode::All,
+                },
+                tag: self.tag.clone(),
+                reject_file: self.reject_file.clone(),
+            },
+            state: StateConfig { dir: self.state_dir.clone(), checkpoint_every },
+            report: ReportConfig {
+                stats_json: self.stats_json.clone(),
+                summary: !self.quiet,
+                progress: !self.no_progress,
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_debug_assert() {
+        Args::command().debug_assert();
+    }
+
+    fn cfg(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut v = vec!["logdedup"];
+        v.extend_from_slice(args);
+        Args::try_parse_from(v).unwrap().to_config()
+    }
+
+    #[test]
+    fn defaults_match_the_library() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.framing, FramingConfig::default());
+        assert_eq!(c.window, WindowConfig::default());
+        assert_eq!(c.local, LocalConfig::default());
+        assert_eq!(c.exact, ExactConfig::Memory);
+        assert_eq!(c.policies, Policies::default());
+        assert!(c.key.is_line());
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        assert_eq!(cfg(&["--window", "10x"]).unwrap_err().flag, "--window");
+        assert_eq!(cfg(&["--key", "bogus"]).unwrap_err().flag, "--key");
+        assert_eq!(cfg(&["--exact", "mysql://x"]).unwrap_err().flag, "--exact");
+        assert_eq!(cfg(&["--shared"]).unwrap_err().flag, "--shared");
+        assert_eq!(cfg(&["--max-record-bytes", "lots"]).unwrap_err().flag, "--max-record-bytes");
+        assert_eq!(cfg(&["--time-field", "nope"]).unwrap_err().flag, "--time-field");
+        assert_eq!(cfg(&["--delimiter", "ab"]).unwrap_err().flag, "--delimiter");
+        assert_eq!(cfg(&["--on-unkeyed", "reject"]).unwrap_err().flag, "--on-unkeyed");
+        assert_eq!(cfg(&["--tag", "dup"]).unwrap_err().flag, "--tag");
+        assert_eq!(cfg(&["--window", "0s"]).unwrap_err().flag, "--window");
+    }
+}

@@ -1,0 +1,501 @@
+//! The validated, typed configuration of a run: one sub-config per stage.
+//!
+//! The binary's clap `Args` is the low level; [`Config`] is what the library runs
+//! on. Each documented default is defined once here as a constant and reused by
+//! the command line, so `--help` and the library cannot disagree. Every parser in
+//! this module returns a [`ConfigError`] that names the flag.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::key::KeySpec;
+
+/// Default of `--max-record-bytes`: 1 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+/// Default of `--fpr`: the bloom filter's target false-positive rate per lookup.
+pub const DEFAULT_FPR: f64 = 1e-4;
+/// Default of `--retain`: how many of the newest windows are kept.
+pub const DEFAULT_RETAIN: u32 = 1;
+/// Default size of one read from the input. Large reads keep syscalls rare; 1 MiB
+/// fits in L2-ish caches on the way through and amortises the per-chunk work.
+pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
+/// Default number of keys the first bloom filter of a generation is sized for.
+pub const DEFAULT_BLOOM_INITIAL_CAPACITY: u64 = 1 << 20;
+/// The largest `--max-record-bytes` accepted: record offsets are kept as `u32`.
+pub const MAX_MAX_RECORD_BYTES: usize = 1 << 30;
+
+/// What happens to a record: written to stdout, dropped, or written to the reject file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Disposition {
+    /// Written to stdout (never lose a log).
+    #[default]
+    Emit,
+    /// Dropped and counted.
+    Drop,
+    /// Written unchanged to `--reject-file` and counted.
+    Reject,
+}
+
+/// `--on-unkeyed`: what to do with a record that has no key.
+pub type OnUnkeyed = Disposition;
+/// `--on-oversized`: what to do with a record longer than `--max-record-bytes`.
+pub type OnOversized = Disposition;
+
+/// `--on-late`: what to do with a record older than every retained window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnLate {
+    /// Emit it (unchecked) and count it.
+    #[default]
+    Emit,
+    /// Drop it and count it.
+    Drop,
+}
+
+/// `--on-exact-error`: what to do with a record the exact tier could not confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnExactError {
+    /// Emit it (a possible duplicate, never a lost log) and count it as unconfirmed.
+    #[default]
+    Open,
+    /// Treat it as a duplicate (drop it) and count it as unconfirmed.
+    Closed,
+    /// Stop the run with exit code 2.
+    Abort,
+}
+
+/// `--emit`: which records go to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmitMode {
+    /// The first occurrence of each ID.
+    #[default]
+    New,
+    /// Only the duplicates.
+    Dups,
+    /// Every record (with `--tag`, JSON records are marked).
+    All,
+}
+
+/// `--local-bloom`: whether string IDs pass a bloom filter before the exact tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BloomMode {
+    /// On where it pays for itself: with `--exact none` and remote exact tiers; off
+    /// in front of the in-process memory tier, where every new key is inserted into
+    /// the exact set anyway and the bloom only adds a memory access.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never (not allowed with `--exact none`, which needs it).
+    Off,
+}
+
+/// `--key-type`: how a single-part key is classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyType {
+    /// Canonical decimal integers in the i64 range are integer IDs, the rest strings.
+    #[default]
+    Auto,
+    /// Every key must be a canonical decimal integer; other keys are unkeyed.
+    Int,
+    /// Every key is a string ID.
+    Str,
+}
+
+/// Framing stage settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FramingConfig {
+    /// `--max-record-bytes`.
+    pub max_record_bytes: usize,
+    /// `--on-oversized`.
+    pub on_oversized: OnOversized,
+    /// Bytes per read.
+    pub chunk_bytes: usize,
+}
+
+impl Default for FramingConfig {
+    fn default() -> Self {
+        FramingConfig {
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            on_oversized: OnOversized::Emit,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
+    }
+}
+
+/// Event time: where it is and how it is written.
+#[derive(Debug, Clone)]
+pub struct TimeConfig {
+    /// `--time-field`: which part of the record holds the time (same syntax as `--key`).
+    pub field: KeySpec,
+    /// `--time-format`: a strftime-style format; `None` means RFC 3339 or epoch numbers.
+    pub format: Option<String>,
+}
+
+/// Window stage settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// `--window` in nanoseconds; `None` means one window for the whole stream.
+    pub width_ns: Option<i64>,
+    /// `--retain`.
+    pub retain: u32,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig { width_ns: None, retain: DEFAULT_RETAIN }
+    }
+}
+
+/// Local tier settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalConfig {
+    /// `--fpr`.
+    pub fpr: f64,
+    /// `--local-bloom`.
+    pub bloom: BloomMode,
+    /// `--bloom-initial-capacity`: keys the first filter of a generation holds.
+    pub bloom_initial_capacity: u64,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            fpr: DEFAULT_FPR,
+            bloom: BloomMode::Auto,
+            bloom_initial_capacity: DEFAULT_BLOOM_INITIAL_CAPACITY,
+        }
+    }
+}
+
+/// `--exact`: the authority for every bloom *maybe*.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ExactConfig {
+    /// 128-bit fingerprints in process, per window (the embedded default).
+    #[default]
+    Memory,
+    /// Trust the bloom filter.
+    None,
+    /// A Redis server or cluster, by URL.
+    Redis(RedisConfig),
+}
+
+/// Where and how to reach Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// The URL as given (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`).
+    pub url: String,
+    /// Response timeout per batch.
+    pub timeout: Duration,
+    /// Several instances over the same key space (`--shared`).
+    pub shared: bool,
+}
+
+/// The record-level policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policies {
+    /// `--on-unkeyed`.
+    pub on_unkeyed: OnUnkeyed,
+    /// `--on-late`.
+    pub on_late: OnLate,
+    /// `--on-exact-error`.
+    pub on_exact_error: OnExactError,
+}
+
+/// Sink settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EmitConfig {
+    /// `--emit`.
+    pub mode: EmitMode,
+    /// `--tag FIELD` (with `--emit all`): JSON records get `"FIELD":true` when duplicate.
+    pub tag: Option<String>,
+    /// `--reject-file`.
+    pub reject_file: Option<PathBuf>,
+}
+
+/// `--checkpoint-every`: records or seconds between snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Only on rotation and at the end.
+    Never,
+    /// After this many records.
+    Records(u64),
+    /// After this much time.
+    Every(Duration),
+}
+
+/// State directory settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// `--state-dir`.
+    pub dir: Option<PathBuf>,
+    /// `--checkpoint-every`.
+    pub checkpoint_every: Checkpoint,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { dir: None, checkpoint_every: Checkpoint::Never }
+    }
+}
+
+/// Reporting settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReportConfig {
+    /// `--stats-json FILE`.
+    pub stats_json: Option<PathBuf>,
+    /// Print the summary on stderr at the end (`--quiet` turns it off).
+    pub summary: bool,
+    /// Show a progress line (only honoured when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Framing.
+    pub framing: FramingConfig,
+    /// Key extraction (`--key`, `--key-type`, `--delimiter`).
+    pub key: KeySpec,
+    /// Event time, if `--time-field` is given.
+    pub time: Option<TimeConfig>,
+    /// Windows.
+    pub window: WindowConfig,
+    /// Local tier.
+    pub local: LocalConfig,
+    /// Exact tier.
+    pub exact: ExactConfig,
+    /// Policies.
+    pub policies: Policies,
+    /// Sink.
+    pub emit: EmitConfig,
+    /// State directory.
+    pub state: StateConfig,
+    /// Reporting.
+    pub report: ReportConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            framing: FramingConfig::default(),
+            key: KeySpec::line(),
+            time: None,
+            window: WindowConfig::default(),
+            local: LocalConfig::default(),
+            exact: ExactConfig::default(),
+            policies: Policies::default(),
+            emit: EmitConfig::default(),
+            state: StateConfig::default(),
+            report: ReportConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the combinations of flags that are valid one by one but not together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.window.retain == 0 {
+            return Err(ConfigError::new("--retain", "must be at least 1"));
+        }
+        if self.window.width_ns.is_none() && self.window.retain != 1 {
+            return Err(ConfigError::new("--retain", "needs --window"));
+        }
+        if !(self.local.fpr > 0.0 && self.local.fpr < 1.0) {
+            return Err(ConfigError::new(
+                "--fpr",
+                format!("must be between 0 and 1 (exclusive), got {}", self.local.fpr),
+            ));
+        }
+        if self.local.bloom_initial_capacity == 0 {
+            return Err(ConfigError::new("--bloom-initial-capacity", "must be at least 1"));
+        }
+        if self.exact == ExactConfig::None && self.local.bloom == BloomMode::Off {
+            return Err(ConfigError::new(
+                "--local-bloom",
+                "'off' needs an exact tier: with --exact none the bloom filter is the only memory",
+            ));
+        }
+        if self.framing.max_record_bytes == 0
+            || self.framing.max_record_bytes > MAX_MAX_RECORD_BYTES
+        {
+            return Err(ConfigError::new(
+                "--max-record-bytes",
+                format!("must be between 1 and {MAX_MAX_RECORD_BYTES}"),
+            ));
+        }
+        let rejects = self.policies.on_unkeyed == Disposition::Reject
+            || self.framing.on_oversized == Disposition::Reject;
+        if rejects && self.emit.reject_file.is_none() {
+            let flag = if self.policies.on_unkeyed == Disposition::Reject {
+                "--on-unkeyed"
+            } else {
+                "--on-oversized"
+            };
+            return Err(ConfigError::new(flag, "'reject' needs --reject-file FILE"));
+        }
+        if self.emit.tag.is_some() && self.emit.mode != EmitMode::All {
+            return Err(ConfigError::new("--tag", "only makes sense with --emit all"));
+        }
+        if let Some(tag) = &self.emit.tag {
+            if tag.is_empty() || tag.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+                return Err(ConfigError::new(
+                    "--tag",
+                    "must be a non-empty field name without quotes, backslashes or control characters",
+                ));
+            }
+        }
+        if let ExactConfig::Redis(r) = &self.exact {
+            if r.timeout.is_zero() {
+                return Err(ConfigError::new("--exact-timeout", "must be more than zero"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a duration such as `500ms`, `30s`, `10m`, `1h`, `1d`, `1w` (a bare number
+/// is seconds). `flag` names the flag in the error.
+pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, ConfigError> {
+    let bad = || {
+        ConfigError::new(
+            flag,
+            format!("invalid duration '{text}' (expected e.g. 500ms, 30s, 10m, 1h, 1d)"),
+        )
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(bad());
+    }
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let nanos_per: u64 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "" | "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        "w" => 7 * 86_400_000_000_000,
+        _ => return Err(bad()),
+    };
+    let nanos = n.checked_mul(nanos_per).filter(|&v| v <= i64::MAX as u64).ok_or_else(bad)?;
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// Parses a byte size such as `1048576`, `64KiB`, `1MiB`, `1M`, `2G`.
+pub fn parse_size(flag: &str, text: &str) -> Result<usize, ConfigError> {
+    let bad = || {
+        ConfigError::new(flag, format!("invalid size '{text}' (expected e.g. 4096, 64KiB, 1MiB)"))
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(bad());
+    }
+    let n: usize = num.parse().map_err(|_| bad())?;
+    let mult: usize = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+/// Parses `--checkpoint-every`: a record count (`1000000`, `1M`) or a duration (`30s`).
+pub fn parse_checkpoint(flag: &str, text: &str) -> Result<Checkpoint, ConfigError> {
+    let t = text.trim();
+    if t == "0" || t == "never" {
+        return Ok(Checkpoint::Never);
+    }
+    if let Ok(n) = t.parse::<u64>() {
+        return Ok(Checkpoint::Records(n));
+    }
+    let lower = t.to_ascii_lowercase();
+    for (suffix, mult) in [("k", 1_000u64), ("m", 1_000_000)] {
+        if let Some(num) = lower.strip_suffix(suffix) {
+            if let Ok(n) = num.parse::<u64>() {
+                // `10m` is ambiguous: minutes or millions. Units of time win, as in
+                // --window; millions are written `10000000` or `10M` (upper case).
+                if suffix == "m" && !t.ends_with('M') {
+                    break;
+                }
+                return Ok(Checkpoint::Records(n * mult));
+            }
+        }
+    }
+    match parse_duration(flag, t) {
+        Ok(d) => Ok(Checkpoint::Every(d)),
+        Err(_) => Err(ConfigError::new(
+            flag,
+            format!("invalid value '{text}' (expected a record count like 1000000 or 1M, or a duration like 30s)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("--window", "10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("--window", "1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("--window", "1d").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("--window", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("--window", "7").unwrap(), Duration::from_secs(7));
+        let err = parse_duration("--window", "10x").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--window: invalid duration '10x' (expected e.g. 500ms, 30s, 10m, 1h, 1d)"
+        );
+        assert!(parse_duration("--window", "").is_err());
+        assert!(parse_duration("--window", "h").is_err());
+        assert!(parse_duration("--window", "99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("--max-record-bytes", "1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("--max-record-bytes", "64k").unwrap(), 64 << 10);
+        assert_eq!(parse_size("--max-record-bytes", "100").unwrap(), 100);
+        assert!(parse_size("--max-record-bytes", "1TB")
+            .unwrap_err()
+            .to_string()
+            .contains("--max-record-bytes"));
+    }
+
+    #[test]
+    fn checkpoints() {
+        assert_eq!(parse_checkpoint("-c", "1000").unwrap(), Checkpoint::Records(1000));
+        assert_eq!(parse_checkpoint("-c", "2M").unwrap(), Checkpoint::Records(2_000_000));
+        assert_eq!(
+            parse_checkpoint("-c", "2m").unwrap(),
+            Checkpoint::Every(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_checkpoint("-c", "30s").unwrap(),
+            Checkpoint::Every(Duration::from_secs(30))
+        );
+        assert!(parse_checkpoint("-c", "soon").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_flag() {
+        let mut c = Config::default();
+        c.window.retain = 0;
+        assert_eq!(c.validate().unwrap_err().flag, "--retain");
+        let mut c = Config::default();
+        c.policies.on_unkeyed = Disposition::Reject;
+        assert_eq!(c.validate().unwrap_err().flag, "--on-unkeyed");
+        let mut c = Config::default();
+        c.local.fpr = 1.5;
+        assert_eq!(c.validate().unwrap_err().flag, "--fpr");
+        assert!(Config::default().validate().is_ok());
+    }
+}

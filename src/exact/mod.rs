@@ -1,0 +1,85 @@
+//! The exact tier: the authority for every bloom *maybe* (`--exact`).
+//!
+//! One trait, [`ExactTier`], with a batched check-and-insert: a batch of queries
+//! goes in, an answer per query comes out, in order, and a query sees the inserts
+//! of the queries before it in the same batch. Batches, not records, are the unit
+//! of work, so a remote tier costs one round trip per batch.
+
+pub mod memory;
+pub mod redis;
+
+use std::io::{self, Read, Write};
+
+use crate::error::Result;
+use crate::window::WindowIndex;
+pub use memory::{FingerprintSet, MemoryTier};
+
+/// One check-and-insert: is `fp` in any window `oldest ..= own`? Then insert it
+/// into `own` either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExactQuery {
+    /// The keyed 128-bit fingerprint.
+    pub fp: u128,
+    /// The oldest retained window.
+    pub oldest: WindowIndex,
+    /// The record's own window.
+    pub own: WindowIndex,
+}
+
+/// The answer to one query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExactAnswer {
+    /// Not seen before: the record is new.
+    New,
+    /// Seen in a retained window: the record is a duplicate.
+    Seen,
+    /// The tier could not answer (e.g. the server is away); `--on-exact-error` decides.
+    Failed,
+}
+
+/// What an exact tier reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExactStats {
+    /// Fingerprints held (where known).
+    pub fingerprints: u64,
+    /// Bytes held (where known).
+    pub bytes: u64,
+    /// Round trips to a server.
+    pub round_trips: u64,
+    /// Queries answered.
+    pub queries: u64,
+    /// Failed batches.
+    pub errors: u64,
+}
+
+/// An exact tier.
+pub trait ExactTier: Send {
+    /// Checks and inserts each query in order, writing one answer per query.
+    /// Returns `Err` only when the run must stop.
+    fn check_and_insert(
+        &mut self,
+        queries: &[ExactQuery],
+        answers: &mut Vec<ExactAnswer>,
+    ) -> Result<()>;
+
+    /// Drops every generation older than `oldest` (remote tiers let them expire).
+    fn retire_before(&mut self, oldest: WindowIndex);
+
+    /// Counters for the summary.
+    fn stats(&self) -> ExactStats;
+
+    /// The last error seen, for messages.
+    fn last_error(&self) -> Option<String> {
+        None
+    }
+
+    /// Writes what must survive a restart into a snapshot (nothing for remote tiers).
+    fn save(&self, _w: &mut dyn Write) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Reads what [`ExactTier::save`] wrote.
+    fn load(&mut self, _r: &mut dyn Read) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,338 @@
+//! Framing: turns a byte stream into records, without a copy per record.
+//!
+//! Reads land in a `BytesMut`; the bytes up to the last newline are frozen into one
+//! `Bytes` and handed on with a [`Span`] per record, so a record is a range of a
+//! shared buffer. Records end at `\n`; a `\r` before it belongs to the terminator
+//! (not to the key); a last record without `\n` is still a record and keeps its
+//! missing newline. A record longer than `--max-record-bytes` is never buffered
+//! whole: it is handed on in parts ([`Frame::Oversized`]), so memory stays bounded
+//! on a 100 MB line, and the pipeline passes, drops or rejects it by policy.
+
+use std::io::{self, Read};
+
+use bytes::{Bytes, BytesMut};
+
+/// One record inside a [`Records`] batch: byte offsets into its `data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// First byte of the record.
+    pub start: u32,
+    /// End of the content: before `\r\n` or `\n`, or the end of a last record without one.
+    pub content_end: u32,
+    /// End of the record including its terminator.
+    pub end: u32,
+}
+
+/// A run of whole records sharing one buffer.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    /// The bytes of every record in the batch, terminators included.
+    pub data: Bytes,
+    /// One span per record, in input order.
+    pub spans: Vec<Span>,
+}
+
+impl Records {
+    /// A record's content (no terminator): what keys are extracted from.
+    #[inline]
+    pub fn content(&self, s: &Span) -> &[u8] {
+        &self.data[s.start as usize..s.content_end as usize]
+    }
+
+    /// A record's bytes as read (terminator included): what is written out.
+    #[inline]
+    pub fn raw(&self, s: &Span) -> &[u8] {
+        &self.data[s.start as usize..s.end as usize]
+    }
+}
+
+/// What the framer hands on.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// Whole records of at most `--max-record-bytes` each.
+    Records(Records),
+    /// A part of a record longer than `--max-record-bytes`, in order. The record is
+    /// complete at the part with `last` set (which may be empty).
+    Oversized {
+        /// The bytes of this part (terminator included in the last part).
+        part: Bytes,
+        /// Whether this is the first part of the record.
+        first: bool,
+        /// Whether this is the last part of the record.
+        last: bool,
+    },
+}
+
+/// Reads records from any `Read`.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    chunk: usize,
+    max_record: usize,
+    /// Bytes after the last newline seen: an incomplete record.
+    buf: BytesMut,
+    /// Complete records not yet handed on.
+    pending: Bytes,
+    /// How many leading bytes of `buf` are known to hold no newline.
+    clean: usize,
+    /// Streaming the parts of an oversized record.
+    oversized: bool,
+    eof: bool,
+    bytes_read: u64,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader doing reads of `chunk` bytes, with records limited to `max_record` bytes.
+    pub fn new(inner: R, chunk: usize, max_record: usize) -> FrameReader<R> {
+        let chunk = chunk.max(1);
+        FrameReader {
+            inner,
+            chunk,
+            max_record: max_record.max(1),
+            buf: BytesMut::with_capacity(chunk),
+            pending: Bytes::new(),
+            clean: 0,
+            oversized: false,
+            eof: false,
+            bytes_read: 0,
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Stops reading: what was read is still framed (an incomplete last record
+    /// becomes a record), then the input ends. Used on shutdown, so nothing read
+    /// is lost.
+    pub fn finish_input(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next frame, or `None` at the end of the input.
+    pub fn next_frame(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            if !self.pending.is_empty() {
+                return Ok(Some(self.frame_pending()));
+            }
+            if self.oversized {
+                if let Some(p) = memchr::memchr(b'\n', &self.buf) {
+                    self.oversized = false;
+                    self.clean = 0; // what follows the record is not scanned yet
+                    let part = self.buf.split_to(p + 1).freeze();
+                    return Ok(Some(Frame::Oversized { part, first: false, last: true }));
+                }
+                if self.eof {
+                    self.oversized = false;
+                    let part = self.buf.split().freeze();
+                    return Ok(Some(Frame::Oversized { part, first: false, last: true }));
+                }
+                if !self.buf.is_empty() {
+                    let part = self.buf.split().freeze();
+                    return Ok(Some(Frame::Oversized { part, first: false, last: false }));
+                }
+                self.fill()?;
+                continue;
+            }
+            if self.eof {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                // The last record has no newline: it is still a record.
+                self.pending = self.buf.split().freeze();
+                self.clean = 0;
+                continue;
+            }
+            if self.clean == self.buf.len() {
+                self.fill()?;
+            }
+            if let Some(p) = memchr::memrchr(b'\n', &self.buf[self.clean..]) {
+                self.pending = self.buf.split_to(self.clean + p + 1).freeze();
+                self.clean = self.buf.len();
+                continue;
+            }
+            self.clean = self.buf.len();
+            if self.buf.len() > self.max_record + 1 {
+                // (+1: a `\r` that the coming `\n` may turn into a terminator.)
+                // No newline within the limit: stream this record out in parts.
+                self.oversized = true;
+                let part = self.buf.split().freeze();
+                self.clean = 0;
+                return Ok(Some(Frame::Oversized { part, first: true, last: false }));
+            }
+        }
+    }
+
+    /// Reads one chunk into `buf`, setting `eof` on end of input.
+    fn fill(&mut self) -> io::Result<()> {
+        let start = self.buf.len();
+        // Never ask for more than keeps the buffer within the record limit plus one
+        // chunk, so an oversized record is noticed before memory grows.
+        self.buf.resize(start + self.chunk, 0);
+        let n = loop {
+            match self.inner.read(&mut self.buf[start..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(start);
+                    return Err(e);
+                }
+            }
+        };
+        self.buf.truncate(start + n);
+        self.bytes_read += n as u64;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+
+    /// Splits whole records off `pending`, stopping before an oversized one (which
+    /// is handed on alone, in one part).
+    fn frame_pending(&mut self) -> Frame {
+        let data = &self.pending;
+        let mut spans = Vec::new();
+        let mut pos = 0usize;
+        let len = data.len();
+        while pos < len {
+            let (content_end, end) = match memchr::memchr(b'\n', &data[pos..]) {
+                Some(p) => {
+                    let nl = pos + p;
+                    let ce = if nl > pos && data[nl - 1] == b'\r' { nl - 1 } else { nl };
+                    (ce, nl + 1)
+                }
+                None => (len, len),
+            };
+            if content_end - pos > self.max_record {
+                if spans.is_empty() {
+                    let part = self.pending.split_to(end);
+                    return Frame::Oversized { part, first: true, last: true };
+                }
+                break;
+            }
+            spans.push(Span {
+                start: pos as u32,
+                content_end: content_end as u32,
+                end: end as u32,
+            });
+            pos = end;
+        }
+        let data = self.pending.split_to(pos);
+        Frame::Records(Records { data, spans })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that returns at most `n` bytes per read.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// (content, raw) of each record, and oversized records as ("<oversized>", raw).
+    fn frames(input: &[u8], read: usize, chunk: usize, max: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut r = FrameReader::new(Trickle(input, read), chunk, max);
+        let mut out = Vec::new();
+        let mut big = Vec::new();
+        while let Some(f) = r.next_frame().unwrap() {
+            match f {
+                Frame::Records(rs) => {
+                    for s in &rs.spans {
+                        out.push((rs.content(s).to_vec(), rs.raw(s).to_vec()));
+                    }
+                }
+                Frame::Oversized { part, first, last } => {
+                    if first {
+                        big.clear();
+                    }
+                    big.extend_from_slice(&part);
+                    if last {
+                        out.push((b"<oversized>".to_vec(), std::mem::take(&mut big)));
+                    }
+                }
+            }
+        }
+        assert_eq!(r.bytes_read(), input.len() as u64);
+        out
+    }
+
+    #[test]
+    fn every_read_size_gives_the_same_records() {
+        let input = b"a\r\nbb\n\n\rc\r\nlast";
+        let expect: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"a".to_vec(), b"a\r\n".to_vec()),
+            (b"bb".to_vec(), b"bb\n".to_vec()),
+            (b"".to_vec(), b"\n".to_vec()),
+            (b"\rc".to_vec(), b"\rc\r\n".to_vec()),
+            (b"last".to_vec(), b"last".to_vec()),
+        ];
+        for read in [1, 2, 3, 7, 64, 1 << 16] {
+            for chunk in [1, 5, 64, 1 << 16] {
+                assert_eq!(
+                    frames(input, read, chunk, 1 << 20),
+                    expect,
+                    "read {read} chunk {chunk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn last_record_keeps_its_missing_newline_and_cr() {
+        assert_eq!(frames(b"x\r", 4, 4, 100), vec![(b"x\r".to_vec(), b"x\r".to_vec())]);
+        assert!(frames(b"", 4, 4, 100).is_empty());
+        assert_eq!(frames(b"\n", 4, 4, 100), vec![(b"".to_vec(), b"\n".to_vec())]);
+    }
+
+    #[test]
+    fn oversized_records_are_streamed_in_parts() {
+        let mut input = b"ok\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 50));
+        input.extend_from_slice(b"\nafter\n");
+        input.extend(std::iter::repeat_n(b'y', 30)); // oversized, no final newline
+        for read in [1, 3, 8, 1000] {
+            for chunk in [4, 8, 16, 1000] {
+                let f = frames(&input, read, chunk, 10);
+                assert_eq!(f.len(), 4, "read {read} chunk {chunk}");
+                assert_eq!(f[0].1, b"ok\n");
+                assert_eq!(f[1].0, b"<oversized>");
+                assert_eq!(f[1].1.len(), 51);
+                assert_eq!(f[2].1, b"after\n");
+                assert_eq!(f[3].0, b"<oversized>");
+                assert_eq!(f[3].1.len(), 30);
+            }
+        }
+        // Exactly at the limit is not oversized; one more byte is.
+        assert_eq!(frames(b"0123456789\n", 3, 4, 10)[0].0, b"0123456789");
+        assert_eq!(frames(b"0123456789\r\n", 3, 4, 10)[0].0, b"0123456789");
+        assert_eq!(frames(b"0123456789a\n", 3, 4, 10)[0].0, b"<oversized>");
+    }
+
+    #[test]
+    fn memory_stays_bounded_on_a_huge_line() {
+        // 8 MiB without a newline, limit 64 KiB: no part may exceed limit + chunk.
+        let input = vec![b'z'; 8 << 20];
+        let mut r = FrameReader::new(Trickle(&input, 1 << 16), 1 << 16, 1 << 16);
+        let mut total = 0;
+        while let Some(f) = r.next_frame().unwrap() {
+            match f {
+                Frame::Oversized { part, .. } => {
+                    assert!(part.len() <= (1 << 16) * 2 + 1);
+                    total += part.len();
+                }
+                Frame::Records(_) => panic!("no whole record expected"),
+            }
+        }
+        assert_eq!(total, input.len());
+    }
+}

@@ -1,0 +1,389 @@
+//! JSON-path keys (`.a`, `.a.b`, `."id.orig_h"`) found by a targeted scan.
+//!
+//! The scanner walks only the object members on the way to the path: it compares
+//! member names, skips the values it does not need (strings by `memchr`, nested
+//! containers by bracket counting) and never builds a document. The key is the
+//! value's text: a string's unescaped content, a number's literal, `true`/`false`,
+//! or a container's raw bytes; so `"42"` and `42` are the same ID. `null`, a
+//! missing member and input that is not a JSON object give no key.
+
+use std::borrow::Cow;
+
+use crate::error::ConfigError;
+
+/// A parsed path: the member names from the outermost object inwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath {
+    segments: Vec<Vec<u8>>,
+}
+
+impl JsonPath {
+    /// Parses `.a.b`, `."name.with.dots"`, `.a."b c".d` (jq's syntax). `flag` names
+    /// the flag in errors.
+    pub fn parse(flag: &str, text: &str) -> Result<JsonPath, ConfigError> {
+        let bad = |why: &str| ConfigError::new(flag, format!("invalid JSON path '{text}': {why}"));
+        let b = text.as_bytes();
+        let mut i = 0;
+        let mut segments = Vec::new();
+        while i < b.len() {
+            if b[i] != b'.' {
+                return Err(bad("expected '.' before each member name"));
+            }
+            i += 1;
+            let mut seg = Vec::new();
+            if i < b.len() && b[i] == b'"' {
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        None => return Err(bad("unterminated quoted name")),
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(b'\\') => {
+                            match b.get(i + 1) {
+                                Some(&c @ (b'"' | b'\\')) => seg.push(c),
+                                _ => {
+                                    return Err(bad(
+                                        "only \\\" and \\\\ escapes are allowed in names",
+                                    ))
+                                }
+                            }
+                            i += 2;
+                        }
+                        Some(&c) => {
+                            seg.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                if i < b.len() && b[i] != b'.' {
+                    return Err(bad("expected '.' after a quoted name"));
+                }
+            } else {
+                while i < b.len() && b[i] != b'.' {
+                    if b[i] == b'"' || b[i] == b'[' {
+                        return Err(bad("quote a name that holds special characters: .\"name\""));
+                    }
+                    seg.push(b[i]);
+                    i += 1;
+                }
+                if seg.is_empty() {
+                    return Err(bad("empty member name"));
+                }
+            }
+            segments.push(seg);
+        }
+        if segments.is_empty() {
+            return Err(bad("no member name"));
+        }
+        Ok(JsonPath { segments })
+    }
+
+    /// The member names.
+    pub fn segments(&self) -> &[Vec<u8>] {
+        &self.segments
+    }
+
+    /// Finds the value at this path in `record` and returns its key text,
+    /// borrowed where no unescaping is needed, written into `scratch` otherwise.
+    pub fn find<'a>(&self, record: &'a [u8], scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+        let mut s = Scanner { b: record, i: 0 };
+        let last = self.segments.len() - 1;
+        for (depth, seg) in self.segments.iter().enumerate() {
+            s.ws();
+            if s.peek()? != b'{' {
+                return None;
+            }
+            s.i += 1;
+            // Walk the members of this object until the name matches.
+            loop {
+                s.ws();
+                match s.peek()? {
+                    b'}' => return None,
+                    b'"' => {}
+                    _ => return None,
+                }
+                let (start, end, escaped) = s.string()?;
+                s.ws();
+                if s.peek()? != b':' {
+                    return None;
+                }
+                s.i += 1;
+                s.ws();
+                let name = &record[start..end];
+                let matches = if escaped {
+                    unescape(name).is_some_and(|n| n.as_ref() == seg.as_slice())
+                } else {
+                    name == seg.as_slice()
+                };
+                if matches {
+                    if depth == last {
+                        return s.value_text(scratch);
+                    }
+                    break; // descend: the value must be an object
+                }
+                s.skip_value()?;
+                s.ws();
+                match s.peek()? {
+                    b',' => s.i += 1,
+                    _ => return None, // `}` (not found) or malformed
+                }
+            }
+        }
+        None
+    }
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// At an opening quote: moves past the closing quote and returns the content
+    /// span and whether it holds escapes.
+    #[inline]
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
+        let start = self.i + 1;
+        let mut j = start;
+        let mut escaped = false;
+        loop {
+            let at = memchr::memchr2(b'"', b'\\', &self.b[j..])?;
+            j += at;
+            if self.b[j] == b'\\' {
+                escaped = true;
+                j += 2;
+                if j > self.b.len() {
+                    return None;
+                }
+            } else {
+                self.i = j + 1;
+                return Some((start, j, escaped));
+            }
+        }
+    }
+
+    /// Skips one value of any kind.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            _ => {
+                let start = self.i;
+                while let Some(c) = self.peek() {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                if self.i == start {
+                    return None;
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// The key text of the value here.
+    fn value_text(&mut self, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+        let b = self.b;
+        match self.peek()? {
+            b'"' => {
+                let (start, end, escaped) = self.string()?;
+                if !escaped {
+                    return Some(&b[start..end]);
+                }
+                scratch.clear();
+                match unescape(&b[start..end])? {
+                    Cow::Borrowed(s) => Some(s),
+                    Cow::Owned(v) => {
+                        *scratch = v;
+                        Some(scratch.as_slice())
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                let start = self.i;
+                self.skip_value()?;
+                Some(&b[start..self.i])
+            }
+            _ => {
+                let start = self.i;
+                self.skip_value()?;
+                let lit = &b[start..self.i];
+                if lit == b"null" {
+                    None
+                } else {
+                    Some(lit)
+                }
+            }
+        }
+    }
+}
+
+/// Unescapes a JSON string's content. Returns `None` for a malformed escape.
+fn unescape(s: &[u8]) -> Option<Cow<'_, [u8]>> {
+    if memchr::memchr(b'\\', s).is_none() {
+        return Some(Cow::Borrowed(s));
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let e = *s.get(i + 1)?;
+        i += 2;
+        match e {
+            b'"' => out.push(b'"'),
+            b'\\' => out.push(b'\\'),
+            b'/' => out.push(b'/'),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'u' => {
+                let hi = hex4(s.get(i..i + 4)?)?;
+                i += 4;
+                let cp = if (0xD800..0xDC00).contains(&hi) {
+                    // A high surrogate must be followed by `\uDC00`..`\uDFFF`.
+                    if s.get(i..i + 2)? != b"\\u" {
+                        return None;
+                    }
+                    let lo = hex4(s.get(i + 2..i + 6)?)?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return None;
+                    }
+                    i += 6;
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                } else if (0xDC00..0xE000).contains(&hi) {
+                    return None;
+                } else {
+                    hi
+                };
+                let ch = char::from_u32(cp)?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => return None,
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+fn hex4(h: &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for &c in h {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(path: &str, rec: &str) -> Option<String> {
+        let p = JsonPath::parse("--key", path).unwrap();
+        let mut scratch = Vec::new();
+        p.find(rec.as_bytes(), &mut scratch).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    #[test]
+    fn paths_parse() {
+        let p = JsonPath::parse("--key", ".a.\"b.c\".d").unwrap();
+        assert_eq!(p.segments(), &[b"a".to_vec(), b"b.c".to_vec(), b"d".to_vec()]);
+        for bad in ["", "a", ".", "..a", ".\"x", ".\"x\"y", ".a[0]"] {
+            let err = JsonPath::parse("--key", bad).unwrap_err();
+            assert_eq!(err.flag, "--key", "{bad}");
+        }
+    }
+
+    #[test]
+    fn finds_values() {
+        let rec = r#"{"a":1,"s":"x\"y","n":{"request_id":"inner"},"request_id":"abc","num":42,"neg":-1.5e3,"t":true,"z":null,"arr":[1,{"q":"]"}],"id.orig_h":"10.0.0.1"}"#;
+        assert_eq!(find(".request_id", rec).as_deref(), Some("abc"));
+        assert_eq!(find(".n.request_id", rec).as_deref(), Some("inner"));
+        assert_eq!(find(".num", rec).as_deref(), Some("42"));
+        assert_eq!(find(".neg", rec).as_deref(), Some("-1.5e3"));
+        assert_eq!(find(".t", rec).as_deref(), Some("true"));
+        assert_eq!(find(".z", rec), None);
+        assert_eq!(find(".s", rec).as_deref(), Some("x\"y"));
+        assert_eq!(find(".arr", rec).as_deref(), Some(r#"[1,{"q":"]"}]"#));
+        assert_eq!(find(".\"id.orig_h\"", rec).as_deref(), Some("10.0.0.1"));
+        assert_eq!(find(".id.orig_h", rec), None);
+        assert_eq!(find(".missing", rec), None);
+        assert_eq!(find(".a.b", rec), None);
+    }
+
+    #[test]
+    fn string_and_number_are_the_same_text() {
+        assert_eq!(find(".id", r#"{"id":"42"}"#), find(".id", r#"{"id":42}"#));
+    }
+
+    #[test]
+    fn unescapes() {
+        assert_eq!(find(".k", r#"{"k":"a\\b\u00e9\ud83d\ude00"}"#).as_deref(), Some("a\\bé😀"));
+        assert_eq!(find(".k", r#"{"k":"\x"}"#), None);
+        assert_eq!(find(".k", r#"{"k":"\ud83d"}"#), None);
+        // Escaped member names are compared unescaped.
+        assert_eq!(find(".ab", r#"{"a\u0062":7}"#).as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn not_json_is_no_key() {
+        for rec in [
+            "",
+            "plain text",
+            "[1,2]",
+            "{",
+            "{\"k\"",
+            "{\"k\":",
+            "{\"k\":\"x",
+            "{\"a\":1 \"k\":2}",
+            "{\"a\":\"\\",
+        ] {
+            assert_eq!(find(".k", rec), None, "{rec}");
+        }
+        assert_eq!(find(".k", "  {\"k\" : \"v\" }").as_deref(), Some("v"));
+    }
+}

@@ -1,0 +1,334 @@
+//! Key extraction: what identifies a record (`--key`, `--key-type`, `--delimiter`).
+//!
+//! A [`KeySpec`] turns a record's bytes into a [`Key`], or into nothing when the
+//! record has no such key (it is then *unkeyed*, a verdict and not an error).
+//! The encoding of a key is stable across versions, because the state directory
+//! and the exact tier written by one version are read by the next:
+//! - a single part is its text as found (a JSON string unescaped);
+//! - a composite key (several `--key`) is each part's length as a LEB128 varint
+//!   followed by the part's bytes, so `("ab","c")` and `("a","bc")` differ;
+//! - under `--key-type auto`, a single part that is a canonical decimal i64 is an
+//!   integer ID, mapped to u64 by flipping the sign bit.
+
+pub mod field;
+pub mod int;
+pub mod json;
+
+use regex::bytes::{CaptureLocations, Regex};
+
+use crate::config::KeyType;
+use crate::error::ConfigError;
+pub use json::JsonPath;
+
+/// One part of a key.
+#[derive(Debug, Clone)]
+pub enum KeyPart {
+    /// The whole record (without its line terminator).
+    Line,
+    /// A JSON path.
+    Json(JsonPath),
+    /// The first capture group of a regex, or the whole match if it has none.
+    Regex(Regex),
+    /// The N-th field (from 1).
+    Field(usize),
+}
+
+impl KeyPart {
+    /// Parses one `--key` value: `line`, `.json.path`, `regex:PATTERN`, `field:N`.
+    pub fn parse(flag: &str, text: &str) -> Result<KeyPart, ConfigError> {
+        if text == "line" {
+            Ok(KeyPart::Line)
+        } else if text.starts_with('.') {
+            Ok(KeyPart::Json(JsonPath::parse(flag, text)?))
+        } else if let Some(pat) = text.strip_prefix("regex:") {
+            let re = Regex::new(pat)
+                .map_err(|e| ConfigError::new(flag, format!("invalid regex '{pat}': {e}")))?;
+            Ok(KeyPart::Regex(re))
+        } else if let Some(n) = text.strip_prefix("field:") {
+            match n.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(KeyPart::Field(n)),
+                _ => Err(ConfigError::new(
+                    flag,
+                    format!("invalid field number '{n}' in '{text}' (fields count from 1)"),
+                )),
+            }
+        } else {
+            Err(ConfigError::new(
+                flag,
+                format!(
+                    "unknown key '{text}' (expected line, .json.path, regex:PATTERN or field:N)"
+                ),
+            ))
+        }
+    }
+}
+
+/// A key found in a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// An integer ID (sign bit flipped), with its canonical text.
+    Int {
+        /// The mapped value.
+        value: u64,
+        /// Its canonical decimal text.
+        text: &'a [u8],
+    },
+    /// A string ID: the stable encoding of the key's bytes.
+    Str(&'a [u8]),
+}
+
+impl<'a> Key<'a> {
+    /// The bytes that are hashed for the string path.
+    pub fn bytes(&self) -> &'a [u8] {
+        match *self {
+            Key::Int { text, .. } => text,
+            Key::Str(s) => s,
+        }
+    }
+}
+
+/// Reusable buffers for extraction, so the hot path does not allocate.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    part: Vec<u8>,
+    key: Vec<u8>,
+    locs: Vec<Option<CaptureLocations>>,
+}
+
+/// What identifies a record.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    parts: Vec<KeyPart>,
+    delimiter: Option<u8>,
+    key_type: KeyType,
+}
+
+impl KeySpec {
+    /// The default: the whole line, auto-typed.
+    pub fn line() -> KeySpec {
+        KeySpec { parts: vec![KeyPart::Line], delimiter: None, key_type: KeyType::Auto }
+    }
+
+    /// Builds a key spec from parsed parts.
+    pub fn new(
+        parts: Vec<KeyPart>,
+        delimiter: Option<u8>,
+        key_type: KeyType,
+    ) -> Result<KeySpec, ConfigError> {
+        if parts.is_empty() {
+            return Err(ConfigError::new("--key", "at least one key is needed"));
+        }
+        if parts.len() > 1 && key_type == KeyType::Int {
+            return Err(ConfigError::new(
+                "--key-type",
+                "'int' needs a single --key: a composite key is a string",
+            ));
+        }
+        Ok(KeySpec { parts, delimiter, key_type })
+    }
+
+    /// Parses `--key` values (repeated for a composite key).
+    pub fn parse(
+        keys: &[String],
+        delimiter: Option<u8>,
+        key_type: KeyType,
+    ) -> Result<KeySpec, ConfigError> {
+        let parts = if keys.is_empty() {
+            vec![KeyPart::Line]
+        } else {
+            keys.iter().map(|k| KeyPart::parse("--key", k)).collect::<Result<_, _>>()?
+        };
+        KeySpec::new(parts, delimiter, key_type)
+    }
+
+    /// The spec as flags would spell it (for the state directory's settings).
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                KeyPart::Line => "line".to_string(),
+                KeyPart::Json(j) => j
+                    .segments()
+                    .iter()
+                    .map(|s| format!(".{:?}", String::from_utf8_lossy(s)))
+                    .collect::<String>(),
+                KeyPart::Regex(r) => format!("regex:{}", r.as_str()),
+                KeyPart::Field(n) => format!("field:{n}"),
+            })
+            .collect();
+        parts.join(" + ")
+    }
+
+    /// `--key-type`.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// `--delimiter`.
+    pub fn delimiter(&self) -> Option<u8> {
+        self.delimiter
+    }
+
+    /// The parts.
+    pub fn parts(&self) -> &[KeyPart] {
+        &self.parts
+    }
+
+    /// Whether the key is the whole line.
+    pub fn is_line(&self) -> bool {
+        matches!(self.parts.as_slice(), [KeyPart::Line])
+    }
+
+    /// A scratch space sized for this spec.
+    pub fn scratch(&self) -> Scratch {
+        let locs = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                KeyPart::Regex(re) => Some(re.capture_locations()),
+                _ => None,
+            })
+            .collect();
+        Scratch { part: Vec::new(), key: Vec::new(), locs }
+    }
+
+    /// Extracts the key of `record` (its bytes without the line terminator).
+    /// `None` means the record is unkeyed.
+    pub fn extract<'a>(&self, record: &'a [u8], scratch: &'a mut Scratch) -> Option<Key<'a>> {
+        let Scratch { part, key, locs } = scratch;
+        if self.parts.len() == 1 {
+            let text = extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0])?;
+            return Some(match self.key_type {
+                KeyType::Str => Key::Str(text),
+                KeyType::Auto => match int::parse_canonical_i64(text) {
+                    Some(v) => Key::Int { value: int::to_u64(v), text },
+                    None => Key::Str(text),
+                },
+                KeyType::Int => {
+                    let v = int::parse_canonical_i64(text)?;
+                    Key::Int { value: int::to_u64(v), text }
+                }
+            });
+        }
+        key.clear();
+        for (p, loc) in self.parts.iter().zip(locs.iter_mut()) {
+            let text = extract_part(p, self.delimiter, record, part, loc)?;
+            push_varint(key, text.len() as u64);
+            key.extend_from_slice(text);
+        }
+        Some(Key::Str(key.as_slice()))
+    }
+
+    /// Extracts the text of the first part only (used for the time field).
+    pub fn extract_text<'a>(&self, record: &'a [u8], scratch: &'a mut Scratch) -> Option<&'a [u8]> {
+        let Scratch { part, locs, .. } = scratch;
+        extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0])
+    }
+}
+
+fn extract_part<'a>(
+    part: &KeyPart,
+    delimiter: Option<u8>,
+    record: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+    locs: &mut Option<CaptureLocations>,
+) -> Option<&'a [u8]> {
+    match part {
+        KeyPart::Line => Some(record),
+        KeyPart::Json(path) => path.find(record, scratch),
+        KeyPart::Field(n) => match delimiter {
+            Some(d) => field::delimited_field(record, d, *n),
+            None => field::whitespace_field(record, *n),
+        },
+        KeyPart::Regex(re) => {
+            let locs = locs.as_mut()?;
+            re.captures_read(locs, record)?;
+            let (s, e) = if locs.len() > 1 { locs.get(1)? } else { locs.get(0)? };
+            Some(&record[s..e])
+        }
+    }
+}
+
+/// LEB128: 7 bits a byte, high bit set on all but the last.
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Parses `--delimiter`: one byte, or `\t`.
+pub fn parse_delimiter(text: &str) -> Result<u8, ConfigError> {
+    match text {
+        "\\t" | "\t" => Ok(b'\t'),
+        t if t.len() == 1 => Ok(t.as_bytes()[0]),
+        _ => Err(ConfigError::new("--delimiter", format!("must be a single byte, got '{text}'"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(keys: &[&str], kt: KeyType) -> KeySpec {
+        KeySpec::parse(&keys.iter().map(|s| s.to_string()).collect::<Vec<_>>(), None, kt).unwrap()
+    }
+
+    fn key_of(s: &KeySpec, rec: &[u8]) -> Option<(Option<u64>, Vec<u8>)> {
+        let mut scratch = s.scratch();
+        s.extract(rec, &mut scratch).map(|k| match k {
+            Key::Int { value, text } => (Some(value), text.to_vec()),
+            Key::Str(b) => (None, b.to_vec()),
+        })
+    }
+
+    #[test]
+    fn auto_int_and_str() {
+        let s = spec(&[".id"], KeyType::Auto);
+        assert_eq!(key_of(&s, br#"{"id":42}"#), Some((Some(int::to_u64(42)), b"42".to_vec())));
+        assert_eq!(key_of(&s, br#"{"id":"42"}"#), key_of(&s, br#"{"id":42}"#));
+        assert_eq!(key_of(&s, br#"{"id":"042"}"#), Some((None, b"042".to_vec())));
+        let s = spec(&[".id"], KeyType::Str);
+        assert_eq!(key_of(&s, br#"{"id":42}"#), Some((None, b"42".to_vec())));
+        let s = spec(&[".id"], KeyType::Int);
+        assert_eq!(key_of(&s, br#"{"id":"x"}"#), None);
+    }
+
+    #[test]
+    fn composite_is_unambiguous() {
+        let s = spec(&["field:1", "field:2"], KeyType::Auto);
+        let a = key_of(&s, b"ab c").unwrap();
+        let b = key_of(&s, b"a bc").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a, (None, b"\x02ab\x01c".to_vec()));
+        assert_eq!(key_of(&s, b"onlyone"), None);
+        assert!(KeySpec::parse(&["field:1".into(), "field:2".into()], None, KeyType::Int).is_err());
+    }
+
+    #[test]
+    fn regex_groups() {
+        let s = spec(&[r"regex:blk_(-?[0-9]+)"], KeyType::Auto);
+        assert_eq!(
+            key_of(&s, b"x blk_-17 y blk_5"),
+            Some((Some(int::to_u64(-17)), b"-17".to_vec()))
+        );
+        assert_eq!(key_of(&s, b"nothing"), None);
+        let s = spec(&[r"regex:[a-z]+"], KeyType::Auto);
+        assert_eq!(key_of(&s, b"12 abc"), Some((None, b"abc".to_vec())));
+        // An optional group that did not take part gives no key.
+        let s = spec(&[r"regex:a(b)?"], KeyType::Auto);
+        assert_eq!(key_of(&s, b"a"), None);
+    }
+
+    #[test]
+    fn bad_specs_name_the_flag() {
+        for bad in ["nope", "field:0", "field:x", "regex:(", ".a..b"] {
+            let e = KeyPart::parse("--key", bad).unwrap_err();
+            assert_eq!(e.flag, "--key");
+        }
+        assert_eq!(parse_delimiter("\\t").unwrap(), b'\t');
+        assert!(parse_delimiter("ab").is_err());
+    }
+}

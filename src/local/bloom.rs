@@ -1,0 +1,390 @@
+//! String IDs in a split-block bloom filter that grows when it fills.
+//!
+//! Layout: 512-bit blocks (one cache line, 16 × u32); a key picks one block from
+//! the high half of its hash and sets one bit in each of the 16 words from the low
+//! half times 16 odd salts (the Parquet split-block idea, widened to a full cache
+//! line because below an fpr of ~2e-4 a 512-bit block costs fewer bits per key
+//! than a 256-bit one). A lookup touches one cache line; the pipeline prefetches
+//! blocks a batch ahead, so misses overlap.
+//!
+//! Growth: no capacity to guess. Filter `i` holds `c0·2^i` keys at a false-positive
+//! rate of `fpr·2^-(i+1)`, so the rates of all filters sum to at most `fpr` however
+//! many are added. A lookup asks every filter; inserts go to the newest one.
+//! *No* is certain (no false negatives); *maybe* must be confirmed by the exact tier.
+
+use std::io::{self, Read, Write};
+
+/// Odd multipliers that spread the low 32 bits of a hash over each word's 32 bits.
+const SALTS: [u32; 16] = [
+    0x47b6_137b,
+    0x4497_4d91,
+    0x8824_ad5b,
+    0xa2b7_289d,
+    0x7054_95c7,
+    0x2df1_424b,
+    0x9efc_4947,
+    0x5c6b_fb31,
+    0x3c6e_f373,
+    0x1b87_3593,
+    0xcc9e_2d51,
+    0x85eb_ca6b,
+    0xc2b2_ae35,
+    0x27d4_eb2f,
+    0x1656_67b1,
+    0xd3a2_646d,
+];
+
+/// One cache line: 16 words of 32 bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
+struct Block([u32; 16]);
+
+#[inline]
+fn mask(h: u64) -> [u32; 16] {
+    let x = h as u32;
+    SALTS.map(|s| 1u32 << (x.wrapping_mul(s) >> 27))
+}
+
+/// A fixed-size split-block bloom filter.
+#[derive(Debug, Clone, PartialEq)]
+struct Sbbf {
+    blocks: Vec<Block>,
+    capacity: u64,
+    len: u64,
+    fpr: f64,
+}
+
+impl Sbbf {
+    fn with_capacity(capacity: u64, fpr: f64) -> Sbbf {
+        let per_block = keys_per_block(fpr);
+        let n = ((capacity as f64 / per_block).ceil() as usize).max(1);
+        let mut blocks = Vec::with_capacity(n);
+        advise_huge_pages(blocks.as_ptr() as *const u8, n * std::mem::size_of::<Block>());
+        blocks.resize(n, Block::default());
+        Sbbf { blocks, capacity, len: 0, fpr }
+    }
+
+    #[inline]
+    fn index(&self, h: u64) -> usize {
+        (((h >> 32) * self.blocks.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn contains(&self, h: u64) -> bool {
+        let b = &self.blocks[self.index(h)].0;
+        let m = mask(h);
+        (0..16).all(|i| b[i] & m[i] != 0)
+    }
+
+    /// Sets the key's bits; returns whether they were all set already.
+    #[inline]
+    fn insert(&mut self, h: u64) -> bool {
+        let i = self.index(h);
+        let b = &mut self.blocks[i].0;
+        let m = mask(h);
+        let mut present = true;
+        for w in 0..16 {
+            present &= b[w] & m[w] != 0;
+            b[w] |= m[w];
+        }
+        if !present {
+            self.len += 1;
+        }
+        present
+    }
+
+    #[inline]
+    fn prefetch(&self, h: u64) {
+        let p = &self.blocks[self.index(h)] as *const Block;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching is a hint; the address is inside `blocks`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
+    fn bits(&self) -> u64 {
+        self.blocks.len() as u64 * 512
+    }
+
+    fn ones(&self) -> u64 {
+        self.blocks.iter().flat_map(|b| b.0.iter()).map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    /// The exact chance that a key not inserted is reported present, given the bits
+    /// now set: the mean over blocks of the product of each word's fill.
+    fn measured_fpr(&self) -> f64 {
+        let sum: f64 = self
+            .blocks
+            .iter()
+            .map(|b| b.0.iter().map(|w| f64::from(w.count_ones()) / 32.0).product::<f64>())
+            .sum();
+        sum / self.blocks.len() as f64
+    }
+}
+
+/// The false-positive rate of a split-block filter with `lambda` keys per block on
+/// average: keys per block are Poisson, each key sets one of 32 bits in each word.
+fn sbbf_fpr(lambda: f64) -> f64 {
+    let mut total = 0.0;
+    let mut p = (-lambda).exp(); // P(j = 0)
+    let limit = (lambda + 12.0 * lambda.sqrt() + 20.0) as u32;
+    for j in 0..=limit {
+        if j > 0 {
+            p *= lambda / f64::from(j);
+        }
+        total += p * (1.0 - (31.0f64 / 32.0).powi(j as i32)).powi(16);
+    }
+    total
+}
+
+/// The most keys per block that keeps the false-positive rate at or below `fpr`.
+fn keys_per_block(fpr: f64) -> f64 {
+    let (mut lo, mut hi) = (1e-3, 512.0);
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if sbbf_fpr(mid) > fpr {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    lo
+}
+
+/// Asks the kernel for transparent huge pages on a large table: a first touch of
+/// 4 KiB pages costs ~10 µs each here, and huge pages also spare the TLB.
+pub(crate) fn advise_huge_pages(ptr: *const u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        if len < HUGE {
+            return;
+        }
+        let start = (ptr as usize).next_multiple_of(4096);
+        let end = (ptr as usize + len) & !4095;
+        if end > start {
+            // SAFETY: madvise only advises; the range lies inside one live allocation.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
+}
+
+/// A bloom filter that grows by adding larger filters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BloomFilter {
+    filters: Vec<Sbbf>,
+    fpr: f64,
+    initial_capacity: u64,
+}
+
+impl BloomFilter {
+    /// An empty filter with an overall false-positive rate of at most `fpr`.
+    pub fn new(fpr: f64, initial_capacity: u64) -> BloomFilter {
+        let first = Sbbf::with_capacity(initial_capacity.max(1), fpr / 2.0);
+        BloomFilter { filters: vec![first], fpr, initial_capacity: initial_capacity.max(1) }
+    }
+
+    /// Whether the key may have been inserted.
+    #[inline]
+    pub fn contains(&self, h: u64) -> bool {
+        self.filters.iter().any(|f| f.contains(h))
+    }
+
+    /// Inserts a key; returns whether it may have been present before.
+    #[inline]
+    pub fn insert(&mut self, h: u64) -> bool {
+        let (newest, older) = self.filters.split_last_mut().expect("never empty");
+        if older.iter().any(|f| f.contains(h)) {
+            return true;
+        }
+        if newest.len >= newest.capacity {
+            let i = self.filters.len() as i32;
+            let next = Sbbf::with_capacity(
+                self.initial_capacity << i.min(40),
+                self.fpr / 2f64.powi(i + 1),
+            );
+            // The full filter may still say "maybe"; only the new one takes the key.
+            let present = self.filters.last().expect("never empty").contains(h);
+            self.filters.push(next);
+            if present {
+                return true;
+            }
+            return self.filters.last_mut().expect("just pushed").insert(h);
+        }
+        newest.insert(h)
+    }
+
+    /// Prefetches the blocks a lookup of `h` will touch.
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        for f in &self.filters {
+            f.prefetch(h);
+        }
+    }
+
+    /// Keys inserted (that were not reported present).
+    pub fn len(&self) -> u64 {
+        self.filters.iter().map(|f| f.len).sum()
+    }
+
+    /// Whether nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bits allocated, over all filters.
+    pub fn bits(&self) -> u64 {
+        self.filters.iter().map(Sbbf::bits).sum()
+    }
+
+    /// Fraction of bits set.
+    pub fn fill(&self) -> f64 {
+        let ones: u64 = self.filters.iter().map(Sbbf::ones).sum();
+        ones as f64 / self.bits() as f64
+    }
+
+    /// The chance that a new key is reported present now, from the bits set.
+    pub fn expected_fpr(&self) -> f64 {
+        1.0 - self.filters.iter().map(|f| 1.0 - f.measured_fpr()).product::<f64>()
+    }
+
+    /// How many filters the growth has made.
+    pub fn filter_count(&self) -> usize {
+        self.filters.len()
+    }
+
+    /// Writes the filter: parameters, then each sub-filter's words, little-endian.
+    pub fn write_to<W: Write>(&self, mut w: W) -> io::Result<()> {
+        w.write_all(&self.fpr.to_le_bytes())?;
+        w.write_all(&self.initial_capacity.to_le_bytes())?;
+        w.write_all(&(self.filters.len() as u32).to_le_bytes())?;
+        for f in &self.filters {
+            w.write_all(&f.capacity.to_le_bytes())?;
+            w.write_all(&f.len.to_le_bytes())?;
+            w.write_all(&f.fpr.to_le_bytes())?;
+            w.write_all(&(f.blocks.len() as u64).to_le_bytes())?;
+            let mut buf = Vec::with_capacity(64 * 1024);
+            for chunk in f.blocks.chunks(1024) {
+                buf.clear();
+                for b in chunk {
+                    for word in b.0 {
+                        buf.extend_from_slice(&word.to_le_bytes());
+                    }
+                }
+                w.write_all(&buf)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what [`BloomFilter::write_to`] wrote.
+    pub fn read_from<R: Read>(mut r: R) -> io::Result<BloomFilter> {
+        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
+        let fpr = f64::from_le_bytes(read8(&mut r)?);
+        let initial_capacity = u64::from_le_bytes(read8(&mut r)?);
+        let mut n = [0u8; 4];
+        r.read_exact(&mut n)?;
+        let n = u32::from_le_bytes(n);
+        if n == 0 || n > 64 || !(fpr > 0.0 && fpr < 1.0) || initial_capacity == 0 {
+            return Err(bad("bad bloom filter header"));
+        }
+        let mut filters = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let capacity = u64::from_le_bytes(read8(&mut r)?);
+            let len = u64::from_le_bytes(read8(&mut r)?);
+            let ffpr = f64::from_le_bytes(read8(&mut r)?);
+            let nblocks = u64::from_le_bytes(read8(&mut r)?);
+            if nblocks == 0 || nblocks > 1 << 32 {
+                return Err(bad("bad bloom filter size"));
+            }
+            let mut blocks = Vec::new();
+            blocks
+                .try_reserve_exact(nblocks as usize)
+                .map_err(|_| bad("bloom filter too large"))?;
+            let mut buf = [0u8; 64];
+            for _ in 0..nblocks {
+                r.read_exact(&mut buf)?;
+                let mut b = Block::default();
+                for (i, word) in b.0.iter_mut().enumerate() {
+                    *word = u32::from_le_bytes(buf[i * 4..i * 4 + 4].try_into().unwrap());
+                }
+                blocks.push(b);
+            }
+            filters.push(Sbbf { blocks, capacity, len, fpr: ffpr });
+        }
+        Ok(BloomFilter { filters, fpr, initial_capacity })
+    }
+}
+
+fn read8<R: Read>(r: &mut R) -> io::Result<[u8; 8]> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u64) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes())
+    }
+
+    #[test]
+    fn no_false_negatives_across_growth() {
+        let mut b = BloomFilter::new(1e-3, 100);
+        for i in 0..10_000 {
+            b.insert(h(i));
+        }
+        assert!(b.filter_count() > 3, "it grew");
+        assert!((0..10_000).all(|i| b.contains(h(i))));
+    }
+
+    #[test]
+    fn achieved_fpr_is_near_the_target() {
+        for fpr in [1e-2, 1e-3] {
+            let n = 200_000;
+            let mut b = BloomFilter::new(fpr, 1000);
+            for i in 0..n {
+                b.insert(h(i));
+            }
+            let probes = 400_000;
+            let fp = (n..n + probes).filter(|&i| b.contains(h(i))).count();
+            let achieved = fp as f64 / probes as f64;
+            assert!(achieved <= fpr * 1.5, "fpr {fpr}: achieved {achieved}");
+            let expected = b.expected_fpr();
+            assert!(expected <= fpr * 1.2, "expected {expected}");
+        }
+    }
+
+    #[test]
+    fn sizing_model() {
+        // More keys per block, more false positives.
+        assert!(sbbf_fpr(10.0) < sbbf_fpr(30.0));
+        let k = keys_per_block(1e-4);
+        assert!((sbbf_fpr(k) - 1e-4).abs() < 1e-6);
+        // ~23 bits per key at 1e-4 for 512-bit blocks.
+        let bits = 512.0 / k;
+        assert!((20.0..26.0).contains(&bits), "{bits}");
+    }
+
+    #[test]
+    fn roundtrip() {
+        let mut b = BloomFilter::new(1e-2, 10);
+        for i in 0..100 {
+            b.insert(h(i));
+        }
+        let mut buf = Vec::new();
+        b.write_to(&mut buf).unwrap();
+        let c = BloomFilter::read_from(buf.as_slice()).unwrap();
+        assert_eq!(b, c);
+        assert!(BloomFilter::read_from(&buf[..buf.len() - 3]).is_err());
+    }
+}

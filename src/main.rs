@@ -1,0 +1,144 @@
+//! The `logdedup` binary: parses arguments, runs the library's pipeline, and maps
+//! the outcome to an exit code. All logic lives in the library.
+
+mod cli;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use logdedup::{Error, Pipeline};
+
+/// The exit codes: 0 done (also when stdout was closed), 1 bad usage or
+/// configuration, 2 failure at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Ok = 0,
+    Usage = 1,
+    Runtime = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Reads the input files one after the other. A file whose last record has no
+/// newline gets one when another file follows, so records never merge.
+struct Files {
+    paths: std::vec::IntoIter<PathBuf>,
+    current: Option<(Box<dyn Read + Send>, String)>,
+    last_byte: Option<u8>,
+    pending_newline: bool,
+}
+
+impl Files {
+    fn open(path: &PathBuf) -> io::Result<(Box<dyn Read + Send>, String)> {
+        let name = path.display().to_string();
+        if name == "-" {
+            return Ok((Box::new(io::stdin()), name));
+        }
+        let f = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+        Ok((Box::new(f), name))
+    }
+}
+
+impl Read for Files {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pending_newline && !buf.is_empty() {
+                self.pending_newline = false;
+                buf[0] = b'\n';
+                self.last_byte = Some(b'\n');
+                return Ok(1);
+            }
+            let Some((r, name)) = &mut self.current else {
+                let Some(p) = self.paths.next() else { return Ok(0) };
+                if self.last_byte.is_some_and(|b| b != b'\n') {
+                    self.pending_newline = true;
+                }
+                self.current = Some(Files::open(&p)?);
+                continue;
+            };
+            let n = r.read(buf).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+            if n == 0 {
+                self.current = None;
+                continue;
+            }
+            self.last_byte = Some(buf[n - 1]);
+            return Ok(n);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match cli::Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            // clap would exit with 2 on a usage error; DESIGN says 1.
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Exit::Ok
+                }
+                _ => Exit::Usage,
+            }
+            .into();
+        }
+    };
+    let config = match args.to_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logdedup: error: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
+            eprintln!("logdedup: error: cannot handle signals: {e}");
+            return Exit::Runtime.into();
+        }
+    }
+    let input: Box<dyn Read + Send> = if args.files.is_empty() {
+        Box::new(io::stdin())
+    } else {
+        Box::new(Files {
+            paths: args.files.clone().into_iter(),
+            current: None,
+            last_byte: None,
+            pending_newline: false,
+        })
+    };
+    let output = match logdedup::sink::stdout_writer() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("logdedup: error: stdout: {e}");
+            return Exit::Runtime.into();
+        }
+    };
+    let summary = config.report.summary;
+    match Pipeline::new(config).with_shutdown(shutdown).run(input, output) {
+        Ok(stats) => {
+            if summary {
+                eprint!("{}", stats.summary());
+            }
+            Exit::Ok.into()
+        }
+        Err(e) if e.is_broken_pipe() => Exit::Ok.into(),
+        Err(e @ Error::Config(_)) => {
+            eprintln!("logdedup: error: {e:#}");
+            Exit::Usage.into()
+        }
+        Err(e) => {
+            eprintln!("logdedup: error: {e:#}");
+            Exit::Runtime.into()
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The pipeline: the only place that knows the order of the stages.
+//!
+//! ```text
+//! reader thread:  read ─▶ framing ─▶ key extraction ─▶ hashing ─▶ event time
+//!                                                                   │ channel (bounded)
+//! main thread:    window ─▶ local tier ─▶ exact tier ─▶ verdict ─▶ sink
+//! ```
+//!
+//! Two threads because the machine this was built on has two cores: framing,
+//! key scanning and SipHash run beside the table lookups and the output copy.
+//! Data flows one way, a batch (one read's worth of records) at a time. Within a
+//! batch, integer IDs are decided at once; string IDs are collected and resolved
+//! together (prefetched bloom lookups, one exact-tier call), and always before a
+//! window retires, so rotation never races a pending lookup.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::{BloomMode, Checkpoint, Config, Disposition, ExactConfig, OnExactError};
+use crate::error::{Error, Result};
+use crate::exact::{ExactAnswer, ExactQuery, ExactTier, MemoryTier};
+use crate::framing::{Frame, FrameReader, Records};
+use crate::hash::Seed;
+use crate::key::{int, Key, KeySpec};
+use crate::local::LocalTier;
+use crate::sink::Sink;
+use crate::state::StateDir;
+use crate::stats::Stats;
+use crate::time::TimeFormat;
+use crate::verdict::{decide, Action, Verdict};
+use crate::window::{Clock, Placement, SystemClock, WindowClock, WindowIndex};
+
+/// Batches in flight between the reader thread and the main thread.
+const CHANNEL_DEPTH: usize = 4;
+/// Bloom lookups are prefetched this many keys ahead.
+const PREFETCH_AHEAD: usize = 16;
+
+/// How a record's ID is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Id {
+    /// No key, or no readable event time.
+    Unkeyed,
+    /// Integer ID for the roaring tier.
+    Int(u64),
+    /// String ID: bloom hash and exact fingerprint (each 0 when not needed).
+    Str { bloom: u64, fp: u128 },
+}
+
+/// A record after the reader thread's stages.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    id: Id,
+    time_ns: i64,
+}
+
+/// What the reader thread sends.
+enum Work {
+    Batch(Records, Vec<Item>),
+    Oversized { part: Bytes, last: bool },
+    Failed(io::Error),
+}
+
+/// Everything the reader thread needs to classify records.
+struct Classifier {
+    key: KeySpec,
+    time: Option<(KeySpec, TimeFormat)>,
+    seed: Seed,
+    need_bloom: bool,
+    need_fp: bool,
+}
+
+impl Classifier {
+    fn classify(&self, records: &Records, arrival_ns: i64, items: &mut Vec<Item>) {
+        let mut kscratch = self.key.scratch();
+        let mut tscratch = self.time.as_ref().map(|(k, _)| k.scratch());
+        items.clear();
+        items.reserve(records.spans.len());
+        for span in &records.spans {
+            let content = records.content(span);
+            let time_ns = match (&self.time, tscratch.as_mut()) {
+                (Some((tk, fmt)), Some(ts)) => {
+                    match tk.extract_text(content, ts).and_then(|t| fmt.parse(t)) {
+                        Some(t) => t,
+                        None => {
+                            items.push(Item { id: Id::Unkeyed, time_ns: 0 });
+                            continue;
+                        }
+                    }
+                }
+                _ => arrival_ns,
+            };
+            let id = match self.key.extract(content, &mut kscratch) {
+                None => Id::Unkeyed,
+                Some(Key::Int { value, .. }) if int::is_dense_range(value) => Id::Int(value),
+                Some(k) => {
+                    let b = k.bytes();
+                    Id::Str {
+                        bloom: if self.need_bloom { self.seed.bloom_hash(b) } else { 0 },
+                        fp: if self.need_fp { self.seed.fingerprint(b) } else { 0 },
+                    }
+                }
+            };
+            items.push(Item { id, time_ns });
+        }
+    }
+}
+
+/// Runs logdedup over one input.
+pub struct Pipeline {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("config", &self.config).finish()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline for `config`, on the system clock.
+    pub fn new(config: Config) -> Pipeline {
+        Pipeline {
+            config,
+            clock: Arc::new(SystemClock),
+            shutdown: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Uses `clock` for arrival time (tests use a [`crate::window::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Pipeline {
+        self.clock = clock;
+        self
+    }
+
+    /// Stops reading when `flag` becomes true (SIGINT/SIGTERM): what was read is
+    /// still decided and written, the state is saved, and the run ends normally.
+    pub fn with_shutdown(mut self, flag: Arc<AtomicBool>) -> Pipeline {
+        self.shutdown = flag;
+        self
+    }
+
+    /// The settings that decide what a key is; a state directory is bound to them.
+    fn settings(&self, bloom: bool) -> String {
+        let c = &self.config;
+        format!(
+            "v1 key={} key_type={:?} delimiter={:?} window_ns={:?} bloom={}",
+            c.key.describe(),
+            c.key.key_type(),
+            c.key.delimiter(),
+            c.window.width_ns,
+            u8::from(bloom)
+        )
+    }
+
+    /// Reads `input` to its end (or to a shutdown), writes kept records to `output`,
+    /// and returns the counters.
+    pub fn run<R: Read + Send + 'static>(
+        self,
+        input: R,
+        output: Box<dyn Write + Send>,
+    ) -> Result<Stats> {
+        let started = Instant::now();
+        let c = &self.config;
+        c.validate()?;
+        let bloom_on = match c.local.bloom {
+            BloomMode::On => true,
+            BloomMode::Off => false,
+            BloomMode::Auto => !matches!(c.exact, ExactConfig::Memory),
+        };
+        let mut local = LocalTier::new(bloom_on, c.local.fpr, c.local.bloom_initial_capacity);
+        let mut exact: Option<Box<dyn ExactTier>> = match c.exact {
+            ExactConfig::Memory => Some(Box::new(MemoryTier::new())),
+            ExactConfig::None | ExactConfig::Redis(_) => None,
+        };
+        let state = match &c.state.dir {
+            Some(d) => Some(StateDir::open(d, self.settings(bloom_on))?),
+            None => None,
+        };
+        let loaded = match &state {
+            Some(s) => {
+                s.load(&mut local, exact.as_mut().map(|e| e.as_mut() as &mut dyn ExactTier))?
+            }
+            None => None,
+        };
+        let mut wclock = WindowClock::new(c.window.width_ns, c.window.retain);
+        let mut seed = loaded.as_ref().map_or_else(Seed::random, |l| l.seed);
+        if let Some(l) = &loaded {
+            wclock.set_newest(l.newest);
+        }
+        if let ExactConfig::Redis(rc) = &c.exact {
+            let (tier, agreed) = crate::exact::redis::connect(rc, loaded.as_ref().map(|l| l.seed))?;
+            seed = agreed;
+            exact = Some(tier);
+        }
+        let time = match &c.time {
+            Some(t) => Some((
+                t.field.clone(),
+                match &t.format {
+                    Some(f) => TimeFormat::strftime(f)?,
+                    None => TimeFormat::Auto,
+                },
+            )),
+            None => None,
+        };
+        let classifier = Classifier {
+            key: c.key.clone(),
+            time,
+            seed,
+            need_bloom: bloom_on,
+            need_fp: exact.is_some(),
+        };
+        let sink = Sink::new(output, c.emit.reject_file.as_deref(), c.emit.tag.as_deref())?;
+
+        let (tx, rx) = mpsc::sync_channel::<Work>(CHANNEL_DEPTH);
+        let shutdown = self.shutdown.clone();
+        let clock = self.clock.clone();
+        let (chunk, max_record) = (c.framing.chunk_bytes, c.framing.max_record_bytes);
+        let reader = thread::Builder::new()
+            .name("logdedup-reader".into())
+            .spawn(move || {
+                let mut fr = FrameReader::new(input, chunk, max_record);
+                loop {
+                    if shutdown.load(Ordering::Relaxed) {
+                        fr.finish_input();
+                    }
+                    let work = match fr.next_frame() {
+                        Ok(None) => break,
+                        Ok(Some(Frame::Records(rs))) => {
+                            let mut items = Vec::new();
+                            classifier.classify(&rs, clock.now_ns(), &mut items);
+                            Work::Batch(rs, items)
+                        }
+                        Ok(Some(Frame::Oversized { part, last, .. })) => {
+                            Work::Oversized { part, last }
+                        }
+                        Err(e) => Work::Failed(e),
+                    };
+                    let failed = matches!(work, Work::Failed(_));
+                    if tx.send(work).is_err() || failed {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting the reader thread", e))?;
+
+        let mut run = Run {
+            config: &self.config,
+            wclock,
+            local,
+            exact,
+            sink,
+            state,
+            seed,
+            stats: Stats::default(),
+            verdicts: Vec::new(),
+            pending: Vec::new(),
+            queries: Vec::new(),
+            answers: Vec::new(),
+            rotated: false,
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+        };
+        let progress = c.report.progress && io::stderr().is_terminal();
+        let mut last_progress = Instant::now();
+        let result = (|| -> Result<()> {
+            loop {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(Work::Batch(records, items)) => run.batch(&records, &items)?,
+                    Ok(Work::Oversized { part, last }) => run.oversized(&part, last)?,
+                    Ok(Work::Failed(e)) => return Err(Error::io("reading input", e)),
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Idle input: the stream may be quiet for hours (`tail -F`),
+                        // so output and checkpoints must not wait for the next batch.
+                        run.sink.flush()?;
+                        if self.shutdown.load(Ordering::Relaxed) && !reader.is_finished() {
+                            // The reader is blocked in a read that holds no data yet.
+                            break;
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                run.maybe_checkpoint()?;
+                if progress && last_progress.elapsed() >= Duration::from_secs(1) {
+                    last_progress = Instant::now();
+                    let s = &run.stats;
+                    let rate = s.records_in as f64 / started.elapsed().as_secs_f64();
+                    eprint!(
+                        "\rlogdedup: {} in, {} emitted, {} duplicates, {:.0} records/s   ",
+                        s.records_in, s.emitted, s.duplicates, rate
+                    );
+                }
+            }
+            run.sink.flush()?;
+            run.checkpoint()?;
+            Ok(())
+        })();
+        if progress {
+            eprint!("\r\x1b[K");
+        }
+        result?;
+        let mut stats = run.finish();
+        stats.finish(started.elapsed());
+        stats.check_conservation().map_err(Error::State)?;
+        if let Some(p) = &c.report.stats_json {
+            std::fs::write(p, stats.to_json())
+                .map_err(|e| Error::io(format!("--stats-json: writing {}", p.display()), e))?;
+        }
+        Ok(stats)
+    }
+}
+
+/// A string ID waiting for the bloom and the exact tier.
+#[derive(Debug, Clone, Copy)]
+struct PendingStr {
+    index: usize,
+    bloom: u64,
+    fp: u128,
+    oldest: WindowIndex,
+    own: WindowIndex,
+}
+
+/// The main thread's state during a run.
+struct Run<'c> {
+    config: &'c Config,
+    wclock: WindowClock,
+    local: LocalTier,
+    exact: Option<Box<dyn ExactTier>>,
+    sink: Sink,
+    state: Option<StateDir>,
+    seed: Seed,
+    stats: Stats,
+    verdicts: Vec<Verdict>,
+    pending: Vec<PendingStr>,
+    queries: Vec<ExactQuery>,
+    answers: Vec<ExactAnswer>,
+    rotated: bool,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+}
+
+impl Run<'_> {
+    fn batch(&mut self, records: &Records, items: &[Item]) -> Result<()> {
+        let n = items.len();
+        self.stats.records_in += n as u64;
+        self.stats.bytes_in += records.data.len() as u64;
+        self.since_checkpoint += n as u64;
+        self.verdicts.clear();
+        self.verdicts.resize(n, Verdict::Unkeyed);
+        self.pending.clear();
+        for (i, item) in items.iter().enumerate() {
+            if item.id == Id::Unkeyed {
+                continue;
+            }
+            let w = self.wclock.index(item.time_ns);
+            let (placement, retire) = self.wclock.place(w);
+            if let Some(oldest) = retire {
+                // Decide every string ID placed so far before its window can go.
+                self.resolve_strings()?;
+                self.local.retire_before(oldest);
+                if let Some(e) = &mut self.exact {
+                    e.retire_before(oldest);
+                }
+                self.stats.windows_rotated += 1;
+                self.rotated = true;
+            }
+            let Placement::Retained { oldest, own } = placement else {
+                self.verdicts[i] = Verdict::Late;
+                continue;
+            };
+            match item.id {
+                Id::Int(v) => {
+                    self.stats.int_ids += 1;
+                    let seen = self.local.check_insert_int(v, oldest, own);
+                    self.verdicts[i] = if seen { Verdict::Dup } else { Verdict::New };
+                }
+                Id::Str { bloom, fp } => {
+                    self.stats.str_ids += 1;
+                    self.pending.push(PendingStr { index: i, bloom, fp, oldest, own });
+                }
+                Id::Unkeyed => unreachable!("skipped above"),
+            }
+        }
+        self.resolve_strings()?;
+        let c = self.config;
+        for (i, span) in records.spans.iter().enumerate() {
+            let v = self.verdicts[i];
+            match v {
+                Verdict::New => self.stats.new += 1,
+                Verdict::Dup => self.stats.duplicates += 1,
+                Verdict::Unkeyed => self.stats.unkeyed += 1,
+                Verdict::Late => self.stats.late += 1,
+                Verdict::Oversized => self.stats.oversized += 1,
+                Verdict::Unconfirmed => self.stats.unconfirmed += 1,
+            }
+            match decide(v, &c.policies, &c.emit) {
+                Action::Write { tag } => {
+                    self.stats.emitted += 1;
+                    self.sink.write(records.raw(span), tag)?;
+                }
+                Action::Suppress => self.stats.suppressed += 1,
+                Action::Drop => self.stats.dropped += 1,
+                Action::Reject => {
+                    self.stats.rejected += 1;
+                    self.sink.reject(records.raw(span))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the pending string IDs: bloom first (if on), then the exact tier.
+    fn resolve_strings(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let shared = matches!(&self.config.exact, ExactConfig::Redis(r) if r.shared);
+        // `maybe[j]`: the bloom's answer for pending j (true when there is no bloom).
+        let mut maybe = vec![true; self.pending.len()];
+        if self.local.has_bloom() {
+            for p in self.pending.iter().take(PREFETCH_AHEAD) {
+                self.local.prefetch_bloom(p.bloom, p.own);
+            }
+            for j in 0..self.pending.len() {
+                if let Some(a) = self.pending.get(j + PREFETCH_AHEAD) {
+                    self.local.prefetch_bloom(a.bloom, a.own);
+                }
+                let p = self.pending[j];
+                maybe[j] = self.local.check_insert_bloom(p.bloom, p.oldest, p.own);
+                if maybe[j] {
+                    self.stats.maybes += 1;
+                }
+            }
+        }
+        let Some(exact) = &mut self.exact else {
+            // `--exact none`: trust the bloom.
+            for (p, &m) in self.pending.iter().zip(&maybe) {
+                self.verdicts[p.index] = if m { Verdict::Dup } else { Verdict::New };
+            }
+            self.pending.clear();
+            return Ok(());
+        };
+        self.queries.clear();
+        self.queries.extend(self.pending.iter().map(|p| ExactQuery {
+            fp: p.fp,
+            oldest: p.oldest,
+            own: p.own,
+        }));
+        let before = exact.stats();
+        exact.check_and_insert(&self.queries, &mut self.answers)?;
+        let after = exact.stats();
+        self.stats.exact_queries += self.queries.len() as u64;
+        self.stats.exact_round_trips += after.round_trips - before.round_trips;
+        self.stats.exact_errors += after.errors - before.errors;
+        let bloom = self.local.has_bloom();
+        let mut failed = false;
+        for (j, p) in self.pending.iter().enumerate() {
+            let v = match self.answers[j] {
+                ExactAnswer::New => Verdict::New,
+                ExactAnswer::Seen => Verdict::Dup,
+                // One instance: a bloom "no" is authoritative even when the tier is away.
+                ExactAnswer::Failed if bloom && !maybe[j] && !shared => Verdict::New,
+                ExactAnswer::Failed => {
+                    failed = true;
+                    Verdict::Unconfirmed
+                }
+            };
+            if bloom && maybe[j] {
+                match v {
+                    Verdict::Dup => self.stats.confirmed_dups += 1,
+                    Verdict::New => self.stats.false_maybes += 1,
+                    _ => {}
+                }
+            }
+            self.verdicts[p.index] = v;
+        }
+        self.pending.clear();
+        if failed && self.config.policies.on_exact_error == OnExactError::Abort {
+            return Err(Error::Exact(format!(
+                "{} (--on-exact-error abort)",
+                exact.last_error().unwrap_or_else(|| "a batch failed".into())
+            )));
+        }
+        Ok(())
+    }
+
+    fn oversized(&mut self, part: &[u8], last: bool) -> Result<()> {
+        self.stats.bytes_in += part.len() as u64;
+        match self.config.framing.on_oversized {
+            Disposition::Emit => self.sink.write_part(part)?,
+            Disposition::Drop => {}
+            Disposition::Reject => self.sink.reject(part)?,
+        }
+        if last {
+            self.stats.records_in += 1;
+            self.stats.oversized += 1;
+            self.since_checkpoint += 1;
+            match self.config.framing.on_oversized {
+                Disposition::Emit => self.stats.emitted += 1,
+                Disposition::Drop => self.stats.dropped += 1,
+                Disposition::Reject => self.stats.rejected += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<()> {
+        if self.state.is_none() {
+            return Ok(());
+        }
+        let due = self.rotated
+            || match self.config.state.checkpoint_every {
+                Checkpoint::Never => false,
+                Checkpoint::Records(n) => n > 0 && self.since_checkpoint >= n,
+                Checkpoint::Every(d) => self.last_checkpoint.elapsed() >= d,
+            };
+        if due {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the output, then snapshots: the snapshot never holds an ID whose
+    /// record was not written.
+    fn checkpoint(&mut self) -> Result<()> {
+        let Some(state) = &self.state else { return Ok(()) };
+        self.sink.flush()?;
+        state.save(
+            &self.seed,
+            self.wclock.newest(),
+            &self.local,
+            self.exact.as_ref().map(|e| e.as_ref() as &dyn ExactTier),
+        )?;
+        self.stats.checkpoints += 1;
+        self.rotated = false;
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    fn finish(self) -> Stats {
+        let mut s = self.stats;
+        let l = self.local.stats();
+        s.bitmap_ids = l.bitmap_ids;
+        s.bitmap_bytes = l.bitmap_bytes;
+        s.bloom_keys = l.bloom_keys;
+        s.bloom_bits = l.bloom_bits;
+        s.bloom_fill = l.bloom_fill;
+        s.bloom_expected_fpr = l.bloom_expected_fpr;
+        if let Some(e) = &self.exact {
+            let es = e.stats();
+            s.exact_fingerprints = es.fingerprints;
+            s.exact_bytes = es.bytes;
+        }
+        s
+    }
+}

@@ -1,0 +1,252 @@
+//! The state directory (`--state-dir`): a versioned snapshot of what a restart
+//! needs so it does not re-emit what was already emitted.
+//!
+//! File `state.bin`, all integers little-endian:
+//!
+//! ```text
+//! magic    16 B  "LOGDEDUP-STATE\0\0"
+//! version   4 B  1
+//! settings  4 B length + UTF-8: the flags that decide what a key is
+//!                (--key, --key-type, --delimiter, --window, bloom on/off);
+//!                a snapshot written under other settings is refused
+//! seed     24 B  bloom seed, SipHash k0, k1
+//! clock     1 B  has-window flag + 8 B newest window index
+//! local     8 B length + the local tier (bitmaps in roaring's portable format, bloom words)
+//! exact     8 B length + the in-process exact tier (fingerprints per window)
+//! check     8 B  xxh3-64 of every byte before it
+//! ```
+//!
+//! Writing is atomic: write `state.bin.tmp`, fsync it, rename it over `state.bin`,
+//! fsync the directory. A crash leaves either the old or the new snapshot, never a
+//! mix. A damaged, truncated or foreign file is an error, never a silent fresh
+//! start: a fresh start would re-emit everything already emitted.
+//!
+//! Snapshots are taken only after the sink has flushed every record whose ID the
+//! snapshot holds, so after `kill -9` a restart can re-emit records (duplicates
+//! downstream) but never skip one that was not written.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, Result};
+use crate::exact::ExactTier;
+use crate::hash::Seed;
+use crate::local::LocalTier;
+use crate::window::WindowIndex;
+
+const MAGIC: &[u8; 16] = b"LOGDEDUP-STATE\0\0";
+const VERSION: u32 = 1;
+const FILE: &str = "state.bin";
+
+/// What a snapshot restores.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The deployment's seed.
+    pub seed: Seed,
+    /// The newest window seen.
+    pub newest: Option<WindowIndex>,
+}
+
+/// A state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+    settings: String,
+}
+
+/// A writer that hashes what passes through.
+struct Hashing<W> {
+    inner: W,
+    hash: Xxh3,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.hash.update(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl StateDir {
+    /// A state directory at `dir` (created if missing) for runs with `settings`.
+    pub fn open(dir: &Path, settings: String) -> Result<StateDir> {
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("--state-dir: cannot create {}", dir.display()), e))?;
+        Ok(StateDir { dir: dir.to_path_buf(), settings })
+    }
+
+    /// The snapshot file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    /// Writes a snapshot atomically.
+    pub fn save(
+        &self,
+        seed: &Seed,
+        newest: Option<WindowIndex>,
+        local: &LocalTier,
+        exact: Option<&dyn ExactTier>,
+    ) -> Result<()> {
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let werr = |e| Error::io(format!("--state-dir: writing {}", tmp.display()), e);
+        let file = File::create(&tmp).map_err(werr)?;
+        let mut w = Hashing { inner: BufWriter::with_capacity(1 << 20, file), hash: Xxh3::new() };
+        let mut body = || -> io::Result<()> {
+            w.write_all(MAGIC)?;
+            w.write_all(&VERSION.to_le_bytes())?;
+            w.write_all(&(self.settings.len() as u32).to_le_bytes())?;
+            w.write_all(self.settings.as_bytes())?;
+            w.write_all(&seed.to_bytes())?;
+            w.write_all(&[u8::from(newest.is_some())])?;
+            w.write_all(&newest.map_or(0, |n| n.0).to_le_bytes())?;
+            // Sections are length-prefixed so a reader can tell where each ends.
+            let mut section = Vec::new();
+            local.save(&mut section)?;
+            w.write_all(&(section.len() as u64).to_le_bytes())?;
+            w.write_all(&section)?;
+            section.clear();
+            if let Some(exact) = exact {
+                exact.save(&mut section)?;
+            }
+            w.write_all(&(section.len() as u64).to_le_bytes())?;
+            w.write_all(&section)?;
+            let check = w.hash.digest();
+            w.inner.write_all(&check.to_le_bytes())?;
+            w.inner.flush()?;
+            Ok(())
+        };
+        body().map_err(werr)?;
+        let file = w.inner.into_inner().map_err(|e| werr(e.into_error()))?;
+        file.sync_all().map_err(werr)?;
+        drop(file);
+        fs::rename(&tmp, self.path()).map_err(werr)?;
+        // The rename is durable only once the directory entry is.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Loads the snapshot into `local` and `exact`, or returns `None` when there is
+    /// none yet.
+    pub fn load(
+        &self,
+        local: &mut LocalTier,
+        exact: Option<&mut dyn ExactTier>,
+    ) -> Result<Option<Loaded>> {
+        let path = self.path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("--state-dir: reading {}", path.display()), e)),
+        };
+        let damaged = |why: &str| {
+            Error::State(format!(
+                "{} is damaged or not a logdedup snapshot ({why}); move it away to start fresh (this re-emits what was already emitted)",
+                path.display()
+            ))
+        };
+        if bytes.len() < MAGIC.len() + 8 || &bytes[..16] != MAGIC {
+            return Err(damaged("bad magic"));
+        }
+        let (body, check) = bytes.split_at(bytes.len() - 8);
+        if xxhash_rust::xxh3::xxh3_64(body) != u64::from_le_bytes(check.try_into().unwrap()) {
+            return Err(damaged("checksum mismatch"));
+        }
+        let mut r = &body[16..];
+        let mut take = |n: usize| -> Result<&[u8]> {
+            if r.len() < n {
+                return Err(damaged("truncated"));
+            }
+            let (a, b) = r.split_at(n);
+            r = b;
+            Ok(a)
+        };
+        let version = u32::from_le_bytes(take(4)?.try_into().unwrap());
+        if version != VERSION {
+            return Err(Error::State(format!(
+                "{} has snapshot version {version}; this logdedup reads version {VERSION}",
+                path.display()
+            )));
+        }
+        let slen = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize;
+        let settings = String::from_utf8_lossy(take(slen)?).into_owned();
+        if settings != self.settings {
+            return Err(Error::State(format!(
+                "{} was written with other settings ({settings}) than this run ({}); use another --state-dir or the same flags",
+                path.display(),
+                self.settings
+            )));
+        }
+        let seed = Seed::from_bytes(take(Seed::LEN)?.try_into().unwrap());
+        let has = take(1)?[0] == 1;
+        let newest = i64::from_le_bytes(take(8)?.try_into().unwrap());
+        let llen = u64::from_le_bytes(take(8)?.try_into().unwrap()) as usize;
+        let mut lsec = take(llen)?;
+        local.load(&mut lsec).map_err(|e| damaged(&format!("local tier: {e}")))?;
+        let elen = u64::from_le_bytes(take(8)?.try_into().unwrap()) as usize;
+        let mut esec = take(elen)?;
+        if let Some(exact) = exact {
+            exact.load(&mut esec).map_err(|e| damaged(&format!("exact tier: {e}")))?;
+        }
+        if !lsec.is_empty() || !esec.is_empty() || !r.is_empty() {
+            return Err(damaged("trailing bytes"));
+        }
+        Ok(Some(Loaded { seed, newest: has.then_some(WindowIndex(newest)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exact::{ExactQuery, MemoryTier};
+
+    #[test]
+    fn save_load_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path(), "key=line".into()).unwrap();
+        let mut local = LocalTier::new(false, 1e-4, 10);
+        let mut exact = MemoryTier::new();
+        assert!(sd.load(&mut local, Some(&mut exact)).unwrap().is_none());
+        local.check_insert_int(5, WindowIndex(1), WindowIndex(1));
+        let mut a = Vec::new();
+        exact
+            .check_and_insert(
+                &[ExactQuery { fp: 9, oldest: WindowIndex(1), own: WindowIndex(1) }],
+                &mut a,
+            )
+            .unwrap();
+        let seed = Seed::random();
+        sd.save(&seed, Some(WindowIndex(1)), &local, Some(&exact)).unwrap();
+
+        let mut l2 = LocalTier::new(false, 1e-4, 10);
+        let mut e2 = MemoryTier::new();
+        let got = sd.load(&mut l2, Some(&mut e2)).unwrap().unwrap();
+        assert_eq!(got.seed, seed);
+        assert_eq!(got.newest, Some(WindowIndex(1)));
+        assert!(l2.check_insert_int(5, WindowIndex(1), WindowIndex(1)));
+        assert_eq!(e2.stats().fingerprints, 1);
+
+        // Other settings: refused.
+        let other = StateDir::open(dir.path(), "key=.id".into()).unwrap();
+        let err = other.load(&mut l2, Some(&mut e2)).unwrap_err().to_string();
+        assert!(err.contains("other settings"), "{err}");
+
+        // Any flipped byte: refused.
+        let mut bytes = fs::read(sd.path()).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        fs::write(sd.path(), &bytes).unwrap();
+        assert!(sd.load(&mut l2, Some(&mut e2)).unwrap_err().to_string().contains("damaged"));
+        fs::write(sd.path(), b"hello").unwrap();
+        assert!(sd.load(&mut l2, Some(&mut e2)).unwrap_err().to_string().contains("damaged"));
+    }
+}

@@ -1,0 +1,281 @@
+//! Counters: every record is counted exactly once by verdict and once by action.
+//!
+//! Conservation, checked at the end of every run and in every end-to-end test:
+//! `records_in = emitted + suppressed + dropped + rejected`. Under the default
+//! `--emit new`, `suppressed` is the duplicates, which gives DESIGN's
+//! `records_in = emitted + duplicates + dropped_by_policy + rejected`.
+
+use std::fmt::Write as _;
+use std::ops::AddAssign;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The counters of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Records read.
+    pub records_in: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Records written to stdout.
+    pub emitted: u64,
+    /// Records not written because of `--emit` (duplicates under `new`).
+    pub suppressed: u64,
+    /// Records dropped by a policy (`--on-unkeyed`, `--on-late`, `--on-oversized drop`).
+    pub dropped: u64,
+    /// Records written to the reject file.
+    pub rejected: u64,
+    /// Verdict: first occurrences.
+    pub new: u64,
+    /// Verdict: duplicates.
+    pub duplicates: u64,
+    /// Verdict: records without a key (or without a readable time).
+    pub unkeyed: u64,
+    /// Verdict: records older than every retained window.
+    pub late: u64,
+    /// Verdict: records longer than `--max-record-bytes`.
+    pub oversized: u64,
+    /// Verdict: bloom *maybe*s the exact tier could not confirm.
+    pub unconfirmed: u64,
+    /// Keyed records with integer IDs (roaring path).
+    pub int_ids: u64,
+    /// Keyed records with string IDs (hash path).
+    pub str_ids: u64,
+    /// Bloom *maybe*s.
+    pub maybes: u64,
+    /// *Maybe*s that the exact tier confirmed as duplicates.
+    pub confirmed_dups: u64,
+    /// *Maybe*s that the exact tier found new (bloom false positives).
+    pub false_maybes: u64,
+    /// Queries sent to the exact tier.
+    pub exact_queries: u64,
+    /// Round trips to a remote exact tier.
+    pub exact_round_trips: u64,
+    /// Batches the exact tier failed.
+    pub exact_errors: u64,
+    /// Windows that fell out of retention.
+    pub windows_rotated: u64,
+    /// Snapshots written to the state directory.
+    pub checkpoints: u64,
+    /// Wall time of the run, in seconds.
+    pub elapsed_secs: f64,
+    /// Peak resident memory of the process, in bytes.
+    pub peak_rss_bytes: u64,
+    /// Peak RSS per distinct ID held, in bytes.
+    pub rss_per_id: f64,
+    /// Integer IDs held in bitmaps at the end.
+    pub bitmap_ids: u64,
+    /// Bytes of the bitmaps at the end.
+    pub bitmap_bytes: u64,
+    /// Fingerprints held by the in-process exact tier at the end.
+    pub exact_fingerprints: u64,
+    /// Bytes of the in-process exact tier at the end.
+    pub exact_bytes: u64,
+    /// Keys in the bloom filters at the end.
+    pub bloom_keys: u64,
+    /// Bits of the bloom filters at the end.
+    pub bloom_bits: u64,
+    /// Fraction of bloom bits set.
+    pub bloom_fill: f64,
+    /// Bloom bits per key held.
+    pub bloom_bits_per_key: f64,
+    /// The chance now that a new key gets a *maybe* (newest window's filter).
+    pub bloom_expected_fpr: f64,
+    /// Records per second.
+    pub records_per_sec: f64,
+    /// Bytes per second.
+    pub bytes_per_sec: f64,
+}
+
+impl AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        macro_rules! add {
+            ($($f:ident),*) => { $( self.$f += o.$f; )* };
+        }
+        add!(
+            records_in,
+            bytes_in,
+            emitted,
+            suppressed,
+            dropped,
+            rejected,
+            new,
+            duplicates,
+            unkeyed,
+            late,
+            oversized,
+            unconfirmed,
+            int_ids,
+            str_ids,
+            maybes,
+            confirmed_dups,
+            false_maybes,
+            exact_queries,
+            exact_round_trips,
+            exact_errors,
+            windows_rotated,
+            checkpoints
+        );
+    }
+}
+
+impl Stats {
+    /// Whether every record was counted exactly once, by action and by verdict.
+    pub fn check_conservation(&self) -> Result<(), String> {
+        let by_action = self.emitted + self.suppressed + self.dropped + self.rejected;
+        let by_verdict = self.new
+            + self.duplicates
+            + self.unkeyed
+            + self.late
+            + self.oversized
+            + self.unconfirmed;
+        if by_action != self.records_in || by_verdict != self.records_in {
+            return Err(format!(
+                "conservation broken: records_in {} but emitted {} + suppressed {} + dropped {} + rejected {} = {} and verdicts add up to {}",
+                self.records_in, self.emitted, self.suppressed, self.dropped, self.rejected, by_action, by_verdict
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fills the derived rates from the elapsed time.
+    pub fn finish(&mut self, elapsed: Duration) {
+        self.elapsed_secs = elapsed.as_secs_f64();
+        if self.elapsed_secs > 0.0 {
+            self.records_per_sec = self.records_in as f64 / self.elapsed_secs;
+            self.bytes_per_sec = self.bytes_in as f64 / self.elapsed_secs;
+        }
+        self.peak_rss_bytes = peak_rss_bytes();
+        let ids = self.bitmap_ids + self.exact_fingerprints.max(self.bloom_keys);
+        if ids > 0 {
+            self.rss_per_id = self.peak_rss_bytes as f64 / ids as f64;
+        }
+        if self.bloom_keys > 0 {
+            self.bloom_bits_per_key = self.bloom_bits as f64 / self.bloom_keys as f64;
+        }
+    }
+
+    /// The summary printed on stderr at the end.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "logdedup: {} records in ({}), {} emitted, {} duplicates, {} unkeyed, {} late, {} oversized, {} dropped, {} rejected",
+            self.records_in,
+            human_bytes(self.bytes_in as f64),
+            self.emitted,
+            self.duplicates,
+            self.unkeyed,
+            self.late,
+            self.oversized,
+            self.dropped,
+            self.rejected
+        );
+        let _ = writeln!(
+            s,
+            "logdedup: ids: {} int, {} str; bloom maybes {} ({} confirmed dup, {} false, {} unconfirmed); exact queries {} in {} round trips; windows rotated {}",
+            self.int_ids,
+            self.str_ids,
+            self.maybes,
+            self.confirmed_dups,
+            self.false_maybes,
+            self.unconfirmed,
+            self.exact_queries,
+            self.exact_round_trips,
+            self.windows_rotated
+        );
+        if self.bloom_bits > 0 {
+            let _ = writeln!(
+                s,
+                "logdedup: bloom: {} keys, {:.1} bits/key, fill {:.3}, expected fpr {:.2e}",
+                self.bloom_keys, self.bloom_bits_per_key, self.bloom_fill, self.bloom_expected_fpr
+            );
+        }
+        let _ = writeln!(
+            s,
+            "logdedup: {:.2} s, {:.0} records/s, {}/s, peak RSS {}",
+            self.elapsed_secs,
+            self.records_per_sec,
+            human_bytes(self.bytes_per_sec),
+            human_bytes(self.peak_rss_bytes as f64)
+        );
+        s
+    }
+
+    /// The counters as JSON (`--stats-json`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("stats serialize")
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The process's peak resident memory (`VmHWM`), 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_kib("VmHWM:") * 1024
+}
+
+/// The process's current resident memory (`VmRSS`), 0 where unknown.
+pub fn current_rss_bytes() -> u64 {
+    proc_status_kib("VmRSS:") * 1024
+}
+
+fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conservation() {
+        let mut s = Stats {
+            records_in: 3,
+            emitted: 1,
+            suppressed: 1,
+            dropped: 1,
+            new: 1,
+            duplicates: 1,
+            unkeyed: 1,
+            ..Stats::default()
+        };
+        assert!(s.check_conservation().is_ok());
+        s.emitted += 1;
+        assert!(s.check_conservation().unwrap_err().contains("conservation broken"));
+        let mut t = Stats::default();
+        t += s.clone();
+        assert_eq!(t.records_in, 3);
+    }
+
+    #[test]
+    fn json_and_summary() {
+        let s = Stats { records_in: 10, emitted: 10, new: 10, ..Stats::default() };
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["records_in"], 10);
+        assert!(s.summary().contains("10 records in"));
+        assert_eq!(human_bytes(2048.0), "2.0 KiB");
+    }
+}

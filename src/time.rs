@@ -1,0 +1,474 @@
+//! Event time: parses the text of `--time-field` into nanoseconds since the epoch.
+//!
+//! Without `--time-format`, RFC 3339 (`2018-03-24T17:15:25.733635Z`, a space may
+//! stand for the `T`, an offset for the `Z`) and epoch numbers are accepted; an
+//! epoch number's unit follows from its size (s below 1e11, ms below 1e14, µs
+//! below 1e17, else ns), and a decimal fraction is taken as seconds. With a
+//! strftime-style format, the directives below are understood; a format without a
+//! year (syslog's `%b %e %H:%M:%S`) counts from 1970, which keeps windows aligned
+//! within a stream but not across New Year.
+
+use crate::error::ConfigError;
+
+const NS: i64 = 1_000_000_000;
+
+/// How to read a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// RFC 3339 or an epoch number.
+    Auto,
+    /// A compiled strftime-style format.
+    Strftime(Vec<Item>),
+}
+
+/// One element of a compiled strftime format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// A literal byte.
+    Lit(u8),
+    /// Any run of whitespace (also none).
+    Space,
+    /// `%Y`
+    Year,
+    /// `%y`: 69–99 are 19xx, 00–68 are 20xx.
+    Year2,
+    /// `%m`
+    Month,
+    /// `%b` / `%h` / `%B`: English month name, abbreviated or full.
+    MonthName,
+    /// `%d` / `%e`
+    Day,
+    /// `%j`
+    DayOfYear,
+    /// `%H`
+    Hour,
+    /// `%I`
+    Hour12,
+    /// `%p`
+    AmPm,
+    /// `%M`
+    Minute,
+    /// `%S`
+    Second,
+    /// `%f`: fractional digits (any count, up to nanoseconds).
+    Fraction,
+    /// `%a` / `%A`: weekday name, checked for letters only.
+    WeekdayName,
+    /// `%z`: `+hhmm`, `+hh:mm` or `Z`.
+    Offset,
+    /// `%s`: epoch seconds.
+    Epoch,
+}
+
+impl TimeFormat {
+    /// Compiles a strftime-style format. `%T` = `%H:%M:%S`, `%F` = `%Y-%m-%d`,
+    /// `%D` = `%m/%d/%y`, `%%` = `%`.
+    pub fn strftime(format: &str) -> Result<TimeFormat, ConfigError> {
+        let bad = |why: String| ConfigError::new("--time-format", why);
+        let mut items = Vec::new();
+        let mut it = format.bytes();
+        while let Some(c) = it.next() {
+            if c != b'%' {
+                items.push(if c.is_ascii_whitespace() { Item::Space } else { Item::Lit(c) });
+                continue;
+            }
+            let d = it.next().ok_or_else(|| bad(format!("'{format}' ends with a lone %")))?;
+            match d {
+                b'Y' => items.push(Item::Year),
+                b'y' => items.push(Item::Year2),
+                b'm' => items.push(Item::Month),
+                b'b' | b'h' | b'B' => items.push(Item::MonthName),
+                b'd' | b'e' => items.push(Item::Day),
+                b'j' => items.push(Item::DayOfYear),
+                b'H' | b'k' => items.push(Item::Hour),
+                b'I' | b'l' => items.push(Item::Hour12),
+                b'p' => items.push(Item::AmPm),
+                b'M' => items.push(Item::Minute),
+                b'S' => items.push(Item::Second),
+                b'f' => items.push(Item::Fraction),
+                b'a' | b'A' => items.push(Item::WeekdayName),
+                b'z' => items.push(Item::Offset),
+                b's' => items.push(Item::Epoch),
+                b'T' => items.extend([Item::Hour, Item::Lit(b':'), Item::Minute, Item::Lit(b':'), Item::Second]),
+                b'F' => items.extend([Item::Year, Item::Lit(b'-'), Item::Month, Item::Lit(b'-'), Item::Day]),
+                b'D' => items.extend([Item::Month, Item::Lit(b'/'), Item::Day, Item::Lit(b'/'), Item::Year2]),
+                b'%' => items.push(Item::Lit(b'%')),
+                other => {
+                    return Err(bad(format!(
+                        "unsupported directive %{} in '{format}' (supported: %Y %y %m %b %B %d %e %j %H %I %p %M %S %f %a %z %s %T %F %D %%)",
+                        other as char
+                    )))
+                }
+            }
+        }
+        Ok(TimeFormat::Strftime(items))
+    }
+
+    /// Parses `text` into nanoseconds since the epoch, or `None` if it does not fit.
+    pub fn parse(&self, text: &[u8]) -> Option<i64> {
+        match self {
+            TimeFormat::Auto => parse_auto(text),
+            TimeFormat::Strftime(items) => parse_strftime(items, text),
+        }
+    }
+}
+
+fn parse_auto(t: &[u8]) -> Option<i64> {
+    let t = trim(t);
+    if t.len() >= 10 && t[4] == b'-' && t[7] == b'-' {
+        return parse_rfc3339(t);
+    }
+    parse_epoch(t)
+}
+
+fn trim(mut t: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = t {
+        if !first.is_ascii_whitespace() {
+            break;
+        }
+        t = rest;
+    }
+    while let [rest @ .., last] = t {
+        if !last.is_ascii_whitespace() {
+            break;
+        }
+        t = rest;
+    }
+    t
+}
+
+/// An epoch number: integer (unit by size) or decimal seconds.
+fn parse_epoch(t: &[u8]) -> Option<i64> {
+    let (neg, t) = match t.split_first()? {
+        (b'-', r) => (true, r),
+        _ => (false, t),
+    };
+    let dot = memchr::memchr(b'.', t);
+    let (int_part, frac) = match dot {
+        Some(d) => (&t[..d], Some(&t[d + 1..])),
+        None => (t, None),
+    };
+    let whole = digits(int_part)?;
+    let ns = match frac {
+        Some(f) => {
+            let f = if f.is_empty() { 0 } else { fraction_ns(f)? };
+            whole.checked_mul(NS)?.checked_add(f)?
+        }
+        None => {
+            let v = whole;
+            if v < 100_000_000_000 {
+                v.checked_mul(NS)?
+            } else if v < 100_000_000_000_000 {
+                v * 1_000_000
+            } else if v < 100_000_000_000_000_000 {
+                v * 1_000
+            } else {
+                v
+            }
+        }
+    };
+    Some(if neg { -ns } else { ns })
+}
+
+fn digits(d: &[u8]) -> Option<i64> {
+    if d.is_empty() || d.len() > 19 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Fraction digits as nanoseconds (extra digits beyond 9 are ignored).
+fn fraction_ns(f: &[u8]) -> Option<i64> {
+    let mut v: i64 = 0;
+    for (i, &c) in f.iter().enumerate() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        if i < 9 {
+            v = v * 10 + i64::from(c - b'0');
+        }
+    }
+    for _ in f.len()..9 {
+        v *= 10;
+    }
+    Some(v)
+}
+
+fn parse_rfc3339(t: &[u8]) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { digits(t.get(r)?) };
+    let year = num(0..4)?;
+    let month = num(5..7)?;
+    let day = num(8..10)?;
+    if t.len() == 10 {
+        return civil_ns(year, month, day, 0, 0, 0, 0, 0);
+    }
+    if !matches!(t.get(10)?, b'T' | b't' | b' ') || *t.get(13)? != b':' || *t.get(16)? != b':' {
+        return None;
+    }
+    let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut frac = 0;
+    if t.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while t.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        frac = fraction_ns(&t[start..i])?;
+    }
+    let offset = match t.get(i..)? {
+        b"" | b"Z" | b"z" => 0,
+        rest => parse_offset(rest)?,
+    };
+    civil_ns(year, month, day, h, m, s, frac, offset)
+}
+
+/// `+hh:mm`, `+hhmm`, `+hh`, or `-…`; seconds east of UTC.
+fn parse_offset(r: &[u8]) -> Option<i64> {
+    let sign = match r.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let r = &r[1..];
+    let (hh, mm) = match r.len() {
+        2 => (digits(r)?, 0),
+        4 => (digits(&r[..2])?, digits(&r[2..])?),
+        5 if r[2] == b':' => (digits(&r[..2])?, digits(&r[3..])?),
+        _ => return None,
+    };
+    if hh > 23 || mm > 59 {
+        return None;
+    }
+    Some(sign * (hh * 3600 + mm * 60))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+#[allow(clippy::too_many_arguments)]
+fn civil_ns(
+    y: i64,
+    mo: i64,
+    d: i64,
+    h: i64,
+    mi: i64,
+    s: i64,
+    frac: i64,
+    offset: i64,
+) -> Option<i64> {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86400 + h * 3600 + mi * 60 + s - offset;
+    secs.checked_mul(NS)?.checked_add(frac)
+}
+
+const MONTHS: [&[u8]; 12] = [
+    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+];
+
+fn parse_strftime(items: &[Item], t: &[u8]) -> Option<i64> {
+    let mut i = 0;
+    let (mut y, mut mo, mut d, mut h, mut mi, mut s, mut frac, mut off) =
+        (1970, 1, 1, 0, 0, 0, 0, 0);
+    let mut doy: Option<i64> = None;
+    let mut pm: Option<bool> = None;
+    let mut epoch: Option<i64> = None;
+    // Reads up to `max` digits (at least one); a leading space pads `%e`-style fields.
+    let num = |i: &mut usize, max: usize| -> Option<i64> {
+        if t.get(*i) == Some(&b' ') && max == 2 {
+            *i += 1;
+        }
+        let start = *i;
+        while *i < t.len() && *i - start < max && t[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        if *i == start {
+            return None;
+        }
+        digits(&t[start..*i])
+    };
+    for item in items {
+        match *item {
+            Item::Lit(c) => {
+                if t.get(i) != Some(&c) {
+                    return None;
+                }
+                i += 1;
+            }
+            Item::Space => {
+                while t.get(i).is_some_and(u8::is_ascii_whitespace) {
+                    i += 1;
+                }
+            }
+            Item::Year => y = num(&mut i, 4)?,
+            Item::Year2 => {
+                let v = num(&mut i, 2)?;
+                y = if v >= 69 { 1900 + v } else { 2000 + v };
+            }
+            Item::Month => mo = num(&mut i, 2)?,
+            Item::MonthName => {
+                let word = letters(t, &mut i);
+                if word.len() < 3 {
+                    return None;
+                }
+                let p = word[..3].to_ascii_lowercase();
+                mo = MONTHS.iter().position(|m| *m == p.as_slice())? as i64 + 1;
+            }
+            Item::Day => d = num(&mut i, 2)?,
+            Item::DayOfYear => doy = Some(num(&mut i, 3)?),
+            Item::Hour | Item::Hour12 => h = num(&mut i, 2)?,
+            Item::AmPm => {
+                let w = letters(t, &mut i).to_ascii_lowercase();
+                pm = Some(match w.as_slice() {
+                    b"am" => false,
+                    b"pm" => true,
+                    _ => return None,
+                });
+            }
+            Item::Minute => mi = num(&mut i, 2)?,
+            Item::Second => s = num(&mut i, 2)?,
+            Item::Fraction => {
+                let start = i;
+                while t.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                if i == start {
+                    return None;
+                }
+                frac = fraction_ns(&t[start..i])?;
+            }
+            Item::WeekdayName => {
+                if letters(t, &mut i).is_empty() {
+                    return None;
+                }
+            }
+            Item::Offset => {
+                if matches!(t.get(i), Some(b'Z' | b'z')) {
+                    i += 1;
+                } else {
+                    let start = i;
+                    i += 1;
+                    while t.get(i).is_some_and(|c| c.is_ascii_digit() || *c == b':') {
+                        i += 1;
+                    }
+                    off = parse_offset(t.get(start..i)?)?;
+                }
+            }
+            Item::Epoch => {
+                let start = i;
+                if t.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+                while t.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                let v = digits(t[start..i].strip_prefix(b"-").unwrap_or(&t[start..i]))?;
+                epoch = Some(if t[start] == b'-' { -v } else { v });
+            }
+        }
+    }
+    if let Some(p) = pm {
+        if !(1..=12).contains(&h) {
+            return None;
+        }
+        h = (h % 12) + if p { 12 } else { 0 };
+    }
+    if let Some(e) = epoch {
+        return e.checked_mul(NS)?.checked_add(frac);
+    }
+    if let Some(doy) = doy {
+        if !(1..=366).contains(&doy) {
+            return None;
+        }
+        let days = days_from_civil(y, 1, 1) + doy - 1;
+        return (days * 86400 + h * 3600 + mi * 60 + s - off).checked_mul(NS)?.checked_add(frac);
+    }
+    civil_ns(y, mo, d, h, mi, s, frac, off)
+}
+
+fn letters<'a>(t: &'a [u8], i: &mut usize) -> &'a [u8] {
+    let start = *i;
+    while t.get(*i).is_some_and(u8::is_ascii_alphabetic) {
+        *i += 1;
+    }
+    &t[start..*i]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auto(s: &str) -> Option<i64> {
+        TimeFormat::Auto.parse(s.as_bytes())
+    }
+
+    fn fmt(f: &str, s: &str) -> Option<i64> {
+        TimeFormat::strftime(f).unwrap().parse(s.as_bytes())
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(auto("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(auto("2018-03-24T17:15:25.733635Z"), Some(1_521_911_725_733_635_000));
+        assert_eq!(auto("2018-03-24T19:15:25.733635+02:00"), Some(1_521_911_725_733_635_000));
+        assert_eq!(auto("2018-03-24 17:15:25Z"), Some(1_521_911_725 * NS));
+        assert_eq!(auto("1969-12-31T23:59:59Z"), Some(-NS));
+        assert_eq!(auto("2018-13-24T17:15:25Z"), None);
+        assert_eq!(auto("2018-03-24T17:15"), None);
+        assert_eq!(auto("2018-03-24T17:15:25.Z"), None);
+    }
+
+    #[test]
+    fn epochs() {
+        assert_eq!(auto("1521911725"), Some(1_521_911_725 * NS));
+        assert_eq!(auto("1521911725733"), Some(1_521_911_725_733_000_000));
+        assert_eq!(auto("1521911725733635"), Some(1_521_911_725_733_635_000));
+        assert_eq!(auto("1521911725733635123"), Some(1_521_911_725_733_635_123));
+        assert_eq!(auto("1521911725.5"), Some(1_521_911_725_500_000_000));
+        assert_eq!(auto("abc"), None);
+        assert_eq!(auto(""), None);
+    }
+
+    #[test]
+    fn strftime_formats_of_real_logs() {
+        // HDFS: 081109 203615
+        assert_eq!(fmt("%y%m%d %H%M%S", "081109 203615"), auto("2008-11-09T20:36:15Z"));
+        // Hadoop-ish with millis
+        assert_eq!(fmt("%F %T,%f", "2015-10-18 18:01:47,978"), auto("2015-10-18T18:01:47.978Z"));
+        // Apache: [Sun Dec 04 04:47:44 2005]
+        assert_eq!(
+            fmt("[%a %b %d %T %Y]", "[Sun Dec 04 04:47:44 2005]"),
+            auto("2005-12-04T04:47:44Z")
+        );
+        // syslog without a year counts from 1970
+        assert_eq!(fmt("%b %e %T", "Dec  10 06:55:46"), auto("1970-12-10T06:55:46Z"));
+        assert_eq!(fmt("%b %e %T", "Jun 9 06:55:46"), auto("1970-06-09T06:55:46Z"));
+        assert_eq!(fmt("%I:%M %p", "12:30 am"), Some(30 * 60 * NS));
+        assert_eq!(fmt("%s", "10"), Some(10 * NS));
+        assert_eq!(fmt("%Y-%j", "1970-032"), Some(31 * 86400 * NS));
+        assert_eq!(fmt("%Y", "abcd"), None);
+        assert!(TimeFormat::strftime("%Q").unwrap_err().to_string().starts_with("--time-format"));
+        assert!(TimeFormat::strftime("abc%").is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! Verdicts and what the sink does with each (`--emit`, the policies).
+//!
+//! Every record gets exactly one [`Verdict`]; [`decide`] turns it into exactly one
+//! [`Action`]. Counting both in `Stats` is what makes conservation checkable:
+//! `records_in = emitted + suppressed + dropped + rejected`.
+
+use crate::config::{Disposition, EmitConfig, EmitMode, OnExactError, OnLate, Policies};
+
+/// What the pipeline concluded about a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The first occurrence of its ID in the retained windows.
+    New,
+    /// Its ID was seen before in a retained window up to its own.
+    Dup,
+    /// It has no key (field missing, invalid JSON, no regex match, no time).
+    Unkeyed,
+    /// It is older than every retained window.
+    Late,
+    /// It is longer than `--max-record-bytes`.
+    Oversized,
+    /// The exact tier could not confirm a bloom *maybe*.
+    Unconfirmed,
+}
+
+/// What happens to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Written to stdout; with `--tag`, marked as duplicate (`Some(true)`) or not.
+    Write {
+        /// The tag value to insert, if tagging.
+        tag: Option<bool>,
+    },
+    /// Not written because of `--emit` (duplicates under `new`, new records under `dups`).
+    Suppress,
+    /// Dropped by a policy.
+    Drop,
+    /// Written to the reject file.
+    Reject,
+}
+
+/// The action for a verdict.
+#[inline]
+pub fn decide(v: Verdict, p: &Policies, emit: &EmitConfig) -> Action {
+    let by_disposition = |d: Disposition| match d {
+        Disposition::Emit => Action::Write { tag: None },
+        Disposition::Drop => Action::Drop,
+        Disposition::Reject => Action::Reject,
+    };
+    let classified = |dup: bool| match emit.mode {
+        EmitMode::New if dup => Action::Suppress,
+        EmitMode::Dups if !dup => Action::Suppress,
+        EmitMode::All => Action::Write { tag: emit.tag.as_ref().map(|_| dup) },
+        _ => Action::Write { tag: None },
+    };
+    match v {
+        Verdict::New => classified(false),
+        Verdict::Dup => classified(true),
+        Verdict::Unkeyed => by_disposition(p.on_unkeyed),
+        Verdict::Late => match p.on_late {
+            OnLate::Emit => Action::Write { tag: None },
+            OnLate::Drop => Action::Drop,
+        },
+        Verdict::Oversized => Action::Write { tag: None }, // the pipeline applies --on-oversized itself
+        Verdict::Unconfirmed => match p.on_exact_error {
+            OnExactError::Open | OnExactError::Abort => classified(false),
+            OnExactError::Closed => classified(true),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emit_modes() {
+        let p = Policies::default();
+        let new = EmitConfig::default();
+        assert_eq!(decide(Verdict::New, &p, &new), Action::Write { tag: None });
+        assert_eq!(decide(Verdict::Dup, &p, &new), Action::Suppress);
+        assert_eq!(decide(Verdict::Unkeyed, &p, &new), Action::Write { tag: None });
+        let dups = EmitConfig { mode: EmitMode::Dups, ..EmitConfig::default() };
+        assert_eq!(decide(Verdict::New, &p, &dups), Action::Suppress);
+        assert_eq!(decide(Verdict::Dup, &p, &dups), Action::Write { tag: None });
+        let all = EmitConfig { mode: EmitMode::All, tag: Some("dup".into()), reject_file: None };
+        assert_eq!(decide(Verdict::Dup, &p, &all), Action::Write { tag: Some(true) });
+        assert_eq!(decide(Verdict::New, &p, &all), Action::Write { tag: Some(false) });
+    }
+
+    #[test]
+    fn policies() {
+        let p = Policies {
+            on_unkeyed: Disposition::Reject,
+            on_late: OnLate::Drop,
+            on_exact_error: OnExactError::Closed,
+        };
+        let e = EmitConfig::default();
+        assert_eq!(decide(Verdict::Unkeyed, &p, &e), Action::Reject);
+        assert_eq!(decide(Verdict::Late, &p, &e), Action::Drop);
+        assert_eq!(decide(Verdict::Unconfirmed, &p, &e), Action::Suppress);
+        let p = Policies::default();
+        assert_eq!(decide(Verdict::Unconfirmed, &p, &e), Action::Write { tag: None });
+    }
+}

@@ -1,0 +1,258 @@
+//! Windows: fixed, epoch-aligned time windows and the ring of retained generations.
+//!
+//! Window index `w = floor(t / W)`. The clock is the newest window seen; `--retain
+//! K` keeps windows `clock-K+1 ..= clock`. A record in window `w` is a duplicate iff
+//! an earlier record with the same ID fell in a retained window `<= w`; every record
+//! is inserted into its own window. A record older than every retained window is
+//! *late*. Moving the clock drops the generations that fall out whole: O(1) per
+//! generation, no scan, so memory stays flat however long the stream runs.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The index of a window: `floor(t / W)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WindowIndex(pub i64);
+
+/// Where arrival time comes from. Injected, so tests never sleep.
+pub trait Clock: Send + Sync {
+    /// Nanoseconds since the Unix epoch.
+    fn now_ns(&self) -> i64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ns(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that tests set by hand.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock showing `ns`.
+    pub fn new(ns: i64) -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(ns)))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, ns: i64) {
+        self.0.store(ns, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ns(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Where a record falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Older than every retained window.
+    Late,
+    /// Check windows `oldest ..= own`, insert into `own`.
+    Retained {
+        /// The oldest retained window.
+        oldest: WindowIndex,
+        /// The record's own window.
+        own: WindowIndex,
+    },
+}
+
+/// The window clock: the newest window seen and the retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowClock {
+    width_ns: Option<i64>,
+    retain: i64,
+    newest: Option<WindowIndex>,
+}
+
+impl WindowClock {
+    /// A clock for windows of `width_ns` (`None`: one window for the whole stream),
+    /// keeping `retain` of them.
+    pub fn new(width_ns: Option<i64>, retain: u32) -> WindowClock {
+        WindowClock { width_ns, retain: i64::from(retain.max(1)), newest: None }
+    }
+
+    /// The window of a time.
+    #[inline]
+    pub fn index(&self, t_ns: i64) -> WindowIndex {
+        match self.width_ns {
+            Some(w) => WindowIndex(t_ns.div_euclid(w)),
+            None => WindowIndex(0),
+        }
+    }
+
+    /// The newest window seen.
+    pub fn newest(&self) -> Option<WindowIndex> {
+        self.newest
+    }
+
+    /// Restores the newest window (from a snapshot).
+    pub fn set_newest(&mut self, w: Option<WindowIndex>) {
+        self.newest = w;
+    }
+
+    /// The oldest retained window, if any window was seen.
+    pub fn oldest(&self) -> Option<WindowIndex> {
+        self.newest.map(|n| WindowIndex(n.0.saturating_sub(self.retain - 1)))
+    }
+
+    /// Places a record of window `w`. Returns the placement and, if the clock moved
+    /// so that windows fell out, the new oldest retained window (the caller retires
+    /// every generation below it).
+    #[inline]
+    pub fn place(&mut self, w: WindowIndex) -> (Placement, Option<WindowIndex>) {
+        let mut retire = None;
+        match self.newest {
+            Some(n) if w <= n => {}
+            Some(n) => {
+                self.newest = Some(w);
+                if w.0.saturating_sub(self.retain - 1) > n.0.saturating_sub(self.retain - 1) {
+                    retire = self.oldest();
+                }
+            }
+            None => self.newest = Some(w),
+        }
+        let oldest = self.oldest().expect("set above");
+        if w < oldest {
+            (Placement::Late, retire)
+        } else {
+            (Placement::Retained { oldest, own: w }, retire)
+        }
+    }
+}
+
+/// One value per retained window, oldest first.
+#[derive(Debug, Clone)]
+pub struct Generations<T> {
+    gens: VecDeque<(WindowIndex, T)>,
+}
+
+impl<T> Default for Generations<T> {
+    fn default() -> Self {
+        Generations { gens: VecDeque::new() }
+    }
+}
+
+impl<T> Generations<T> {
+    /// Drops every generation older than `oldest`; returns how many.
+    pub fn retire_before(&mut self, oldest: WindowIndex) -> usize {
+        let mut n = 0;
+        while self.gens.front().is_some_and(|(w, _)| *w < oldest) {
+            self.gens.pop_front();
+            n += 1;
+        }
+        n
+    }
+
+    /// The generation of window `w`, made with `make` if missing.
+    pub fn get_or_insert_with(&mut self, w: WindowIndex, make: impl FnOnce() -> T) -> &mut T {
+        // Generations are few (`--retain`) and nearly always appended at the back.
+        let pos = match self.gens.iter().rposition(|(x, _)| *x <= w) {
+            Some(i) if self.gens[i].0 == w => i,
+            Some(i) => {
+                self.gens.insert(i + 1, (w, make()));
+                i + 1
+            }
+            None => {
+                self.gens.push_front((w, make()));
+                0
+            }
+        };
+        &mut self.gens[pos].1
+    }
+
+    /// The generations of windows `lo ..= hi`.
+    pub fn range(&self, lo: WindowIndex, hi: WindowIndex) -> impl Iterator<Item = &T> {
+        self.gens.iter().filter(move |(w, _)| *w >= lo && *w <= hi).map(|(_, t)| t)
+    }
+
+    /// Every generation with its window.
+    pub fn iter(&self) -> impl Iterator<Item = (WindowIndex, &T)> {
+        self.gens.iter().map(|(w, t)| (*w, t))
+    }
+
+    /// Every generation, mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (WindowIndex, &mut T)> {
+        self.gens.iter_mut().map(|(w, t)| (*w, t))
+    }
+
+    /// How many generations are held.
+    pub fn len(&self) -> usize {
+        self.gens.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.gens.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_aligned_indices() {
+        let c = WindowClock::new(Some(10), 1);
+        assert_eq!(c.index(0), WindowIndex(0));
+        assert_eq!(c.index(9), WindowIndex(0));
+        assert_eq!(c.index(10), WindowIndex(1));
+        assert_eq!(c.index(-1), WindowIndex(-1));
+        assert_eq!(WindowClock::new(None, 1).index(123456), WindowIndex(0));
+    }
+
+    #[test]
+    fn placement_and_retirement() {
+        let mut c = WindowClock::new(Some(10), 2);
+        assert_eq!(
+            c.place(WindowIndex(5)),
+            (Placement::Retained { oldest: WindowIndex(4), own: WindowIndex(5) }, None)
+        );
+        assert_eq!(
+            c.place(WindowIndex(4)).0,
+            Placement::Retained { oldest: WindowIndex(4), own: WindowIndex(4) }
+        );
+        assert_eq!(c.place(WindowIndex(3)).0, Placement::Late);
+        assert_eq!(
+            c.place(WindowIndex(6)),
+            (
+                Placement::Retained { oldest: WindowIndex(5), own: WindowIndex(6) },
+                Some(WindowIndex(5))
+            )
+        );
+        assert_eq!(c.place(WindowIndex(4)).0, Placement::Late);
+        let (_, r) = c.place(WindowIndex(100));
+        assert_eq!(r, Some(WindowIndex(99)));
+    }
+
+    #[test]
+    fn generations_stay_sorted() {
+        let mut g: Generations<u32> = Generations::default();
+        *g.get_or_insert_with(WindowIndex(5), || 5) += 0;
+        g.get_or_insert_with(WindowIndex(3), || 3);
+        g.get_or_insert_with(WindowIndex(4), || 4);
+        g.get_or_insert_with(WindowIndex(7), || 7);
+        assert_eq!(*g.get_or_insert_with(WindowIndex(4), || 99), 4);
+        assert_eq!(g.iter().map(|(w, _)| w.0).collect::<Vec<_>>(), vec![3, 4, 5, 7]);
+        assert_eq!(
+            g.range(WindowIndex(4), WindowIndex(5)).copied().collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        assert_eq!(g.retire_before(WindowIndex(5)), 2);
+        assert_eq!(g.len(), 2);
+    }
+}
