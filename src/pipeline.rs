@@ -73,6 +73,9 @@ struct Classifier {
     seed: Seed,
     need_bloom: bool,
     need_fp: bool,
+    /// Integer IDs go to the exact tier too (a shared, remote tier is the authority
+    /// for them as well: `--shared`, restarts without a state directory).
+    ints_exact: bool,
 }
 
 impl Classifier {
@@ -97,7 +100,9 @@ impl Classifier {
             };
             let id = match self.key.extract(content, &mut kscratch) {
                 None => Id::Unkeyed,
-                Some(Key::Int { value, .. }) if int::is_dense_range(value) => Id::Int(value),
+                Some(Key::Int { value, .. }) if int::is_dense_range(value) && !self.ints_exact => {
+                    Id::Int(value)
+                }
                 Some(k) => {
                     let b = k.bytes();
                     Id::Str {
@@ -196,7 +201,7 @@ impl Pipeline {
             wclock.set_newest(l.newest);
         }
         if let ExactConfig::Redis(rc) = &c.exact {
-            let (tier, agreed) = crate::exact::redis::connect(rc, loaded.as_ref().map(|l| l.seed))?;
+            let (tier, agreed) = crate::exact::redis::connect(rc, &c.window, loaded.as_ref().map(|l| l.seed))?;
             seed = agreed;
             exact = Some(tier);
         }
@@ -216,6 +221,7 @@ impl Pipeline {
             seed,
             need_bloom: bloom_on,
             need_fp: exact.is_some(),
+            ints_exact: matches!(c.exact, ExactConfig::Redis(_)),
         };
         let sink = Sink::new(output, c.emit.reject_file.as_deref(), c.emit.tag.as_deref())?;
 

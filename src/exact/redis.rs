@@ -1,15 +1,852 @@
-//! The Redis exact tier (`--exact redis://…`): not built yet.
+//! The Redis exact tier (`--exact redis://…`, `rediss://…`, `redis+unix://…`,
+//! `redis+cluster://…`): the shared, restart-proof authority for every *maybe*.
+//!
+//! # Layout (a stable format: `docs/redis-layout.md`)
+//!
+//! A query's 128-bit fingerprint is cut in two: the top 8 bits pick one of
+//! [`GROUPS`] *groups*, the low 64 bits (as a signed integer) are the *member*
+//! stored in Redis. Everything one group touches carries the hash tag `{g<group>}`,
+//! so on a cluster a group is one slot and one script call, and a batch is at most
+//! 256 calls sent concurrently.
+//!
+//! ```text
+//! logdedup:meta                        string  "logdedup-layout-v1 groups=256 load=200 seed=<48 hex>"
+//! logdedup:{g<g>}:w<w>:b<b>            set     members of group g in window w, bucket b (intset)
+//! logdedup:{g<g>}:w<w>:m               hash    L, s, n, x: the bucket directory of (g, w)
+//! logdedup:{g<g>}:r:<instance>         hash    replay ring of one client (cluster)
+//! logdedup:r:<instance>                hash    replay ring of one client (single node)
+//! ```
+//!
+//! **Why buckets, and why these sizes.** A set whose members are all integers and
+//! which holds at most `set-max-intset-entries` (512 by default) of them is stored
+//! as an *intset*: a sorted array of 8-byte integers, binary searched. That is
+//! ~8 B per ID plus the key's own overhead (~130 B for the dict entries, the key
+//! string, the object header and its expiry, plus jemalloc's size-class rounding
+//! of the array), against 115–160 B for one `SET id 1 NX EX` key per ID. One
+//! member past 512 and Redis converts the set to a hash table (~40 B per member)
+//! for good, so buckets must stay under the limit whatever the window holds.
+//!
+//! **Growth: linear hashing, per (group, window).** The number of buckets of
+//! (g, w) is `2^L + s`; a member's address `a` is bits 32..63 of the member, its
+//! bucket `a mod 2^L`, or `a mod 2^(L+1)` when that is below the split pointer
+//! `s`. When the count `n` passes [`SPLIT_LOAD`] × buckets, bucket `s` is split:
+//! its members are read, the key is deleted and rewritten as two fresh intsets
+//! (`s` and `s + 2^L`), and `s` advances (at `2^L`, `L` grows and `s` restarts).
+//! Only one bucket moves at a time (a few hundred members, microseconds), so a
+//! window grows from one ID to billions without a pause and without a size to
+//! guess. The mean load stays at 200 and an unsplit bucket's at most ~400 — well
+//! under 512 even at five standard deviations — and a bucket that still overflows
+//! is rewritten compact when its turn to split comes.
+//!
+//! **Expiry.** Bucket and directory keys get `PEXPIREAT` when they are created
+//! (the first member of (g, w), and both halves of a split), at the end of the
+//! window's retention, `(w + K + 1)·W` plus a minute of slack — or, when that is
+//! already past on the server's clock (a replay of old logs), `(K + 1)·W` plus the
+//! slack from now. So a whole window leaves Redis at once, by Redis's own expiry,
+//! with no scan and no client involved. Without `--window` nothing expires.
+//! (A split half that is empty creates no key; the flag `x` then makes every later
+//! insert of that (g, w) set the expiry, so no key is ever left without one.)
+//!
+//! # Atomicity and lost replies
+//!
+//! One Lua script call checks and inserts a whole call's queries atomically (no
+//! other client interleaves): for each query, `SISMEMBER` in the buckets of its
+//! older retained windows, then `SADD` into its own window — the `SADD` reply also
+//! says whether it was already there. The answers come back as a bitmap.
+//!
+//! Every call carries this client's instance id and a sequence number, and the
+//! script keeps its answer in a ring of the last [`RING`] answers of this client
+//! (`HSET` field `seq mod RING`). A call that is sent again after a timeout or a
+//! dropped connection finds its answer there and returns it unchanged, so a reply
+//! lost on the way back does not turn the batch's new records into duplicates.
+//! The ring is a few KiB per client and expires when the client goes away.
+//!
+//! # Faults
+//!
+//! The tier never blocks longer than the timeout and never panics: a call that
+//! fails (timeout, reset, server down) is resent once with the same sequence
+//! number; if that fails too, its queries are answered [`ExactAnswer::Failed`]
+//! and `--on-exact-error` decides. Further batches then fail at once, without
+//! waiting, until a backoff (100 ms doubling to 5 s) has passed; the next batch
+//! after it probes the server. The connection itself is a `ConnectionManager`
+//! (single node) or the cluster client, both of which reconnect on their own.
+//! The client runs on a current-thread tokio runtime owned by the tier; the
+//! pipeline is synchronous and each batch is one `block_on`.
 
-use super::ExactTier;
-use crate::config::RedisConfig;
-use crate::error::{ConfigError, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, ServerErrorKind};
+
+use super::{ExactAnswer, ExactQuery, ExactStats, ExactTier};
+use crate::config::{RedisConfig, WindowConfig};
+use crate::error::{ConfigError, Error, Result};
 use crate::hash::Seed;
+use crate::window::WindowIndex;
 
-/// Connects to Redis and agrees on the deployment seed.
-pub fn connect(cfg: &RedisConfig, _local: Option<Seed>) -> Result<(Box<dyn ExactTier>, Seed)> {
-    Err(ConfigError::new(
-        "--exact",
-        format!("'{}': the Redis tier is not available in this build", cfg.url),
-    )
-    .into())
+/// The key prefix (namespace) of every key this tier writes.
+pub const PREFIX: &str = "logdedup";
+/// Number of hash-tag groups: the fingerprint's top 8 bits. On a cluster this is
+/// how many slots the data spreads over, and the most calls one batch makes.
+pub const GROUPS: usize = 256;
+/// Mean members per bucket at which the next bucket splits (see the module docs).
+pub const SPLIT_LOAD: u32 = 200;
+/// The deployment metadata key: layout version and seed.
+pub const META_KEY: &str = "logdedup:meta";
+/// The layout this version writes; [`META_KEY`] must name the same one.
+const LAYOUT: &str = "logdedup-layout-v1";
+/// Answers kept per client for resent calls. A call is resent only before the next
+/// one is made, so a handful would do; 64 also covers a batch cut into many calls.
+pub const RING: u64 = 64;
+/// At most this many queries per script call: a call blocks Redis while it runs
+/// (~1–2 µs per query), so a huge batch is cut into calls sent together.
+const MAX_CALL_QUERIES: usize = 8192;
+/// The script addresses windows and retention with 16-bit indices.
+const MAX_WINDOWS_PER_CALL: usize = u16::MAX as usize;
+/// The largest `--retain` the layout supports.
+const MAX_RETAIN: u32 = 4096;
+/// Keys outlive their window by this much (clock skew, delivery lag).
+const SLACK_MS: i64 = 60_000;
+/// Attempts per call: the first, and one resend (answered from the ring if the
+/// first one ran and only its reply was lost).
+const ATTEMPTS: usize = 2;
+/// Backoff after a failed batch: first and longest.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The check-and-insert script. Arguments (all strings; see the module docs):
+///
+/// ```text
+/// KEYS[1]   this client's replay ring
+/// ARGV[1]   call sequence number        ARGV[2] ring slot (seq mod RING)
+/// ARGV[3]   ring TTL (ms)               ARGV[4] key prefix
+/// ARGV[5]   split load                  ARGV[6] nd: number of window descriptors
+/// ARGV[7..] nd × (window index, expiry ms or 0 for never, fallback TTL ms)
+/// ARGV[7+3nd]      header: 5 bytes per query: group, window j (u16 BE, 1-based
+///                  descriptor of the own window), c (u16 BE: older windows to
+///                  check, descriptors j-c .. j-1)
+/// ARGV[8+3nd ..]   one member per query: the fingerprint's low 64 bits, signed decimal
+/// ```
+///
+/// Lua numbers are doubles, so members stay strings end to end (Redis parses them
+/// into the intset); only the bucket address is computed from them, and always by
+/// this same code, so rounding is the same for a member at insert and at split.
+const SCRIPT: &str = r#"
+local ring, seq, slot = KEYS[1], ARGV[1], ARGV[2]
+local prev = redis.call('HGET', ring, slot)
+if prev then
+  local sep = string.find(prev, ':', 1, true)
+  if sep and string.sub(prev, 1, sep - 1) == seq then
+    return string.sub(prev, sep + 1)
+  end
+end
+local ring_ttl, prefix, load = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local nd = tonumber(ARGV[6])
+local hdr = ARGV[7 + 3 * nd]
+local mbase = 7 + 3 * nd
+local nq = string.len(hdr) / 5
+
+local now
+local function expire_at(j)
+  local e = tonumber(ARGV[5 + 3 * j])
+  if e == 0 then return nil end
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  if e > now then return e end
+  return now + tonumber(ARGV[6 + 3 * j])
+end
+
+local metas = {}
+local function meta(g, j)
+  local id = g * 65536 + j
+  local r = metas[id]
+  if r == nil then
+    local base = prefix .. ':{g' .. g .. '}:w' .. ARGV[4 + 3 * j]
+    local v = redis.call('HMGET', base .. ':m', 'L', 's', 'n', 'x')
+    r = { base = base, j = j, L = tonumber(v[1]) or 0, s = tonumber(v[2]) or 0,
+          n = tonumber(v[3]) or 0, x = v[4] == '1', dirty = false }
+    r.fresh = r.n == 0
+    metas[id] = r
+  end
+  return r
+end
+
+local function addr(m)
+  local x = tonumber(m)
+  if x < 0 then x = x + 18446744073709551616 end
+  return math.floor(x / 4294967296) % 4294967296
+end
+
+local function bucket(r, a)
+  local b = a % (2 ^ r.L)
+  if b < r.s then b = a % (2 ^ (r.L + 1)) end
+  return b
+end
+
+local function sadd_all(key, list, at)
+  for i = 1, #list, 4000 do
+    redis.call('SADD', key, unpack(list, i, math.min(i + 3999, #list)))
+  end
+  if at then redis.call('PEXPIREAT', key, at) end
+end
+
+local function split(r)
+  local half = 2 ^ r.L
+  local old = r.base .. ':b' .. r.s
+  local lo, hi = {}, {}
+  for _, m in ipairs(redis.call('SMEMBERS', old)) do
+    if math.floor(addr(m) / half) % 2 == 1 then hi[#hi + 1] = m else lo[#lo + 1] = m end
+  end
+  redis.call('DEL', old)
+  local at = expire_at(r.j)
+  if #lo > 0 then sadd_all(old, lo, at) else r.x = true end
+  if #hi > 0 then sadd_all(r.base .. ':b' .. (r.s + half), hi, at) else r.x = true end
+  r.s = r.s + 1
+  if r.s == half then
+    r.L = r.L + 1
+    r.s = 0
+  end
+end
+
+local out, byte = {}, 0
+for i = 1, nq do
+  local p = 5 * i - 4
+  local g, j1, j0, c1, c0 = string.byte(hdr, p, p + 4)
+  local j, c = j1 * 256 + j0, c1 * 256 + c0
+  local m = ARGV[mbase + i]
+  local a = addr(m)
+  local seen = false
+  for k = j - c, j - 1 do
+    local r = meta(g, k)
+    if r.n > 0 and redis.call('SISMEMBER', r.base .. ':b' .. bucket(r, a), m) == 1 then
+      seen = true
+      break
+    end
+  end
+  local r = meta(g, j)
+  local key = r.base .. ':b' .. bucket(r, a)
+  if redis.call('SADD', key, m) == 1 then
+    if r.n == 0 or r.x then
+      local at = expire_at(j)
+      if at then redis.call('PEXPIREAT', key, at) end
+    end
+    r.n = r.n + 1
+    r.dirty = true
+    while r.n > load * (2 ^ r.L + r.s) do split(r) end
+  else
+    seen = true
+  end
+  if seen then byte = byte + 2 ^ ((i - 1) % 8) end
+  if i % 8 == 0 or i == nq then
+    out[#out + 1] = string.char(byte)
+    byte = 0
+  end
+end
+
+for _, r in pairs(metas) do
+  if r.dirty then
+    local mk = r.base .. ':m'
+    redis.call('HSET', mk, 'L', r.L, 's', r.s, 'n', r.n, 'x', r.x and '1' or '0')
+    if r.fresh then
+      local at = expire_at(r.j)
+      if at then redis.call('PEXPIREAT', mk, at) end
+    end
+  end
+end
+
+local ans = table.concat(out)
+redis.call('HSET', ring, slot, seq .. ':' .. ans)
+redis.call('PEXPIRE', ring, ring_ttl)
+return ans
+"#;
+
+/// Connects to Redis (or a Redis Cluster), agrees on the deployment seed, and
+/// returns the tier and the seed every instance uses.
+///
+/// `window` gives the window width and retention, from which bucket expiry is
+/// computed. If Redis holds no seed yet, ours (`local`, the state directory's, or
+/// a fresh one) is stored with `SET NX` and read back, so concurrent first starts
+/// agree. A state directory whose seed differs from Redis's is an error: its
+/// fingerprints would not match what Redis holds.
+pub fn connect(
+    cfg: &RedisConfig,
+    window: &WindowConfig,
+    local: Option<Seed>,
+) -> Result<(Box<dyn ExactTier>, Seed)> {
+    let target = Target::parse(&cfg.url)?;
+    if window.retain > MAX_RETAIN {
+        return Err(ConfigError::new(
+            "--retain",
+            format!("at most {MAX_RETAIN} with a Redis exact tier (got {})", window.retain),
+        )
+        .into());
+    }
+    // rustls needs a process-wide crypto provider before the first TLS connect;
+    // another part of the process may have installed one already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the Redis client runtime", e))?;
+    let shown = redact(&cfg.url);
+    let timeout = cfg.timeout;
+    let unreachable = |e: String| Error::Exact(format!("--exact {shown}: cannot connect: {e}"));
+    // Connecting may retry inside the client; never wait for more than a few timeouts.
+    let deadline = timeout.saturating_mul(3).max(Duration::from_secs(1));
+    let (conn, meta) = rt
+        .block_on(async {
+            tokio::time::timeout(deadline, async {
+                let mut conn = Conn::open(&target, timeout).await?;
+                let meta = agree_meta(&mut conn, local).await?;
+                Ok::<_, RedisError>((conn, meta))
+            })
+            .await
+        })
+        .map_err(|_| unreachable(format!("no answer within {deadline:?}")))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let seed = parse_meta(&meta).ok_or_else(|| {
+        Error::State(format!(
+            "--exact {shown}: the key {META_KEY} holds '{meta}', not a layout this version \
+             can use ({LAYOUT} groups={GROUPS} load={SPLIT_LOAD})"
+        ))
+    })?;
+    if let Some(l) = local {
+        if l != seed {
+            return Err(Error::State(format!(
+                "the seed in --state-dir differs from the seed in Redis (--exact {shown}, key \
+                 {META_KEY}): they belong to different deployments, and fingerprints made with \
+                 one would not match the other's; use a fresh --state-dir or another Redis database"
+            )));
+        }
+    }
+    let mut id = [0u8; 8];
+    getrandom::getrandom(&mut id).expect("the operating system's random source failed");
+    let instance = format!("{:016x}", u64::from_le_bytes(id));
+    let tier = RedisTier {
+        conn: Some(conn),
+        rt,
+        cluster: matches!(target, Target::Cluster(_)),
+        shown,
+        timeout,
+        width_ns: window.width_ns,
+        retain: i64::from(window.retain.max(1)),
+        instance,
+        ring_ttl_ms: (timeout.as_millis() as i64).saturating_mul(20).max(60_000),
+        seq: 0,
+        sha: Arc::new(redis::Script::new(SCRIPT).get_hash().to_string()),
+        stats: ExactStats::default(),
+        last_error: None,
+        backoff: BACKOFF_MIN,
+        retry_at: None,
+        by_group: vec![Vec::new(); GROUPS],
+    };
+    Ok((Box::new(tier), seed))
+}
+
+/// Where to connect, from the `--exact` URL.
+#[derive(Debug)]
+enum Target {
+    /// One server: `redis://`, `rediss://`, `redis+unix://`, `unix://`.
+    Single(redis::Client),
+    /// A cluster: the seed nodes' URLs (`redis://h:p`, with credentials and TLS).
+    Cluster(Vec<String>),
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, ConfigError> {
+        let bad = |why: String| ConfigError::new("--exact", format!("'{}': {why}", redact(url)));
+        let cluster = [("redis+cluster://", "redis://"), ("rediss+cluster://", "rediss://")];
+        for (scheme, node_scheme) in cluster {
+            let Some(rest) = url.strip_prefix(scheme) else { continue };
+            // `[user:pass@]h1:p1,h2:p2[/0]`: the credentials apply to every node;
+            // a cluster has only database 0.
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if !path.is_empty() && path != "0" {
+                return Err(bad("a Redis Cluster has only database 0".into()));
+            }
+            let (userinfo, hosts) = match authority.rsplit_once('@') {
+                Some((u, h)) => (format!("{u}@"), h),
+                None => (String::new(), authority),
+            };
+            let nodes: Vec<String> = hosts
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("{node_scheme}{userinfo}{h}"))
+                .collect();
+            if nodes.is_empty() {
+                return Err(bad("no cluster nodes (expected redis+cluster://h1:p1,h2:p2,…)".into()));
+            }
+            for n in &nodes {
+                n.as_str().into_connection_info().map_err(|e| bad(e.to_string()))?;
+            }
+            return Ok(Target::Cluster(nodes));
+        }
+        redis::Client::open(url).map(Target::Single).map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// The connection: cloned into each concurrent call (both kinds are handles).
+#[derive(Clone)]
+enum Conn {
+    /// Reconnects in the background after a dropped connection; only the calls in
+    /// flight fail. (A bare multiplexed connection would stay broken.)
+    Single(ConnectionManager),
+    /// Routes each call by its first key's slot and follows MOVED/ASK.
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn open(target: &Target, timeout: Duration) -> redis::RedisResult<Conn> {
+        match target {
+            Target::Single(client) => {
+                // The response timeout is set explicitly: the library's default fired
+                // under load with no fault. Reconnect backoff: 25 ms doubling to 1 s.
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(timeout))
+                    .set_connection_timeout(Some(timeout))
+                    .set_number_of_retries(4)
+                    .set_min_delay(Duration::from_millis(25))
+                    .set_max_delay(Duration::from_secs(1))
+                    .set_exponent_base(2.0);
+                let m = ConnectionManager::new_with_config(client.clone(), config).await?;
+                Ok(Conn::Single(m))
+            }
+            Target::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(2)
+                    .min_retry_wait(10)
+                    .max_retry_wait(500)
+                    .build()?;
+                Ok(Conn::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+
+    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}
+
+/// Reads the deployment metadata, storing ours first if there is none.
+async fn agree_meta(conn: &mut Conn, local: Option<Seed>) -> redis::RedisResult<String> {
+    let get = redis::cmd("GET").arg(META_KEY).clone();
+    if let Some(v) = conn.query::<Option<String>>(&get).await? {
+        return Ok(v);
+    }
+    let mine = meta_value(&local.unwrap_or_else(Seed::random));
+    // SET NX: of several instances starting together exactly one value wins, and
+    // everyone reads that one back.
+    let set = redis::cmd("SET").arg(META_KEY).arg(&mine).arg("NX").clone();
+    conn.query::<Option<String>>(&set).await?;
+    Ok(conn.query::<Option<String>>(&get).await?.unwrap_or(mine))
+}
+
+fn meta_value(seed: &Seed) -> String {
+    let hex: String = seed.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{LAYOUT} groups={GROUPS} load={SPLIT_LOAD} seed={hex}")
+}
+
+/// The seed in a metadata value, if the value names this layout.
+fn parse_meta(v: &str) -> Option<Seed> {
+    let mut parts = v.split_whitespace();
+    if parts.next()? != LAYOUT
+        || parts.next()? != format!("groups={GROUPS}")
+        || parts.next()? != format!("load={SPLIT_LOAD}")
+    {
+        return None;
+    }
+    let hex = parts.next()?.strip_prefix("seed=")?;
+    if hex.len() != 2 * Seed::LEN || parts.next().is_some() {
+        return None;
+    }
+    let mut b = [0u8; Seed::LEN];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(Seed::from_bytes(&b))
+}
+
+/// The URL with its password hidden, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// One script call: part of a batch (one group's part on a cluster).
+struct Call {
+    /// Positions of its queries in the batch, in order.
+    idx: Vec<u32>,
+    /// The `EVALSHA` command; the `EVAL` form is built from it on `NOSCRIPT`.
+    cmd: Arc<Cmd>,
+}
+
+/// The Redis exact tier. See the module docs.
+pub struct RedisTier {
+    /// `Some` until dropped (it must be dropped inside the runtime's context).
+    conn: Option<Conn>,
+    rt: tokio::runtime::Runtime,
+    cluster: bool,
+    /// The URL without its password, for messages.
+    shown: String,
+    timeout: Duration,
+    width_ns: Option<i64>,
+    retain: i64,
+    /// This client's id in replay-ring keys.
+    instance: String,
+    ring_ttl_ms: i64,
+    /// The last call's sequence number.
+    seq: u64,
+    sha: Arc<String>,
+    stats: ExactStats,
+    last_error: Option<String>,
+    /// The next backoff after a failed batch.
+    backoff: Duration,
+    /// While set and in the future, batches fail at once.
+    retry_at: Option<Instant>,
+    /// Scratch: query positions per group (cluster).
+    by_group: Vec<Vec<u32>>,
+}
+
+impl std::fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTier")
+            .field("url", &self.shown)
+            .field("cluster", &self.cluster)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Drop for RedisTier {
+    fn drop(&mut self) {
+        // The client's handles may touch the runtime when dropped.
+        let _guard = self.rt.enter();
+        self.conn.take();
+    }
+}
+
+impl RedisTier {
+    /// Expiry of window `w`'s keys: `(w + K + 1)·W + slack` in ms since the epoch,
+    /// and the fallback TTL when that is already past; `(0, 0)` without windows.
+    fn expiry(&self, w: i64) -> (i64, i64) {
+        let Some(width) = self.width_ns else { return (0, 0) };
+        let end_ms = (i128::from(w) + i128::from(self.retain) + 1) * i128::from(width) / 1_000_000;
+        let ttl_ms = i128::from(self.retain + 1) * i128::from(width) / 1_000_000;
+        let clamp = |v: i128| v.clamp(1, i128::from(i64::MAX / 4)) as i64;
+        (clamp(end_ms + i128::from(SLACK_MS)), clamp(ttl_ms + i128::from(SLACK_MS)))
+    }
+
+    /// Cuts a batch into script calls: one per group on a cluster (a group is one
+    /// slot), one for everything on a single node; either cut further when a call
+    /// would hold too many queries or windows.
+    fn plan(&mut self, queries: &[ExactQuery]) -> Vec<Call> {
+        let mut calls = Vec::new();
+        if self.cluster {
+            let mut by_group = std::mem::take(&mut self.by_group);
+            for (i, q) in queries.iter().enumerate() {
+                by_group[group(q.fp)].push(i as u32);
+            }
+            for (g, idx) in by_group.iter_mut().enumerate() {
+                if !idx.is_empty() {
+                    let ring = format!("{PREFIX}:{{g{g}}}:r:{}", self.instance);
+                    self.plan_part(queries, idx, &ring, &mut calls);
+                    idx.clear();
+                }
+            }
+            self.by_group = by_group;
+        } else {
+            let idx: Vec<u32> = (0..queries.len() as u32).collect();
+            let ring = format!("{PREFIX}:r:{}", self.instance);
+            self.plan_part(queries, &idx, &ring, &mut calls);
+        }
+        calls
+    }
+
+    fn plan_part(&mut self, queries: &[ExactQuery], idx: &[u32], ring: &str, out: &mut Vec<Call>) {
+        let mut start = 0;
+        while start < idx.len() {
+            // Take queries while the call stays small: distinct (oldest, own) pairs
+            // are few (one or two per window rotation), and the windows a call
+            // needs are their union.
+            let mut pairs: Vec<(i64, i64)> = Vec::new();
+            let mut span = 0usize;
+            let mut end = start;
+            while end < idx.len() && end - start < MAX_CALL_QUERIES {
+                let q = &queries[idx[end] as usize];
+                let pair = (q.oldest.0.min(q.own.0), q.own.0);
+                if !pairs.contains(&pair) {
+                    let len = (pair.1 - pair.0) as usize + 1;
+                    if span + len > MAX_WINDOWS_PER_CALL && end > start {
+                        break;
+                    }
+                    span += len;
+                    pairs.push(pair);
+                }
+                end += 1;
+            }
+            out.push(self.call(queries, &idx[start..end], &pairs, ring));
+            start = end;
+        }
+    }
+
+    fn call(&mut self, queries: &[ExactQuery], idx: &[u32], pairs: &[(i64, i64)], ring: &str) -> Call {
+        let mut windows: Vec<i64> = pairs.iter().flat_map(|&(o, w)| o..=w).collect();
+        windows.sort_unstable();
+        windows.dedup();
+        let pos: HashMap<i64, usize> = windows.iter().enumerate().map(|(i, &w)| (w, i + 1)).collect();
+        self.seq += 1;
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.sha.as_str())
+            .arg(1)
+            .arg(ring)
+            .arg(self.seq)
+            .arg(self.seq % RING)
+            .arg(self.ring_ttl_ms)
+            .arg(PREFIX)
+            .arg(SPLIT_LOAD)
+            .arg(windows.len());
+        for &w in &windows {
+            let (exp, fallback) = self.expiry(w);
+            cmd.arg(w).arg(exp).arg(fallback);
+        }
+        let mut hdr = Vec::with_capacity(idx.len() * 5);
+        for &i in idx {
+            let q = &queries[i as usize];
+            let j = pos[&q.own.0] as u16;
+            let c = (q.own.0 - q.oldest.0.min(q.own.0)) as u16;
+            hdr.push(group(q.fp) as u8);
+            hdr.extend_from_slice(&j.to_be_bytes());
+            hdr.extend_from_slice(&c.to_be_bytes());
+        }
+        cmd.arg(hdr);
+        for &i in idx {
+            cmd.arg(member(queries[i as usize].fp));
+        }
+        Call { idx: idx.to_vec(), cmd: Arc::new(cmd) }
+    }
+
+    /// Runs the calls (concurrently), resending failed ones once; fills `answers`
+    /// and returns the first error of a call that never succeeded.
+    fn run(&mut self, calls: Vec<Call>, answers: &mut [ExactAnswer]) -> Option<String> {
+        let conn = self.conn.clone().expect("connected");
+        let mut pending: Vec<Call> = calls;
+        // `fatal`: a call that is not resent; `error`: the latest attempt's failure.
+        let (mut fatal, mut error) = (None, None);
+        for attempt in 0..ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            self.stats.round_trips += 1;
+            let timeout = self.timeout;
+            let sent = std::mem::take(&mut pending);
+            let results = self.rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for (k, call) in sent.iter().enumerate() {
+                    let (mut conn, cmd) = (conn.clone(), call.cmd.clone());
+                    set.spawn(async move { (k, send(&mut conn, &cmd).await) });
+                }
+                let mut results: Vec<Option<redis::RedisResult<Vec<u8>>>> =
+                    (0..sent.len()).map(|_| None).collect();
+                let deadline = tokio::time::Instant::now() + timeout;
+                while let Ok(Some(done)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+                    if let Ok((k, r)) = done {
+                        results[k] = Some(r);
+                    }
+                }
+                results
+            });
+            error = None;
+            for (call, result) in sent.into_iter().zip(results) {
+                let e = match result {
+                    Some(Ok(bits)) if bits.len() == call.idx.len().div_ceil(8) => {
+                        for (n, &i) in call.idx.iter().enumerate() {
+                            let seen = bits[n / 8] >> (n % 8) & 1 == 1;
+                            answers[i as usize] = if seen {
+                                ExactAnswer::Seen
+                            } else {
+                                self.stats.fingerprints += 1;
+                                ExactAnswer::New
+                            };
+                        }
+                        continue;
+                    }
+                    Some(Ok(bits)) => format!(
+                        "the script answered {} bytes for {} queries",
+                        bits.len(),
+                        call.idx.len()
+                    ),
+                    Some(Err(e)) if attempt + 1 < ATTEMPTS && !resendable(&e) => {
+                        // A server-side error (out of memory, a script error) would
+                        // only repeat: do not resend.
+                        fatal.get_or_insert(e.to_string());
+                        continue;
+                    }
+                    Some(Err(e)) => e.to_string(),
+                    None => format!("no answer within {timeout:?}"),
+                };
+                error.get_or_insert(e);
+                pending.push(call);
+            }
+        }
+        fatal.or(error)
+    }
+}
+
+/// Sends one call: `EVALSHA`, or `EVAL` with the script's text when the server does
+/// not know the script yet (first use, or restarted since); `EVAL` also caches it.
+async fn send(conn: &mut Conn, cmd: &Cmd) -> redis::RedisResult<Vec<u8>> {
+    match conn.query::<Vec<u8>>(cmd).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(SCRIPT);
+            for a in cmd.args_iter().skip(2) {
+                if let redis::Arg::Simple(bytes) = a {
+                    eval.arg(bytes);
+                }
+            }
+            conn.query::<Vec<u8>>(&eval).await
+        }
+        r => r,
+    }
+}
+
+/// Whether a failed call may have failed on the way (and so is worth resending).
+fn resendable(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || e.kind() == ErrorKind::ClusterConnectionNotFound
+}
+
+/// The hash-tag group of a fingerprint: its top 8 bits.
+#[inline]
+fn group(fp: u128) -> usize {
+    (fp >> 120) as usize
+}
+
+/// The stored member: the fingerprint's low 64 bits as a signed integer, so that
+/// Redis keeps it in an intset (it parses canonical decimal `i64` text as integers).
+#[inline]
+fn member(fp: u128) -> i64 {
+    fp as u64 as i64
+}
+
+impl ExactTier for RedisTier {
+    fn check_and_insert(
+        &mut self,
+        queries: &[ExactQuery],
+        answers: &mut Vec<ExactAnswer>,
+    ) -> Result<()> {
+        answers.clear();
+        answers.resize(queries.len(), ExactAnswer::Failed);
+        if queries.is_empty() {
+            return Ok(());
+        }
+        self.stats.queries += queries.len() as u64;
+        if let Some(at) = self.retry_at {
+            if Instant::now() < at {
+                // The server failed recently: do not make the stream wait for it
+                // again before the backoff is over.
+                self.stats.errors += 1;
+                return Ok(());
+            }
+        }
+        let calls = self.plan(queries);
+        match self.run(calls, answers) {
+            None => {
+                self.retry_at = None;
+                self.backoff = BACKOFF_MIN;
+            }
+            Some(e) => {
+                self.stats.errors += 1;
+                self.last_error = Some(format!("Redis at {}: {e}", self.shown));
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+        Ok(())
+    }
+
+    fn retire_before(&mut self, _oldest: WindowIndex) {
+        // Keys expire on their own at the end of their window's retention (see the
+        // module docs); deleting them here could race other instances still
+        // reading those windows.
+    }
+
+    fn stats(&self) -> ExactStats {
+        self.stats
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_roundtrip() {
+        let s = Seed { bloom: 1, k0: u64::MAX, k1: 0x0123_4567_89ab_cdef };
+        let v = meta_value(&s);
+        assert!(v.starts_with("logdedup-layout-v1 groups=256 load=200 seed="));
+        assert_eq!(parse_meta(&v), Some(s));
+        assert_eq!(parse_meta("logdedup-layout-v2 groups=256 load=200 seed=00"), None);
+        assert_eq!(parse_meta(&v.replace("groups=256", "groups=64")), None);
+        assert_eq!(parse_meta(&format!("{v} extra")), None);
+    }
+
+    #[test]
+    fn urls() {
+        assert!(matches!(Target::parse("redis://127.0.0.1:6379/2"), Ok(Target::Single(_))));
+        assert!(matches!(Target::parse("redis+unix:///tmp/r.sock"), Ok(Target::Single(_))));
+        assert!(matches!(Target::parse("unix:///tmp/r.sock"), Ok(Target::Single(_))));
+        assert!(matches!(Target::parse("rediss://h:1/0"), Ok(Target::Single(_))));
+        match Target::parse("redis+cluster://u:p@h1:1,h2:2") {
+            Ok(Target::Cluster(n)) => assert_eq!(n, ["redis://u:p@h1:1", "redis://u:p@h2:2"]),
+            other => panic!("{other:?}"),
+        }
+        match Target::parse("rediss+cluster://h1:1/0") {
+            Ok(Target::Cluster(n)) => assert_eq!(n, ["rediss://h1:1"]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(Target::parse("redis+cluster://").unwrap_err().flag, "--exact");
+        assert_eq!(Target::parse("redis+cluster://h:1/3").unwrap_err().flag, "--exact");
+        assert_eq!(Target::parse("redis://h:notaport").unwrap_err().flag, "--exact");
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://:secret@h:1"), "redis://:***@h:1");
+        assert_eq!(redact("redis+unix:///tmp/x"), "redis+unix:///tmp/x");
+        assert!(!redact("redis+cluster://u:pw@a:1,b:2").contains("pw"));
+    }
+
+    #[test]
+    fn fingerprint_split() {
+        let fp = (0xABu128 << 120) | 0xFFFF_FFFF_FFFF_FFFF;
+        assert_eq!(group(fp), 0xAB);
+        assert_eq!(member(fp), -1);
+    }
 }
