@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::{mix, power_law, Rng};
-use crate::spec::{DupTime, Format, GenConfig, IdKind, Skew, START_MS};
+use crate::spec::{DupTime, Dur, Format, GenConfig, IdKind, Skew, START_MS};
 
 /// What identifies one generated record; enough to render it again.
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,9 +36,31 @@ pub struct RecordInfo {
 
 /// Words the `msg` padding is cut from; no byte needs JSON escaping.
 const WORDS: &[&str] = &[
-    "request", "served", "upstream", "cache", "miss", "hit", "retry", "queue", "commit",
-    "offset", "partition", "broker", "shipper", "delivered", "ack", "timeout", "batch",
-    "flushed", "session", "token", "refreshed", "payment", "order", "accepted", "worker",
+    "request",
+    "served",
+    "upstream",
+    "cache",
+    "miss",
+    "hit",
+    "retry",
+    "queue",
+    "commit",
+    "offset",
+    "partition",
+    "broker",
+    "shipper",
+    "delivered",
+    "ack",
+    "timeout",
+    "batch",
+    "flushed",
+    "session",
+    "token",
+    "refreshed",
+    "payment",
+    "order",
+    "accepted",
+    "worker",
 ];
 
 /// A deterministic stream of records. See the module docs.
@@ -84,7 +106,8 @@ impl Generator {
         }
         let i = self.index;
         self.index += 1;
-        let base_ts = START_MS + ((i as u128 * self.cfg.span.ms() as u128) / self.total as u128) as i64;
+        let base_ts =
+            START_MS + ((i as u128 * self.cfg.span.ms() as u128) / self.total as u128) as i64;
         let available = i.min(self.ring.len() as u64);
         let rec = if available > 0 && self.rng.chance(self.cfg.dup_ratio) {
             let back = match self.cfg.skew {
@@ -145,7 +168,9 @@ impl Generator {
             _ => "debug",
         };
         let (user, order, batch) = match self.cfg.id_kind {
-            IdKind::Composite => ((r.id >> 96) as u64, ((r.id >> 8) as u64) & ((1 << 56) - 1), r.id as u64 & 0xff),
+            IdKind::Composite => {
+                ((r.id >> 96) as u64, ((r.id >> 8) as u64) & ((1 << 56) - 1), r.id as u64 & 0xff)
+            }
             _ => (mix(r.seed ^ 1) % 10_000, mix(r.seed ^ 2) % 1_000_000_000, mix(r.seed ^ 3) % 8),
         };
         match self.cfg.format {
@@ -266,7 +291,11 @@ impl Generator {
 
 /// Formats an epoch-ms time as RFC 3339 with milliseconds (for reports).
 pub fn rfc3339(ms: i64) -> String {
-    let mut g = Generator::new(&GenConfig { records: crate::spec::Count(1), burst: 1, ..Default::default() });
+    let mut g = Generator::new(&GenConfig {
+        records: crate::spec::Count(1),
+        burst: 1,
+        ..Default::default()
+    });
     let mut out = Vec::new();
     g.push_ts(ms, &mut out);
     String::from_utf8(out).expect("ascii")
@@ -454,6 +483,70 @@ pub struct TruthFile {
     pub unique_ids: u64,
     /// The windowed expectation.
     pub window: WindowTruth,
+    /// The same for other window lengths (rotation experiment), without the
+    /// per-window list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_windows: Vec<WindowTruth>,
+}
+
+/// One window length being tracked: the IDs of the newest window and its counts.
+struct WindowState {
+    truth: WindowTruth,
+    ids: FastSet,
+    newest: Option<i64>,
+    /// Keep the per-window list (the primary window only; extra windows of the
+    /// rotation experiment may have thousands).
+    per_window: bool,
+}
+
+impl WindowState {
+    fn new(window: Dur, per_window: bool) -> WindowState {
+        WindowState {
+            truth: WindowTruth {
+                window: window.to_string(),
+                window_ms: window.ms(),
+                retain: 1,
+                ..Default::default()
+            },
+            ids: FastSet::default(),
+            newest: None,
+            per_window,
+        }
+    }
+
+    fn observe(&mut self, id: u128, ts_ms: i64) {
+        let wt = &mut self.truth;
+        let w = ts_ms.div_euclid(wt.window_ms as i64);
+        if self.newest.is_none_or(|n| w > n) {
+            if self.newest.is_some() {
+                wt.rotations += 1;
+            }
+            self.newest = Some(w);
+            self.ids.clear();
+            if self.per_window {
+                wt.windows.push(WindowCount {
+                    index: w,
+                    start: rfc3339(w * wt.window_ms as i64),
+                    ..Default::default()
+                });
+            }
+        }
+        let mut scratch = WindowCount::default();
+        let cur = wt.windows.last_mut().unwrap_or(&mut scratch);
+        cur.records += 1;
+        if Some(w) < self.newest {
+            cur.late += 1;
+            wt.late += 1;
+            wt.emitted += 1;
+        } else if self.ids.insert(id) {
+            cur.new += 1;
+            wt.new += 1;
+            wt.emitted += 1;
+        } else {
+            cur.duplicates += 1;
+            wt.duplicates += 1;
+        }
+    }
 }
 
 /// Watches a stream of records and builds a [`TruthFile`].
@@ -461,28 +554,26 @@ pub struct Truth {
     file: TruthFile,
     lines: FastSet,
     ids: FastSet,
-    window_ids: FastSet,
-    newest: Option<i64>,
+    windows: Vec<WindowState>,
 }
 
 impl Truth {
-    /// An empty truth for `cfg`.
-    pub fn new(cfg: &GenConfig) -> Truth {
-        let w = cfg.window.ms();
+    /// An empty truth for `cfg`, also tracking each of `extra_windows`.
+    pub fn new(cfg: &GenConfig, extra_windows: &[Dur]) -> Truth {
         let file = TruthFile {
             spec: cfg.clone(),
             keys: cfg.key_specs(),
             time_field: cfg.time_field(),
-            window: WindowTruth { window: cfg.window.to_string(), window_ms: w, retain: 1, ..Default::default() },
             ..Default::default()
         };
         let cap = cfg.records.0.min(1 << 26) as usize;
+        let mut windows = vec![WindowState::new(cfg.window, true)];
+        windows.extend(extra_windows.iter().map(|w| WindowState::new(*w, false)));
         Truth {
             file,
             lines: FastSet::with_capacity_and_hasher(cap, Default::default()),
             ids: FastSet::with_capacity_and_hasher(cap, Default::default()),
-            window_ids: FastSet::default(),
-            newest: None,
+            windows,
         }
     }
 
@@ -497,46 +588,29 @@ impl Truth {
         if self.ids.insert(info.id) {
             f.unique_ids += 1;
         }
-        let wt = &mut f.window;
-        let w = info.ts_ms.div_euclid(wt.window_ms as i64);
-        if self.newest.is_none_or(|n| w > n) {
-            if self.newest.is_some() {
-                wt.rotations += 1;
-            }
-            self.newest = Some(w);
-            self.window_ids.clear();
-            wt.windows.push(WindowCount {
-                index: w,
-                start: rfc3339(w * wt.window_ms as i64),
-                ..Default::default()
-            });
-        }
-        let cur = wt.windows.last_mut().expect("a window is current");
-        cur.records += 1;
-        if Some(w) < self.newest {
-            cur.late += 1;
-            wt.late += 1;
-            wt.emitted += 1;
-        } else if self.window_ids.insert(info.id) {
-            cur.new += 1;
-            wt.new += 1;
-            wt.emitted += 1;
-        } else {
-            cur.duplicates += 1;
-            wt.duplicates += 1;
+        for w in &mut self.windows {
+            w.observe(info.id, info.ts_ms);
         }
     }
 
     /// The finished truth file.
-    pub fn finish(self) -> TruthFile {
+    pub fn finish(mut self) -> TruthFile {
+        let mut ws = self.windows.into_iter().map(|w| w.truth);
+        self.file.window = ws.next().expect("primary window");
+        self.file.extra_windows = ws.collect();
         self.file
     }
 }
 
-/// Writes the whole dataset to `out` (and returns its truth when `with_truth`).
-pub fn write_dataset(cfg: &GenConfig, out: &mut dyn Write, with_truth: bool) -> io::Result<Option<TruthFile>> {
+/// Writes the whole dataset to `out`, and returns its truth when `truth_windows`
+/// is given (the extra window lengths to track besides `cfg.window`).
+pub fn write_dataset(
+    cfg: &GenConfig,
+    out: &mut dyn Write,
+    truth_windows: Option<&[Dur]>,
+) -> io::Result<Option<TruthFile>> {
     let mut g = Generator::new(cfg);
-    let mut truth = with_truth.then(|| Truth::new(cfg));
+    let mut truth = truth_windows.map(|w| Truth::new(cfg, w));
     // Lines are rendered straight into a 1 MiB block and written a block at a time.
     let mut buf = Vec::with_capacity(1 << 20);
     loop {
@@ -558,11 +632,12 @@ pub fn write_dataset(cfg: &GenConfig, out: &mut dyn Write, with_truth: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Count, Dur};
+    use crate::spec::Count;
 
     fn lines(cfg: &GenConfig) -> (Vec<u8>, TruthFile) {
         let mut out = Vec::new();
-        let t = write_dataset(cfg, &mut out, true).unwrap().unwrap();
+        let t = write_dataset(cfg, &mut out, Some(&[Dur(1000)])).unwrap().unwrap();
+        assert_eq!(t.extra_windows.len(), 1);
         (out, t)
     }
 
@@ -617,7 +692,12 @@ mod tests {
 
     #[test]
     fn retries_differ_by_time_only() {
-        let cfg = GenConfig { records: Count(5000), dup_ratio: 0.4, dup_time: DupTime::Now, ..Default::default() };
+        let cfg = GenConfig {
+            records: Count(5000),
+            dup_ratio: 0.4,
+            dup_time: DupTime::Now,
+            ..Default::default()
+        };
         let (_, t) = lines(&cfg);
         assert!(t.unique_lines > t.unique_ids);
         assert_eq!(t.window.late, 0);
@@ -647,7 +727,8 @@ mod tests {
             all.insert(line.to_string());
             ids.insert(id.clone());
             let ts = v["ts"].as_str().unwrap();
-            let secs = (ts[11..13].parse::<i64>().unwrap() * 3600 + ts[14..16].parse::<i64>().unwrap() * 60)
+            let secs = (ts[11..13].parse::<i64>().unwrap() * 3600
+                + ts[14..16].parse::<i64>().unwrap() * 60)
                 + ts[17..19].parse::<i64>().unwrap();
             let w = secs / 60;
             if w > newest {

@@ -65,7 +65,11 @@ impl FromStr for Dur {
             "m" | "min" => 60e3,
             "h" => 3600e3,
             "d" => 86400e3,
-            _ => return Err(format!("invalid duration '{s}' (expected e.g. 500ms, 10s, 10m, 1h, 1d)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration '{s}' (expected e.g. 500ms, 10s, 10m, 1h, 1d)"
+                ))
+            }
         };
         match num.parse::<f64>() {
             Ok(v) if v >= 0.0 => Ok(Dur((v * mult).round() as u64)),
@@ -78,7 +82,7 @@ impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
         for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-            if ms >= size && ms % size == 0 {
+            if ms >= size && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }

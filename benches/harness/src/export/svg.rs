@@ -1,0 +1,416 @@
+//! SVG charts, written by hand (no plotting dependency): one document of stacked
+//! panels — throughput per tool and memory per distinct ID for each dataset,
+//! throughput and peak RSS across window rotations, achieved vs configured fpr.
+//!
+//! Coordinates are printed with one decimal so the output is stable across
+//! platforms and pinned by a snapshot test. [`LineChart`] is reused by the soak
+//! report.
+
+use std::fmt::Write;
+
+use super::{bytes, prob, si, Exporter};
+use crate::report::{Report, Status, ToolResult};
+
+/// Writes `report.svg`.
+pub struct SvgExporter;
+
+/// Document width in px.
+const WIDTH: f64 = 960.0;
+/// Left column for labels in bar charts.
+const LABEL_W: f64 = 330.0;
+/// Right column for the value annotations.
+const NOTE_W: f64 = 190.0;
+/// Height of one bar row.
+const ROW: f64 = 22.0;
+
+/// Escapes text for SVG.
+pub(crate) fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn color(family: &str) -> &'static str {
+    match family {
+        "floor" => "#8c8c8c",
+        "logdedup" => "#d62728",
+        "redis" => "#ff7f0e",
+        _ => "#1f77b4",
+    }
+}
+
+/// An SVG document growing downwards, one panel after another.
+pub(crate) struct Doc {
+    body: String,
+    y: f64,
+}
+
+impl Doc {
+    pub(crate) fn new() -> Doc {
+        Doc { body: String::new(), y: 10.0 }
+    }
+
+    pub(crate) fn title(&mut self, text: &str, sub: &str) {
+        self.y += 24.0;
+        let _ = writeln!(
+            self.body,
+            r#"<text x="10" y="{:.1}" font-size="16" font-weight="bold">{}</text>"#,
+            self.y,
+            esc(text)
+        );
+        if !sub.is_empty() {
+            self.y += 18.0;
+            let _ = writeln!(
+                self.body,
+                r##"<text x="10" y="{:.1}" font-size="12" fill="#555">{}</text>"##,
+                self.y,
+                esc(sub)
+            );
+        }
+        self.y += 10.0;
+    }
+
+    /// Horizontal bars: `(label, value, annotation, family)`; zero-valued rows show
+    /// only their annotation (a skipped or failed tool).
+    pub(crate) fn bars(&mut self, rows: &[(String, f64, String, String)]) {
+        let max = rows.iter().map(|r| r.1).fold(0.0, f64::max);
+        let span = WIDTH - LABEL_W - NOTE_W;
+        for (label, v, note, family) in rows {
+            let top = self.y;
+            let _ = writeln!(
+                self.body,
+                r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#,
+                LABEL_W - 8.0,
+                top + 15.0,
+                esc(label)
+            );
+            let w = if max > 0.0 { v / max * span } else { 0.0 };
+            if w > 0.0 {
+                let _ = writeln!(
+                    self.body,
+                    r#"<rect x="{LABEL_W:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"/>"#,
+                    top + 3.0,
+                    ROW - 6.0,
+                    color(family)
+                );
+            }
+            let _ = writeln!(
+                self.body,
+                r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#333">{}</text>"##,
+                LABEL_W + w + 6.0,
+                top + 15.0,
+                esc(note)
+            );
+            self.y += ROW;
+        }
+        self.y += 8.0;
+    }
+
+    /// Appends a finished chart's markup (height `h`).
+    pub(crate) fn chart(&mut self, chart: &LineChart) {
+        self.body.push_str(&chart.render(self.y));
+        self.y += chart.height + 10.0;
+    }
+
+    pub(crate) fn finish(self) -> String {
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH:.0}\" height=\"{:.0}\" viewBox=\"0 0 {WIDTH:.0} {:.0}\" font-family=\"sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{}</svg>\n",
+            self.y + 10.0,
+            self.y + 10.0,
+            self.body
+        )
+    }
+}
+
+/// One series of a line chart.
+pub(crate) struct Series {
+    pub(crate) name: String,
+    pub(crate) color: &'static str,
+    /// `None` = no point (the run failed).
+    pub(crate) values: Vec<Option<f64>>,
+}
+
+/// A line chart over categorical or evenly spaced x positions, linear or log y.
+pub(crate) struct LineChart {
+    pub(crate) height: f64,
+    pub(crate) x_labels: Vec<String>,
+    pub(crate) series: Vec<Series>,
+    pub(crate) y_fmt: fn(f64) -> String,
+    pub(crate) log_y: bool,
+    /// Draw markers only (no connecting line).
+    pub(crate) points_only: bool,
+}
+
+impl LineChart {
+    fn render(&self, top: f64) -> String {
+        let (left, right, bottom) = (90.0, WIDTH - 150.0, top + self.height - 30.0);
+        let plot_top = top + 10.0;
+        let vals: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten().copied())
+            .filter(|v| !self.log_y || *v > 0.0)
+            .collect();
+        let (mut lo, mut hi) = if self.log_y {
+            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = vals.iter().copied().fold(0.0, f64::max);
+            if vals.is_empty() {
+                (1e-6, 1e-1)
+            } else {
+                (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()))
+            }
+        } else {
+            (0.0, vals.iter().copied().fold(0.0, f64::max))
+        };
+        if hi <= lo {
+            hi = if self.log_y { lo * 10.0 } else { 1.0 };
+        }
+        if self.log_y && lo == hi {
+            lo /= 10.0;
+        }
+        let ypos = |v: f64| -> f64 {
+            let f = if self.log_y {
+                if v <= 0.0 {
+                    return bottom;
+                }
+                (v.log10() - lo.log10()) / (hi.log10() - lo.log10())
+            } else {
+                v / hi
+            };
+            bottom - f * (bottom - plot_top)
+        };
+        let n = self.x_labels.len().max(1);
+        let xpos = |i: usize| -> f64 {
+            if n == 1 {
+                (left + right) / 2.0
+            } else {
+                left + 20.0 + i as f64 * (right - left - 40.0) / (n - 1) as f64
+            }
+        };
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            r##"<line x1="{left:.1}" y1="{bottom:.1}" x2="{right:.1}" y2="{bottom:.1}" stroke="#999"/>"##
+        );
+        let _ = writeln!(
+            o,
+            r##"<line x1="{left:.1}" y1="{plot_top:.1}" x2="{left:.1}" y2="{bottom:.1}" stroke="#999"/>"##
+        );
+        // Y ticks: decades on a log axis, quarters on a linear one.
+        let ticks: Vec<f64> = if self.log_y {
+            let (a, b) = (lo.log10().round() as i32, hi.log10().round() as i32);
+            (a..=b).map(|e| 10f64.powi(e)).collect()
+        } else {
+            (0..=4).map(|k| hi * k as f64 / 4.0).collect()
+        };
+        for t in ticks {
+            let y = ypos(t);
+            let _ = writeln!(
+                o,
+                r##"<line x1="{left:.1}" y1="{y:.1}" x2="{right:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end" fill="#555">{}</text>"##,
+                left - 5.0,
+                y + 3.0,
+                esc(&(self.y_fmt)(t))
+            );
+        }
+        let step = n.div_ceil(12);
+        for (i, l) in self.x_labels.iter().enumerate() {
+            if i % step == 0 || i + 1 == n {
+                let _ = writeln!(
+                    o,
+                    r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#555">{}</text>"##,
+                    xpos(i),
+                    bottom + 14.0,
+                    esc(l)
+                );
+            }
+        }
+        for (k, s) in self.series.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = s
+                .values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (xpos(i), ypos(v))))
+                .collect();
+            if !self.points_only && pts.len() > 1 {
+                let path: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+                let _ = writeln!(
+                    o,
+                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+                    path.join(" "),
+                    s.color
+                );
+            }
+            if pts.len() <= 60 {
+                for (x, y) in &pts {
+                    let _ = writeln!(
+                        o,
+                        r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{}"/>"#,
+                        s.color
+                    );
+                }
+            }
+            let ly = plot_top + 6.0 + k as f64 * 16.0;
+            let _ = writeln!(
+                o,
+                r#"<rect x="{:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+                right + 10.0,
+                ly - 8.0,
+                s.color,
+                right + 24.0,
+                ly + 1.0,
+                esc(&s.name)
+            );
+        }
+        o
+    }
+}
+
+fn tool_note(t: &ToolResult) -> String {
+    match (&t.summary, t.status) {
+        (_, Status::Skipped) => format!("skipped: {}", t.note),
+        (_, Status::Failed) => "failed".into(),
+        (Some(s), st) => {
+            let mut n = format!("{}/s", si(s.records_per_s));
+            if let Some(f) = s.vs_floor {
+                let _ = write!(n, " · {f:.1}× floor");
+            }
+            if st == Status::Mismatch {
+                n.push_str(" · MISMATCH");
+            }
+            n
+        }
+        (None, _) => String::new(),
+    }
+}
+
+impl Exporter for SvgExporter {
+    fn file_name(&self) -> &'static str {
+        "report.svg"
+    }
+
+    fn render(&self, r: &Report) -> String {
+        let mut doc = Doc::new();
+        doc.title(
+            &format!("logdedup benchmark: {} ({})", r.name, r.date),
+            &format!(
+                "{} · {} CPUs · {} · {} runs per tool, medians",
+                r.machine.cpu,
+                r.machine.nproc,
+                bytes(r.machine.mem_bytes),
+                r.runs
+            ),
+        );
+        for d in &r.datasets {
+            doc.title(
+                &format!("Throughput per tool — {}", d.name),
+                &format!(
+                    "{} records, {}; records per second (higher is better)",
+                    super::count(d.truth.records),
+                    bytes(d.truth.bytes)
+                ),
+            );
+            let rows: Vec<_> = d
+                .tools
+                .iter()
+                .map(|t| {
+                    let v = t
+                        .summary
+                        .as_ref()
+                        .filter(|_| t.status != Status::Failed)
+                        .map_or(0.0, |s| s.records_per_s);
+                    (t.label.clone(), v, tool_note(t), t.family.clone())
+                })
+                .collect();
+            doc.bars(&rows);
+            doc.title(
+                &format!("Memory per distinct ID — {}", d.name),
+                &format!(
+                    "peak RSS / {} distinct IDs, bytes (lower is better)",
+                    super::count(d.truth.unique_ids)
+                ),
+            );
+            let rows: Vec<_> = d
+                .tools
+                .iter()
+                .filter(|t| {
+                    t.family != "floor" && t.summary.is_some() && t.status != Status::Failed
+                })
+                .map(|t| {
+                    let s = t.summary.as_ref().expect("filtered");
+                    let mut note =
+                        format!("{:.1} B/ID · {}", s.rss_bytes_per_id, bytes(s.peak_rss_bytes));
+                    if let Some(m) = s.extras.get("redis_used_memory_bytes") {
+                        let _ = write!(
+                            note,
+                            " + Redis {:.0} B/ID",
+                            m / d.truth.unique_ids.max(1) as f64
+                        );
+                    }
+                    (t.label.clone(), s.rss_bytes_per_id, note, t.family.clone())
+                })
+                .collect();
+            doc.bars(&rows);
+        }
+        if !r.rotation.is_empty() {
+            let labels: Vec<String> =
+                r.rotation.iter().map(|p| format!("{} ({} rot.)", p.window, p.rotations)).collect();
+            let rate = r
+                .rotation
+                .iter()
+                .map(|p| p.tool.summary.as_ref().map(|s| s.records_per_s))
+                .collect();
+            let rss = r
+                .rotation
+                .iter()
+                .map(|p| p.tool.summary.as_ref().map(|s| s.peak_rss_bytes as f64))
+                .collect();
+            let ds = r.rotation_dataset.as_deref().unwrap_or("?");
+            doc.title(
+                &format!("Throughput across window rotations — {ds}"),
+                "records per second, by --window (rotations in the data)",
+            );
+            doc.chart(&LineChart {
+                height: 200.0,
+                x_labels: labels.clone(),
+                series: vec![Series { name: "records/s".into(), color: "#d62728", values: rate }],
+                y_fmt: |v| si(v),
+                log_y: false,
+                points_only: false,
+            });
+            doc.title(&format!("Peak RSS across window rotations — {ds}"), "bytes, by --window");
+            doc.chart(&LineChart {
+                height: 200.0,
+                x_labels: labels,
+                series: vec![Series { name: "peak RSS".into(), color: "#9467bd", values: rss }],
+                y_fmt: |v| bytes(v as u64),
+                log_y: false,
+                points_only: false,
+            });
+        }
+        if !r.fpr.is_empty() {
+            doc.title(
+                &format!("Achieved vs configured fpr of --exact none — {}", r.fpr_dataset.as_deref().unwrap_or("?")),
+                "unique IDs wrongly dropped / unique IDs (log scale; an achieved 0 sits on the axis)",
+            );
+            doc.chart(&LineChart {
+                height: 220.0,
+                x_labels: r.fpr.iter().map(|p| format!("--fpr {}", prob(p.configured))).collect(),
+                series: vec![
+                    Series {
+                        name: "configured".into(),
+                        color: "#7f7f7f",
+                        values: r.fpr.iter().map(|p| Some(p.configured)).collect(),
+                    },
+                    Series {
+                        name: "achieved".into(),
+                        color: "#d62728",
+                        values: r.fpr.iter().map(|p| p.achieved).collect(),
+                    },
+                ],
+                y_fmt: prob,
+                log_y: true,
+                points_only: true,
+            });
+        }
+        doc.finish()
+    }
+}

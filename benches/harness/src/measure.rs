@@ -1,0 +1,257 @@
+//! Measuring runs: wall time, peak RSS and page faults of one pipeline, and the
+//! interleaved A B A B schedule over a list of tools.
+//!
+//! Each run is `/usr/bin/time -f … sh -c COMMAND` with the harness reading the
+//! tool's stdout through a pipe and counting its lines, as `wc -l` would: the tool
+//! pays for writing into a pipe, not into `/dev/null` (which hides per-line write
+//! costs). GNU time reports the largest `ru_maxrss` among the waited-for processes
+//! of the pipeline (so the tool's, not `cat`'s) and the summed faults; the wall
+//! time is the harness's own clock around spawn and exit.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::redis_server::RedisServer;
+use crate::report::{Expect, Sample, Status, ToolResult};
+use crate::tools::{Output, Tool};
+
+/// GNU time's output format: exit code, max RSS (KiB), minor and major faults,
+/// user and system seconds.
+const TIME_FORMAT: &str = "%x %M %R %F %U %S";
+
+/// Where runs happen and what they see.
+pub struct Runner {
+    /// Scratch folder for time and stats files.
+    pub scratch: PathBuf,
+    /// The logdedup binary.
+    pub logdedup: PathBuf,
+    /// This harness's binary (for `setnx`).
+    pub bench: PathBuf,
+    /// A Redis server, when one could be started.
+    pub redis: Option<RedisServer>,
+    /// Print one line per run to stderr.
+    pub verbose: bool,
+}
+
+/// The truth figures a tool is checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected {
+    /// Records.
+    pub records: u64,
+    /// Distinct lines.
+    pub unique_lines: u64,
+    /// Distinct IDs.
+    pub unique_ids: u64,
+    /// Windowed emitted count (for the tool's window).
+    pub windowed: u64,
+}
+
+impl Expected {
+    /// The number `expect` refers to.
+    pub fn get(&self, expect: Expect) -> u64 {
+        match expect {
+            Expect::Records => self.records,
+            Expect::UniqueLines => self.unique_lines,
+            Expect::UniqueIds | Expect::AtMostUniqueIds => self.unique_ids,
+            Expect::Windowed => self.windowed,
+        }
+    }
+}
+
+/// Counts newlines in a chunk (vectorised by the compiler; several GB/s).
+fn count_newlines(buf: &[u8]) -> u64 {
+    buf.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+impl Runner {
+    /// Runs `tool` once on `data`.
+    pub fn run_once(&self, tool: &Tool, data: &Path, run: usize) -> Result<Sample, String> {
+        let time_file = self.scratch.join(format!("{}-{run}.time", tool.slug));
+        let stats_file = self.scratch.join(format!("{}-{run}.stats.json", tool.slug));
+        let err_file = self.scratch.join(format!("{}-{run}.stderr", tool.slug));
+        let _ = fs::remove_file(&stats_file);
+        if tool.redis {
+            self.redis.as_ref().ok_or("no Redis server")?.flush()?;
+        }
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.arg("-f")
+            .arg(TIME_FORMAT)
+            .arg("-o")
+            .arg(&time_file)
+            .arg("sh")
+            .arg("-c")
+            .arg(&tool.command)
+            .env("DATA", data)
+            .env("LOGDEDUP", &self.logdedup)
+            .env("BENCH", &self.bench)
+            .env("STATS", &stats_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&err_file).map_err(|e| e.to_string())?);
+        if let Some(r) = &self.redis {
+            cmd.env("REDIS_URL", r.url());
+        }
+        let start = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| format!("spawning /usr/bin/time: {e}"))?;
+        let mut out = child.stdout.take().expect("piped");
+        let mut buf = vec![0u8; 1 << 18];
+        let (mut lines, mut text) = (0u64, Vec::new());
+        loop {
+            let n = out.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            lines += count_newlines(&buf[..n]);
+            if tool.output == Output::Count && text.len() < 64 {
+                text.extend_from_slice(&buf[..n.min(64)]);
+            }
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        let wall_s = start.elapsed().as_secs_f64();
+        let time = fs::read_to_string(&time_file).unwrap_or_default();
+        // GNU time prefixes "Command exited with non-zero status N" on failure;
+        // the measurements are always on the last line.
+        let f: Vec<&str> = time.lines().last().unwrap_or("").split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        let mut sample = Sample {
+            wall_s,
+            exit_code: f
+                .first()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(status.code().unwrap_or(-1)),
+            max_rss_bytes: num(1) as u64 * 1024,
+            minor_faults: num(2) as u64,
+            user_s: num(4),
+            sys_s: num(5),
+            output: lines,
+            extras: BTreeMap::new(),
+        };
+        if tool.output == Output::Count {
+            sample.output = String::from_utf8_lossy(&text).trim().parse().unwrap_or(0);
+        }
+        if sample.exit_code != 0 {
+            let err = fs::read_to_string(&err_file).unwrap_or_default();
+            let tail: String = err
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" | ");
+            return Err(format!(
+                "exit {}: {}",
+                sample.exit_code,
+                tail.chars().take(400).collect::<String>()
+            ));
+        }
+        if tool.stats {
+            if let Ok(text) = fs::read_to_string(&stats_file) {
+                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) {
+                    for (k, v) in map {
+                        if let Some(x) = v.as_f64() {
+                            sample.extras.insert(k, x);
+                        }
+                    }
+                }
+            }
+        }
+        if tool.redis {
+            if let Some(r) = &self.redis {
+                for (k, v) in r.memory_figures()? {
+                    sample.extras.insert(k, v);
+                }
+            }
+        }
+        Ok(sample)
+    }
+
+    /// Runs every tool `runs` times, interleaved (A B C A B C …) so drift in the
+    /// machine's state spreads over all tools alike. Skips absent programs and stops
+    /// running a tool after its first failure.
+    pub fn interleaved(
+        &self,
+        tools: &[(Tool, Expected)],
+        data: &Path,
+        runs: usize,
+    ) -> Vec<ToolResult> {
+        let mut results: Vec<ToolResult> = tools
+            .iter()
+            .map(|(t, exp)| ToolResult {
+                slug: t.slug.clone(),
+                label: t.label.clone(),
+                family: t.family.name().into(),
+                command: t.command.clone(),
+                expect: t.expect,
+                expected: exp.get(t.expect),
+                output: None,
+                status: Status::Ok,
+                note: String::new(),
+                samples: Vec::new(),
+                summary: None,
+            })
+            .collect();
+        for (r, (t, _)) in results.iter_mut().zip(tools) {
+            if let Some(p) = t.missing() {
+                r.status = Status::Skipped;
+                r.note = format!("{p} not found");
+            }
+        }
+        for run in 0..runs {
+            for (r, (t, _)) in results.iter_mut().zip(tools) {
+                if matches!(r.status, Status::Skipped | Status::Failed) {
+                    continue;
+                }
+                match self.run_once(t, data, run) {
+                    Ok(s) => {
+                        if self.verbose {
+                            eprintln!(
+                                "  run {}/{runs} {:<28} {:>8.3} s  {:>7} MiB  out {}",
+                                run + 1,
+                                t.slug,
+                                s.wall_s,
+                                s.max_rss_bytes >> 20,
+                                s.output
+                            );
+                        }
+                        r.output = Some(s.output);
+                        let ok = match t.expect {
+                            Expect::AtMostUniqueIds => s.output <= r.expected,
+                            _ => s.output == r.expected,
+                        };
+                        if !ok {
+                            r.status = Status::Mismatch;
+                            r.note =
+                                format!("emitted {} records, truth says {}", s.output, r.expected);
+                        }
+                        r.samples.push(s);
+                    }
+                    Err(e) => {
+                        if self.verbose {
+                            eprintln!("  run {}/{runs} {:<28} FAILED: {e}", run + 1, t.slug);
+                        }
+                        r.status = Status::Failed;
+                        r.note = e;
+                    }
+                }
+            }
+        }
+        results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newline_count() {
+        assert_eq!(count_newlines(b"a\nb\n\nc"), 3);
+        assert_eq!(count_newlines(b""), 0);
+    }
+}

@@ -1,0 +1,88 @@
+//! A private `redis-server` for the Redis tools, on a unix socket in a temporary
+//! folder, with persistence off, killed when the guard drops.
+//!
+//! The harness never uses a server it did not start: results must not depend on
+//! whatever else a shared server holds, and a benchmark must not load someone
+//! else's instance.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// A running server; dropping it kills the process.
+pub struct RedisServer {
+    child: Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` (from `PATH`) and waits until it answers `PING`.
+    pub fn start() -> Result<RedisServer, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("logdedup-bench-redis")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("redis-server: {e}"))?;
+        let server = RedisServer { child, socket, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if server.socket.exists() && server.connection().is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err("redis-server did not answer within 10 s".into());
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The URL clients connect with.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    fn connection(&self) -> Result<redis::Connection, String> {
+        redis::Client::open(self.url()).and_then(|c| c.get_connection()).map_err(|e| e.to_string())
+    }
+
+    /// Empties the server before a run, so every run starts from nothing.
+    pub fn flush(&self) -> Result<(), String> {
+        let mut c = self.connection()?;
+        redis::cmd("FLUSHALL").arg("SYNC").query::<()>(&mut c).map_err(|e| format!("FLUSHALL: {e}"))
+    }
+
+    /// `used_memory` (bytes) and the number of keys, measured after a run.
+    pub fn memory_figures(&self) -> Result<BTreeMap<String, f64>, String> {
+        let mut c = self.connection()?;
+        let info: String =
+            redis::cmd("INFO").arg("memory").query(&mut c).map_err(|e| e.to_string())?;
+        let keys: u64 = redis::cmd("DBSIZE").query(&mut c).map_err(|e| e.to_string())?;
+        let mut m = BTreeMap::new();
+        for line in info.lines() {
+            if let Some(v) = line.strip_prefix("used_memory:") {
+                m.insert("redis_used_memory_bytes".into(), v.trim().parse().unwrap_or(0.0));
+            }
+        }
+        m.insert("redis_keys".into(), keys as f64);
+        Ok(m)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
