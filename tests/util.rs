@@ -124,3 +124,98 @@ impl TestCommand {
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A `Write` whose bytes the test reads back after the pipeline is done.
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuf {
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A reader that returns at most `max` bytes per read (short reads, like a pipe).
+pub struct ShortReads {
+    data: Vec<u8>,
+    pos: usize,
+    max: usize,
+}
+
+impl ShortReads {
+    pub fn new(data: Vec<u8>, max: usize) -> ShortReads {
+        ShortReads { data, pos: 0, max: max.max(1) }
+    }
+}
+
+impl std::io::Read for ShortReads {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.data.len() - self.pos).min(self.max).min(out.len());
+        out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Runs the library's pipeline in process over `input`, `max_read` bytes per read
+/// at most; returns stdout and the counters (conservation checked).
+pub fn run_pipeline(
+    config: logdedup::Config,
+    input: Vec<u8>,
+    max_read: usize,
+) -> logdedup::Result<(Vec<u8>, logdedup::Stats)> {
+    let out = SharedBuf::default();
+    let stats = logdedup::Pipeline::new(config)
+        .run(ShortReads::new(input, max_read), Box::new(out.clone()))?;
+    stats.check_conservation().unwrap();
+    assert_eq!(
+        stats.records_in,
+        stats.emitted + stats.suppressed + stats.dropped + stats.rejected,
+        "conservation"
+    );
+    Ok((out.bytes(), stats))
+}
+
+/// A `KeySpec` from `--key` values.
+pub fn key_spec(keys: &[&str], delimiter: Option<u8>, kt: logdedup::KeyType) -> logdedup::KeySpec {
+    let keys: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
+    logdedup::KeySpec::parse(&keys, delimiter, kt).unwrap()
+}
+
+/// Splits bytes into records as DESIGN says: each ends at `\n` (kept); a last
+/// record without one is a record too.
+pub fn split_records(input: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(p) => {
+                out.push(&rest[..=p]);
+                rest = &rest[p + 1..];
+            }
+            None => {
+                out.push(rest);
+                rest = &[];
+            }
+        }
+    }
+    out
+}
+
+/// A record's content: without its `\n`, and without a `\r` right before that `\n`.
+pub fn content(raw: &[u8]) -> &[u8] {
+    match raw.strip_suffix(b"\n") {
+        Some(r) => r.strip_suffix(b"\r").unwrap_or(r),
+        None => raw,
+    }
+}
