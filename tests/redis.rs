@@ -1,1 +1,304 @@
-//! (to be written)
+//! Guards that run real Redis servers for the tests: [`RedisServer`] (one server on
+//! a unix socket in a temp dir, optionally also on TCP) and [`RedisCluster`] (three
+//! masters on 127.0.0.1). Each is killed on `Drop`. Nothing relies on a server that
+//! happens to be running; without `redis-server` the tests fail and say why.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn spawn_server(args: &[String], dir: &Path) -> Child {
+    Command::new("redis-server")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}): the Redis tier tests need redis-server and \
+                 redis-cli on PATH (apt-get install redis-server redis-tools; .ci/run does this)"
+            )
+        })
+}
+
+/// Sends one inline command over a stream and returns the raw reply.
+fn ask(mut s: impl Read + Write, cmd: &str) -> std::io::Result<String> {
+    s.write_all(format!("{cmd}\r\n").as_bytes())?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut out = Vec::new();
+    // Replies here are short: read until a line end arrives.
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.ends_with(b"\r\n") {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// One `redis-server` on a unix socket in its own temp dir, killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// The unix socket.
+    pub sock: PathBuf,
+    /// The TCP port, if started with one.
+    pub port: Option<u16>,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// A server on a unix socket only (`--port 0`), no persistence.
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(None, &[])
+    }
+
+    /// A server on a unix socket and a free TCP port on 127.0.0.1, with extra
+    /// arguments (e.g. `--requirepass`).
+    pub fn start_tcp(extra: &[&str]) -> RedisServer {
+        RedisServer::start_with(Some(free_port(false)), extra)
+    }
+
+    fn start_with(port: Option<u16>, extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("r.sock");
+        let mut s = RedisServer {
+            child: None,
+            dir,
+            sock,
+            port,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            self.port.unwrap_or(0).to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--unixsocket".into(),
+            self.sock.display().to_string(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+            "--dir".into(),
+            self.dir.path().display().to_string(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        self.child = Some(spawn_server(&args, self.dir.path()));
+        let start = Instant::now();
+        loop {
+            let password = self.password();
+            let ok = UnixStream::connect(&self.sock).ok().and_then(|s| {
+                let cmd = match &password {
+                    Some(p) => format!("AUTH {p}\r\nPING"),
+                    None => "PING".into(),
+                };
+                ask(s, &cmd).ok()
+            });
+            if ok.is_some_and(|r| r.contains("PONG") || r.starts_with("+OK")) {
+                return;
+            }
+            assert!(
+                start.elapsed() < START_TIMEOUT,
+                "redis-server did not start in {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn password(&self) -> Option<String> {
+        let i = self.extra.iter().position(|a| a == "--requirepass")?;
+        self.extra.get(i + 1).cloned()
+    }
+
+    /// `redis+unix:///…/r.sock`.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.sock.display())
+    }
+
+    /// Runs `redis-cli -s SOCK ARGS` and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut c = Command::new("redis-cli");
+        c.arg("-s").arg(&self.sock);
+        if let Some(p) = self.password() {
+            c.arg("-a").arg(p).arg("--no-auth-warning");
+        }
+        let out = c.args(args).output().expect("redis-cli (apt-get install redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `INFO memory`'s `used_memory`.
+    pub fn used_memory(&self) -> u64 {
+        info_field(&self.cli(&["info", "memory"]), "used_memory")
+    }
+
+    /// Kills the server at once (SIGKILL: no clean shutdown, no reply to anyone).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same socket (empty: no persistence).
+    pub fn restart(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.sock);
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A field of an `INFO` reply.
+pub fn info_field(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in INFO"))
+}
+
+/// A port on 127.0.0.1 that is free now; with `bus`, port + 10000 (the cluster
+/// bus) is free too.
+fn free_port(bus: bool) -> u16 {
+    for _ in 0..200 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        if !bus {
+            return p;
+        }
+        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair found");
+}
+
+/// Three Redis Cluster masters on 127.0.0.1 (no replicas), killed on drop.
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    dirs: Vec<tempfile::TempDir>,
+    /// The masters' TCP ports.
+    pub ports: Vec<u16>,
+}
+
+impl RedisCluster {
+    /// Starts three masters, joins them with `redis-cli --cluster create`, and waits
+    /// until every node reports `cluster_state:ok`.
+    pub fn start() -> RedisCluster {
+        let mut c = RedisCluster { nodes: Vec::new(), dirs: Vec::new(), ports: Vec::new() };
+        for _ in 0..3 {
+            let port = loop {
+                let p = free_port(true);
+                if !c.ports.contains(&p) {
+                    break p;
+                }
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir.path().display().to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            c.nodes.push(spawn_server(&args, dir.path()));
+            c.dirs.push(dir);
+            c.ports.push(port);
+        }
+        let start = Instant::now();
+        for &p in &c.ports {
+            while !TcpStream::connect(("127.0.0.1", p))
+                .ok()
+                .and_then(|s| ask(s, "PING").ok())
+                .is_some_and(|r| r.contains("PONG"))
+            {
+                assert!(start.elapsed() < START_TIMEOUT, "cluster node {p} did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for p in &c.ports {
+            create.arg(format!("127.0.0.1:{p}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        assert!(out.status.success(), "redis-cli --cluster create: {out:?}");
+        for &p in &c.ports {
+            while !c.cli(p, &["cluster", "info"]).contains("cluster_state:ok") {
+                assert!(start.elapsed() < START_TIMEOUT * 3, "cluster never reached state ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        c
+    }
+
+    /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// Runs `redis-cli -p PORT ARGS` against one node.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(port.to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Keys on each node (the data must spread over the masters).
+    pub fn dbsizes(&self) -> Vec<u64> {
+        self.ports.iter().map(|&p| self.cli(p, &["dbsize"]).parse().unwrap()).collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.nodes {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -379,7 +379,9 @@ impl Target {
                 .map(|h| format!("{node_scheme}{userinfo}{h}"))
                 .collect();
             if nodes.is_empty() {
-                return Err(bad("no cluster nodes (expected redis+cluster://h1:p1,h2:p2,…)".into()));
+                return Err(
+                    bad("no cluster nodes (expected redis+cluster://h1:p1,h2:p2,…)".into()),
+                );
             }
             for n in &nodes {
                 n.as_str().into_connection_info().map_err(|e| bad(e.to_string()))?;
@@ -606,11 +608,18 @@ impl RedisTier {
         }
     }
 
-    fn call(&mut self, queries: &[ExactQuery], idx: &[u32], pairs: &[(i64, i64)], ring: &str) -> Call {
+    fn call(
+        &mut self,
+        queries: &[ExactQuery],
+        idx: &[u32],
+        pairs: &[(i64, i64)],
+        ring: &str,
+    ) -> Call {
         let mut windows: Vec<i64> = pairs.iter().flat_map(|&(o, w)| o..=w).collect();
         windows.sort_unstable();
         windows.dedup();
-        let pos: HashMap<i64, usize> = windows.iter().enumerate().map(|(i, &w)| (w, i + 1)).collect();
+        let pos: HashMap<i64, usize> =
+            windows.iter().enumerate().map(|(i, &w)| (w, i + 1)).collect();
         self.seq += 1;
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.sha.as_str())
@@ -665,7 +674,8 @@ impl RedisTier {
                 let mut results: Vec<Option<redis::RedisResult<Vec<u8>>>> =
                     (0..sent.len()).map(|_| None).collect();
                 let deadline = tokio::time::Instant::now() + timeout;
-                while let Ok(Some(done)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+                while let Ok(Some(done)) = tokio::time::timeout_at(deadline, set.join_next()).await
+                {
                     if let Ok((k, r)) = done {
                         results[k] = Some(r);
                     }
