@@ -84,7 +84,8 @@ fn same_as_memory(tier: &str, args: &[&str], input: &[u8]) -> Output {
     got
 }
 
-const WINDOWED: &[&str] = &["--key", ".id", "--window", "10s", "--time-field", ".ts", "--retain", "2"];
+const WINDOWED: &[&str] =
+    &["--key", ".id", "--window", "10s", "--time-field", ".ts", "--retain", "2"];
 
 #[test]
 fn single_node_matches_memory() {
@@ -113,7 +114,11 @@ fn zeek_ntp_matches_memory() {
     let input = std::fs::read(util::repo().join("datasets/zeek/ntp.json")).unwrap();
     same_as_memory(&server.url(), &["--key", ".uid"], &input);
     server.cli(&["flushall"]);
-    same_as_memory(&server.url(), &["--key", ".uid", "--window", "1m", "--time-field", ".ts"], &input);
+    same_as_memory(
+        &server.url(),
+        &["--key", ".uid", "--window", "1m", "--time-field", ".ts"],
+        &input,
+    );
 }
 
 #[test]
@@ -151,9 +156,8 @@ fn shared_instances_emit_each_unique_once() {
     let want = run("memory", &["--key", ".id"], &input);
     let url = server.url();
     let runs: Vec<Output> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| run(&url, &["--key", ".id", "--shared"], &input)))
-            .collect();
+        let hs: Vec<_> =
+            (0..2).map(|_| s.spawn(|| run(&url, &["--key", ".id", "--shared"], &input))).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let mut union: Vec<String> = runs.iter().flat_map(|o| o.lines()).collect();
@@ -167,7 +171,8 @@ fn shared_instances_emit_each_unique_once() {
 #[test]
 fn tiny_bloom_drops_no_unique_record() {
     let server = RedisServer::start();
-    let args = ["--key", ".id", "--local-bloom", "on", "--fpr", "0.5", "--bloom-initial-capacity", "8"];
+    let args =
+        ["--key", ".id", "--local-bloom", "on", "--fpr", "0.5", "--bloom-initial-capacity", "8"];
     let out = same_as_memory(&server.url(), &args, &stream(20_000, 9));
     assert!(out.stat("false_maybes") > 0, "the bloom must be wrong often");
 }
@@ -200,7 +205,11 @@ fn bad_url_or_unreachable_server_names_exact() {
     let t = Instant::now();
     let out = TestCommand::new(&["--exact", &url, "--exact-timeout", "300ms"]).stdin("x\n").run();
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("--exact") && out.stderr.contains("cannot connect"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--exact") && out.stderr.contains("cannot connect"),
+        "{}",
+        out.stderr
+    );
     assert!(t.elapsed() < Duration::from_secs(10), "gave up after {:?}", t.elapsed());
 }
 
@@ -323,7 +332,8 @@ fn server_killed_mid_stream_open() {
     let mut server = RedisServer::start();
     let url = server.url();
     let input = stream(30_000, 21);
-    let args = ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms", "--on-exact-error", "open"];
+    let args =
+        ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms", "--on-exact-error", "open"];
     let out = slow_run(&args, &input, 30, |c| match c {
         10 => server.kill(),
         16 => server.restart(),
@@ -350,7 +360,8 @@ fn server_killed_mid_stream_abort() {
     let mut server = RedisServer::start();
     let url = server.url();
     let input = stream(10_000, 22);
-    let args = ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms", "--on-exact-error", "abort"];
+    let args =
+        ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms", "--on-exact-error", "abort"];
     let out = slow_run(&args, &input, 10, |c| {
         if c == 3 {
             server.kill();
@@ -365,7 +376,8 @@ fn closed_policy_drops_unconfirmed() {
     let mut server = RedisServer::start();
     let url = server.url();
     let input = stream(6_000, 23);
-    let args = ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms", "--on-exact-error", "closed"];
+    let args =
+        ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms", "--on-exact-error", "closed"];
     let out = slow_run(&args, &input, 6, |c| {
         if c == 2 {
             server.kill();
@@ -416,7 +428,8 @@ fn measure_script_vs_pipeline() {
     let file = dir.path().join("ids.txt");
     std::fs::write(&file, &lines).unwrap();
     let t = Instant::now();
-    let out = TestCommand::new(&["--exact", &server.url(), "--local-bloom", "off"]).arg(&file).run();
+    let out =
+        TestCommand::new(&["--exact", &server.url(), "--local-bloom", "off"]).arg(&file).run();
     out.assert_ok();
     let script = t.elapsed();
     // (b) pipelined: per batch, MULTI; SMISMEMBER per bucket; SADD per bucket; EXEC
@@ -487,7 +500,8 @@ fn measure_throughput() {
     for (i, v) in fps(n, 77).iter().enumerate() {
         // Half duplicates, ~60-byte JSON lines.
         let id = if i % 2 == 0 { *v } else { fps(1, i as u64)[0] };
-        writeln!(data, "{{\"request_id\":\"r-{:x}\",\"seq\":{i},\"pad\":\"xxxxxxxx\"}}", id >> 40).unwrap();
+        writeln!(data, "{{\"request_id\":\"r-{:x}\",\"seq\":{i},\"pad\":\"xxxxxxxx\"}}", id >> 40)
+            .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("in.json");

@@ -352,7 +352,7 @@ pub fn connect(
 #[derive(Debug)]
 enum Target {
     /// One server: `redis://`, `rediss://`, `redis+unix://`, `unix://`.
-    Single(redis::Client),
+    Single(Box<redis::Client>),
     /// A cluster: the seed nodes' URLs (`redis://h:p`, with credentials and TLS).
     Cluster(Vec<String>),
 }
@@ -388,7 +388,7 @@ impl Target {
             }
             return Ok(Target::Cluster(nodes));
         }
-        redis::Client::open(url).map(Target::Single).map_err(|e| bad(e.to_string()))
+        redis::Client::open(url).map(|c| Target::Single(Box::new(c))).map_err(|e| bad(e.to_string()))
     }
 }
 
@@ -415,7 +415,7 @@ impl Conn {
                     .set_min_delay(Duration::from_millis(25))
                     .set_max_delay(Duration::from_secs(1))
                     .set_exponent_base(2.0);
-                let m = ConnectionManager::new_with_config(client.clone(), config).await?;
+                let m = ConnectionManager::new_with_config((**client).clone(), config).await?;
                 Ok(Conn::Single(m))
             }
             Target::Cluster(nodes) => {
