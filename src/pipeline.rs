@@ -201,7 +201,8 @@ impl Pipeline {
             wclock.set_newest(l.newest);
         }
         if let ExactConfig::Redis(rc) = &c.exact {
-            let (tier, agreed) = crate::exact::redis::connect(rc, &c.window, loaded.as_ref().map(|l| l.seed))?;
+            let (tier, agreed) =
+                crate::exact::redis::connect(rc, &c.window, loaded.as_ref().map(|l| l.seed))?;
             seed = agreed;
             exact = Some(tier);
         }

@@ -388,7 +388,9 @@ impl Target {
             }
             return Ok(Target::Cluster(nodes));
         }
-        redis::Client::open(url).map(|c| Target::Single(Box::new(c))).map_err(|e| bad(e.to_string()))
+        redis::Client::open(url)
+            .map(|c| Target::Single(Box::new(c)))
+            .map_err(|e| bad(e.to_string()))
     }
 }
 

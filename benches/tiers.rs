@@ -1,0 +1,101 @@
+//! Criterion: the tiers, ops/s — roaring (dense and random 64-bit IDs), the
+//! bloom filter, and the memory exact tier. The random-i64 pair is the
+//! measurement behind routing sparse 64-bit IDs to the string path.
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use logdedup::exact::{ExactAnswer, ExactQuery, ExactTier, FingerprintSet, MemoryTier};
+use logdedup::hash::Seed;
+use logdedup::key::int;
+use logdedup::local::{BloomFilter, ShardedBitmap};
+use logdedup::window::WindowIndex;
+
+const N: usize = 1_000_000;
+
+fn tiers(c: &mut Criterion) {
+    let seed = Seed { bloom: 1, k0: 2, k1: 3 };
+    let mut g = c.benchmark_group("logdedup::local::bitmap");
+    g.throughput(Throughput::Elements(N as u64));
+    g.sample_size(10);
+    for p in &common::PARAMS[..2] {
+        let ids: Vec<u64> =
+            common::ids(p, N).iter().map(|s| int::to_u64(s.parse::<i64>().unwrap())).collect();
+        g.bench_function(p.slug, |b| {
+            b.iter_batched(
+                || ShardedBitmap::new(4),
+                |mut bm| ids.iter().filter(|&&id| bm.insert(id)).count(),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("logdedup::exact::memory");
+    g.throughput(Throughput::Elements(N as u64));
+    g.sample_size(10);
+    for p in &common::PARAMS[1..3] {
+        let fps: Vec<u128> =
+            common::ids(p, N).iter().map(|s| seed.fingerprint(s.as_bytes())).collect();
+        g.bench_function(format!("fingerprint-set/{}", p.slug), |b| {
+            b.iter_batched(
+                FingerprintSet::new,
+                |mut s| fps.iter().filter(|&&fp| s.insert(fp)).count(),
+                BatchSize::LargeInput,
+            )
+        });
+        let queries: Vec<ExactQuery> = fps
+            .iter()
+            .map(|&fp| ExactQuery { fp, oldest: WindowIndex(0), own: WindowIndex(0) })
+            .collect();
+        g.bench_function(format!("tier-batched/{}", p.slug), |b| {
+            b.iter_batched(
+                MemoryTier::new,
+                |mut t| {
+                    let mut a = Vec::new();
+                    let mut new = 0;
+                    for batch in queries.chunks(5000) {
+                        t.check_and_insert(batch, &mut a).unwrap();
+                        new += a.iter().filter(|&&x| x == ExactAnswer::New).count();
+                    }
+                    new
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("logdedup::local::bloom");
+    g.throughput(Throughput::Elements(N as u64));
+    g.sample_size(10);
+    let hs: Vec<u64> =
+        common::ids(&common::PARAMS[2], N).iter().map(|s| seed.bloom_hash(s.as_bytes())).collect();
+    g.bench_function("insert/uuid-10pct", |b| {
+        b.iter_batched(
+            || BloomFilter::new(1e-4, 1 << 20),
+            |mut bf| hs.iter().filter(|&&h| bf.insert(h)).count(),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("insert-prefetched/uuid-10pct", |b| {
+        b.iter_batched(
+            || BloomFilter::new(1e-4, 1 << 20),
+            |mut bf| {
+                let mut maybe = 0;
+                for (i, &h) in hs.iter().enumerate() {
+                    if let Some(&a) = hs.get(i + 16) {
+                        bf.prefetch(a);
+                    }
+                    maybe += usize::from(bf.insert(h));
+                }
+                maybe
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, tiers);
+criterion_main!(benches);
