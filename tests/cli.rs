@@ -1,1 +1,219 @@
-//! (to be written)
+//! The command line: help, exit codes (0 ok, 1 usage naming the flag, 2 runtime),
+//! a closed stdout, input files, the summary and `--stats-json`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use crate::util::{self, TestCommand};
+
+#[test]
+fn help_and_version_exit_0() {
+    for flag in ["--help", "-h"] {
+        let o = TestCommand::raw(&[flag]).run();
+        assert_eq!(o.code, 0, "{flag}: {}", o.stderr);
+        let text = o.stdout_str();
+        assert!(text.contains("Usage"), "{flag}: {text}");
+        for f in ["--key", "--window", "--retain", "--emit", "--state-dir", "--exact"] {
+            assert!(text.contains(f), "{flag} does not mention {f}");
+        }
+    }
+    let o = TestCommand::raw(&["--version"]).run();
+    assert_eq!(o.code, 0);
+    assert!(o.stdout_str().starts_with("logdedup "), "{}", o.stdout_str());
+}
+
+/// Usage errors exit 1 (not clap's 2) and the message names the flag.
+#[test]
+fn usage_errors_exit_1_and_name_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--bogus"], "--bogus"),
+        (&["--window"], "--window"),
+        (&["--window", "10x"], "--window"),
+        (&["--window", "0s"], "--window"),
+        (&["--retain", "0", "--window", "1m"], "--retain"),
+        (&["--retain", "2"], "--retain"),
+        (&["--key", "bogus"], "--key"),
+        (&["--key", ".a..b"], "--key"),
+        (&["--key", "regex:("], "--key"),
+        (&["--key", "field:0"], "--key"),
+        (&["--key", "field:x"], "--key"),
+        (&["--key-type", "float"], "--key-type"),
+        (&["--key-type", "int", "--key", ".a", "--key", ".b"], "--key-type"),
+        (&["--delimiter", "ab"], "--delimiter"),
+        (&["--fpr", "2"], "--fpr"),
+        (&["--fpr", "0"], "--fpr"),
+        (&["--fpr", "x"], "--fpr"),
+        (&["--local-bloom", "off", "--exact", "none"], "--local-bloom"),
+        (&["--bloom-initial-capacity", "0"], "--bloom-initial-capacity"),
+        (&["--max-record-bytes", "lots"], "--max-record-bytes"),
+        (&["--max-record-bytes", "0"], "--max-record-bytes"),
+        (&["--on-unkeyed", "reject"], "--on-unkeyed"),
+        (&["--on-oversized", "reject"], "--on-oversized"),
+        (&["--on-late", "reject"], "--on-late"),
+        (&["--emit", "bogus"], "--emit"),
+        (&["--tag", "dup"], "--tag"),
+        (&["--emit", "all", "--tag", "a\"b"], "--tag"),
+        (&["--emit", "all", "--tag", ""], "--tag"),
+        (&["--time-field", "nope"], "--time-field"),
+        (&["--time-format", "%Y"], "--time-field"),
+        (&["--time-field", ".ts", "--time-format", "%Q"], "--time-format"),
+        (&["--checkpoint-every", "10"], "--state-dir"),
+        (&["--state-dir", "/tmp/x", "--checkpoint-every", "soon"], "--checkpoint-every"),
+        (&["--exact", "mysql://x"], "--exact"),
+        (&["--exact", "redis://127.0.0.1:1", "--exact-timeout", "0s"], "--exact-timeout"),
+        (&["--shared"], "--shared"),
+    ];
+    for (args, flag) in cases {
+        let o = TestCommand::raw(args).stdin("x\n").run();
+        assert_eq!(o.code, 1, "{args:?}: stderr {}", o.stderr);
+        assert!(o.stderr.contains(flag), "{args:?}: message does not name {flag}: {}", o.stderr);
+        assert!(o.stdout.is_empty(), "{args:?}: nothing may be written on a usage error");
+        assert!(!o.stderr.contains("panicked"), "{args:?}: {}", o.stderr);
+    }
+}
+
+/// Failures at run time exit 2 with a message that says what failed.
+#[test]
+fn runtime_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.log");
+    let o = TestCommand::raw(&[missing.to_str().unwrap()]).run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("missing.log"), "{}", o.stderr);
+
+    let bad = dir.path().join("no/such/dir/rejects");
+    let o = TestCommand::raw(&["--on-unkeyed", "reject", "--reject-file", bad.to_str().unwrap()])
+        .stdin("x\n")
+        .run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("--reject-file"), "{}", o.stderr);
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let o = TestCommand::raw(&["--state-dir", file.to_str().unwrap()]).stdin("x\n").run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("--state-dir"), "{}", o.stderr);
+    assert!(o.stderr.starts_with("logdedup: error: "), "{}", o.stderr);
+}
+
+/// `logdedup | head -1`: stdout closes early; the program ends quietly with 0.
+#[test]
+fn closed_stdout_exits_0_quietly() {
+    let mut child = Command::new(util::bin())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // Far more than any pipe or output buffer holds; stops when the child is gone.
+        for i in 0..2_000_000u64 {
+            if writeln!(stdin, "line {i}").is_err() {
+                return;
+            }
+        }
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first, "line 0\n");
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty(), "quietly: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The same through a real shell pipeline, as a user types it.
+#[test]
+fn shell_pipe_into_head() {
+    let script = format!(
+        "seq 1 3000000 | '{}' | head -1; echo \"code ${{PIPESTATUS[1]}}\"",
+        util::bin().display()
+    );
+    let o = Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out, "1\ncode 0\n", "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Files are read in order, `-` is stdin, and a file whose last record has no
+/// newline does not merge with the next file's first record.
+#[test]
+fn input_files_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let f1 = dir.path().join("f1");
+    let f2 = dir.path().join("f2");
+    std::fs::write(&f1, "a\nb").unwrap();
+    std::fs::write(&f2, "b\nc").unwrap();
+    let (p1, p2) = (f1.to_str().unwrap(), f2.to_str().unwrap());
+    let o = TestCommand::new(&[p1, p2]).run();
+    o.assert_ok();
+    assert_eq!(o.stdout_str(), "a\nb\nc");
+    assert_eq!((o.stat("records_in"), o.stat("duplicates")), (4, 1));
+    let o = TestCommand::new(&[p1, "-", p2]).stdin("x\nc").run();
+    o.assert_ok();
+    assert_eq!(o.stdout_str(), "a\nb\nx\nc\n");
+    assert_eq!((o.stat("records_in"), o.stat("duplicates")), (6, 2));
+}
+
+/// The summary goes to stderr (never a line per duplicate), `-q` silences it,
+/// `--stats-json` holds every counter, and no progress line off a terminal.
+#[test]
+fn summary_and_stats_json() {
+    let input = "a\nb\na\na\n".repeat(1000);
+    let o = TestCommand::raw(&[]).stdin(&input).run();
+    assert_eq!(o.code, 0);
+    assert_eq!(o.stdout_str(), "a\nb\n");
+    assert!(o.stderr.contains("4000 records in"), "{}", o.stderr);
+    assert!(o.stderr.contains("2 emitted"), "{}", o.stderr);
+    assert!(o.stderr.contains("3998 duplicates"), "{}", o.stderr);
+    assert!(o.stderr.lines().count() < 10, "a summary, not a log: {}", o.stderr);
+    assert!(!o.stderr.contains('\r'), "no progress line when stderr is not a terminal");
+
+    let o = TestCommand::raw(&["-q"]).stdin(&input).run();
+    assert_eq!(o.code, 0);
+    assert!(o.stderr.is_empty(), "{}", o.stderr);
+
+    let o = TestCommand::new(&[]).stdin(&input).run();
+    o.assert_ok();
+    let s = o.stats.as_ref().unwrap();
+    for k in [
+        "records_in",
+        "emitted",
+        "duplicates",
+        "unkeyed",
+        "late",
+        "rejected",
+        "dropped",
+        "int_ids",
+        "str_ids",
+        "maybes",
+        "exact_round_trips",
+        "windows_rotated",
+        "bytes_per_sec",
+        "records_per_sec",
+        "peak_rss_bytes",
+        "bloom_fill",
+        "bloom_expected_fpr",
+    ] {
+        assert!(s.get(k).is_some(), "--stats-json lacks {k}: {s}");
+    }
+    assert_eq!((o.stat("records_in"), o.stat("emitted"), o.stat("duplicates")), (4000, 2, 3998));
+    assert_eq!(o.stat("str_ids"), 4000);
+}
+
+/// Empty input: nothing out, exit 0, zero counters.
+#[test]
+fn empty_input() {
+    let o = TestCommand::new(&[]).stdin("").run();
+    o.assert_ok();
+    assert!(o.stdout.is_empty());
+    assert_eq!(o.stat("records_in"), 0);
+    let o = TestCommand::new(&["--key", ".id", "--window", "1m", "--time-field", ".ts"])
+        .stdin("")
+        .run();
+    o.assert_ok();
+    assert!(o.stdout.is_empty());
+}
