@@ -27,7 +27,7 @@
 //! for good, so buckets must stay under the limit whatever the window holds.
 //!
 //! **Growth: linear hashing, per (group, window).** The number of buckets of
-//! (g, w) is `2^L + s`; a member's address `a` is bits 32..63 of the member, its
+//! (g, w) is `2^L + s`; a member's address `a` is its last nine decimal digits, its
 //! bucket `a mod 2^L`, or `a mod 2^(L+1)` when that is below the split pointer
 //! `s`. When the count `n` passes [`SPLIT_LOAD`] × buckets, bucket `s` is split:
 //! its members are read, the key is deleted and rewritten as two fresh intsets
@@ -125,15 +125,19 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// ARGV[3]   ring TTL (ms)               ARGV[4] key prefix
 /// ARGV[5]   split load                  ARGV[6] nd: number of window descriptors
 /// ARGV[7..] nd × (window index, expiry ms or 0 for never, fallback TTL ms)
-/// ARGV[7+3nd]      header: 5 bytes per query: group, window j (u16 BE, 1-based
+/// ARGV[7+3nd]      header: 9 bytes per query: group, window j (u16 BE, 1-based
 ///                  descriptor of the own window), c (u16 BE: older windows to
-///                  check, descriptors j-c .. j-1)
+///                  check, descriptors j-c .. j-1), address (u32 BE, see [`address`])
 /// ARGV[8+3nd ..]   one member per query: the fingerprint's low 64 bits, signed decimal
 /// ```
 ///
 /// Lua numbers are doubles, so members stay strings end to end (Redis parses them
-/// into the intset); only the bucket address is computed from them, and always by
-/// this same code, so rounding is the same for a member at insert and at split.
+/// into the intset). The bucket address comes in the header (cheaper than parsing
+/// in Lua); a split recomputes it from the stored member's last nine decimal digits,
+/// which is exact in a double and equals [`address`].
+///
+/// What costs here is Lua, not Redis: each `redis.call` is ~0.5–1 µs and formatting
+/// a number into a string (`%.14g`) about as much, hence the suffix cache.
 const SCRIPT: &str = r#"
 local ring, seq, slot = KEYS[1], ARGV[1], ARGV[2]
 local prev = redis.call('HGET', ring, slot)
@@ -147,7 +151,7 @@ local ring_ttl, prefix, load = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local nd = tonumber(ARGV[6])
 local hdr = ARGV[7 + 3 * nd]
 local mbase = 7 + 3 * nd
-local nq = string.len(hdr) / 5
+local nq = string.len(hdr) / 9
 
 local now
 local function expire_at(j)
@@ -171,21 +175,34 @@ local function meta(g, j)
     r = { base = base, j = j, L = tonumber(v[1]) or 0, s = tonumber(v[2]) or 0,
           n = tonumber(v[3]) or 0, x = v[4] == '1', dirty = false }
     r.fresh = r.n == 0
+    r.m1, r.m2 = 2 ^ r.L, 2 ^ (r.L + 1)
     metas[id] = r
   end
   return r
 end
 
 local function addr(m)
-  local x = tonumber(m)
-  if x < 0 then x = x + 18446744073709551616 end
-  return math.floor(x / 4294967296) % 4294967296
+  local a = tonumber(string.sub(m, -9))
+  if a < 0 then a = -a end
+  return a
 end
 
 local function bucket(r, a)
-  local b = a % (2 ^ r.L)
-  if b < r.s then b = a % (2 ^ (r.L + 1)) end
+  local b = a % r.m1
+  if b < r.s then b = a % r.m2 end
   return b
+end
+
+-- Formatting a number into a key costs a sprintf("%.14g"); bucket numbers repeat
+-- across groups and windows, so their key suffixes are made once per call.
+local sfx = {}
+local function suffix(b)
+  local x = sfx[b]
+  if x == nil then
+    x = ':b' .. b
+    sfx[b] = x
+  end
+  return x
 end
 
 local function sadd_all(key, list, at)
@@ -196,8 +213,8 @@ local function sadd_all(key, list, at)
 end
 
 local function split(r)
-  local half = 2 ^ r.L
-  local old = r.base .. ':b' .. r.s
+  local half = r.m1
+  local old = r.base .. suffix(r.s)
   local lo, hi = {}, {}
   for _, m in ipairs(redis.call('SMEMBERS', old)) do
     if math.floor(addr(m) / half) % 2 == 1 then hi[#hi + 1] = m else lo[#lo + 1] = m end
@@ -205,31 +222,32 @@ local function split(r)
   redis.call('DEL', old)
   local at = expire_at(r.j)
   if #lo > 0 then sadd_all(old, lo, at) else r.x = true end
-  if #hi > 0 then sadd_all(r.base .. ':b' .. (r.s + half), hi, at) else r.x = true end
+  if #hi > 0 then sadd_all(r.base .. suffix(r.s + half), hi, at) else r.x = true end
   r.s = r.s + 1
   if r.s == half then
     r.L = r.L + 1
     r.s = 0
+    r.m1, r.m2 = r.m2, 2 * r.m2
   end
 end
 
 local out, byte = {}, 0
 for i = 1, nq do
-  local p = 5 * i - 4
-  local g, j1, j0, c1, c0 = string.byte(hdr, p, p + 4)
+  local p = 9 * i - 8
+  local g, j1, j0, c1, c0, a3, a2, a1, a0 = string.byte(hdr, p, p + 8)
   local j, c = j1 * 256 + j0, c1 * 256 + c0
+  local a = ((a3 * 256 + a2) * 256 + a1) * 256 + a0
   local m = ARGV[mbase + i]
-  local a = addr(m)
   local seen = false
   for k = j - c, j - 1 do
     local r = meta(g, k)
-    if r.n > 0 and redis.call('SISMEMBER', r.base .. ':b' .. bucket(r, a), m) == 1 then
+    if r.n > 0 and redis.call('SISMEMBER', r.base .. suffix(bucket(r, a)), m) == 1 then
       seen = true
       break
     end
   end
   local r = meta(g, j)
-  local key = r.base .. ':b' .. bucket(r, a)
+  local key = r.base .. suffix(bucket(r, a))
   if redis.call('SADD', key, m) == 1 then
     if r.n == 0 or r.x then
       local at = expire_at(j)
@@ -637,7 +655,7 @@ impl RedisTier {
             let (exp, fallback) = self.expiry(w);
             cmd.arg(w).arg(exp).arg(fallback);
         }
-        let mut hdr = Vec::with_capacity(idx.len() * 5);
+        let mut hdr = Vec::with_capacity(idx.len() * 9);
         for &i in idx {
             let q = &queries[i as usize];
             let j = pos[&q.own.0] as u16;
@@ -645,6 +663,7 @@ impl RedisTier {
             hdr.push(group(q.fp) as u8);
             hdr.extend_from_slice(&j.to_be_bytes());
             hdr.extend_from_slice(&c.to_be_bytes());
+            hdr.extend_from_slice(&address(member(q.fp)).to_be_bytes());
         }
         cmd.arg(hdr);
         for &i in idx {
@@ -747,6 +766,16 @@ fn resendable(e: &RedisError) -> bool {
         || e.is_connection_refusal()
         || e.is_cluster_error()
         || e.kind() == ErrorKind::ClusterConnectionNotFound
+}
+
+/// A member's bucket address: its last nine decimal digits, `|m| mod 10^9`. Any
+/// fixed function of the member would do; this one is exact both here and in Lua
+/// (whose numbers are doubles), which must agree on it when a bucket splits. It is
+/// uniform to within 10^9 / 2^64, and `mod 2^L` of it stays uniform to within
+/// 2^L / 10^9 (L is ~7 at 10M IDs per window, ~14 at a billion).
+#[inline]
+fn address(m: i64) -> u32 {
+    (m.unsigned_abs() % 1_000_000_000) as u32
 }
 
 /// The hash-tag group of a fingerprint: its top 8 bits.
@@ -853,6 +882,16 @@ mod tests {
         assert_eq!(redact("redis://:secret@h:1"), "redis://:***@h:1");
         assert_eq!(redact("redis+unix:///tmp/x"), "redis+unix:///tmp/x");
         assert!(!redact("redis+cluster://u:pw@a:1,b:2").contains("pw"));
+    }
+
+    #[test]
+    fn address_is_the_last_nine_digits() {
+        for m in [0i64, 5, -5, 999_999_999, 1_000_000_000, -1_234_567_890, i64::MIN, i64::MAX] {
+            let text = m.to_string();
+            let tail = &text[text.len().saturating_sub(9)..];
+            let want: i64 = tail.trim_start_matches('-').parse().unwrap();
+            assert_eq!(i64::from(address(m)), want, "{m}");
+        }
     }
 
     #[test]
