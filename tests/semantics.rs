@@ -1,1 +1,510 @@
-//! (to be written)
+//! DESIGN's contract, one rule per test, through the real executable: framing,
+//! key kinds and typing, unkeyed records, windows, retention, late records,
+//! event-time formats, emit modes and tags, oversized records, the tiers.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use logdedup::config::TimeConfig;
+use logdedup::window::ManualClock;
+use logdedup::{Config, KeyType, Pipeline};
+
+use crate::util::{key_spec, SharedBuf, TestCommand};
+
+/// Runs the binary, checks exit 0 and conservation, returns the output.
+fn run(args: &[&str], input: &str) -> crate::util::Output {
+    let o = TestCommand::new(args).stdin(input).run();
+    o.assert_ok();
+    o
+}
+
+fn out(args: &[&str], input: &str) -> String {
+    run(args, input).stdout_str()
+}
+
+// ---------------------------------------------------------------------------
+// Framing
+
+#[test]
+fn cr_before_newline_is_not_part_of_the_key() {
+    assert_eq!(out(&[], "a\r\na\nb\nb\r\n"), "a\r\nb\n");
+    // A last record without `\n` keeps its `\r` as content: a different key.
+    assert_eq!(out(&[], "b\nb\r"), "b\nb\r");
+    // A `\r` elsewhere is content.
+    assert_eq!(out(&[], "a\rb\nab\n"), "a\rb\nab\n");
+}
+
+#[test]
+fn last_record_without_newline_stays_without_one() {
+    assert_eq!(out(&[], "a\nb"), "a\nb");
+    assert_eq!(out(&[], "a\nb\nb"), "a\nb\n");
+    assert_eq!(out(&[], "b"), "b");
+    let o = run(&[], "a\na");
+    assert_eq!(
+        (o.stdout_str().as_str(), o.stat("records_in"), o.stat("duplicates")),
+        ("a\n", 2, 1)
+    );
+}
+
+#[test]
+fn empty_lines_are_records() {
+    let o = run(&[], "\n\nx\n\r\n");
+    assert_eq!(o.stdout_str(), "\nx\n");
+    assert_eq!((o.stat("records_in"), o.stat("duplicates")), (4, 2));
+}
+
+#[test]
+fn output_is_input_bytes_in_input_order() {
+    let input = "z\ny\nz\nx\ny\nw\n";
+    assert_eq!(out(&[], input), "z\ny\nx\nw\n");
+    assert_eq!(out(&["--emit", "all"], input), input);
+    assert_eq!(out(&["--emit", "dups"], input), "z\ny\n");
+}
+
+// ---------------------------------------------------------------------------
+// Keys
+
+#[test]
+fn json_paths() {
+    let input = concat!(
+        r#"{"a":1,"n":{"b":"x"}}"#,
+        "\n",
+        r#"{"a":2,"n":{"b":"x"}}"#,
+        "\n",
+        r#"{"n":{"b":"y"},"a":1}"#,
+        "\n",
+        r#"{"id.orig_h":"10.0.0.1","id":{"orig_h":"other"}}"#,
+        "\n",
+    );
+    let o = run(&["--key", ".a"], input);
+    assert_eq!(o.stdout_str().lines().count(), 3); // a=1, a=2, unkeyed (no .a)
+    assert_eq!((o.stat("duplicates"), o.stat("unkeyed")), (1, 1));
+    let o = run(&["--key", ".n.b"], input);
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("unkeyed")), (2, 1, 1));
+    let o = run(&["--key", r#"."id.orig_h""#], &input.repeat(2));
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("unkeyed")), (1, 1, 6));
+    // A dotted name and a nested path are different keys.
+    let input = concat!(
+        r#"{"id.orig_h":"h","id":{"orig_h":"x"}}"#,
+        "\n",
+        r#"{"id":{"orig_h":"y"},"id.orig_h":"h"}"#,
+        "\n",
+    );
+    let o = run(&["--key", r#"."id.orig_h""#], input);
+    assert_eq!((o.stat("new"), o.stat("duplicates")), (1, 1));
+    let o = run(&["--key", ".id.orig_h"], input);
+    assert_eq!((o.stat("new"), o.stat("duplicates")), (2, 0));
+}
+
+#[test]
+fn json_string_content_is_the_key() {
+    // Escaped quotes and backslashes inside strings, before and in the key.
+    let input = concat!(
+        r#"{"msg":"a \"id\":1 trap","id":"x\"y"}"#,
+        "\n",
+        r#"{"id":"x\u0022y"}"#,
+        "\n",
+        r#"{"id":"x\\\"y"}"#,
+        "\n",
+        r#"{"msg":"\\","id":"x\"y"}"#,
+        "\n",
+    );
+    let o = run(&["--key", ".id"], input);
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("unkeyed")), (2, 2, 0));
+    assert_eq!(o.lines().len(), 2);
+    assert!(o.lines()[1].contains(r#"x\\\"y"#));
+}
+
+#[test]
+fn quoted_and_bare_integers_are_one_id_under_auto() {
+    let input = "{\"id\":42}\n{\"id\":\"42\"}\n{\"id\":\"042\"}\n{\"id\":42.0}\n";
+    for kt in ["auto", "str"] {
+        let o = run(&["--key", ".id", "--key-type", kt], input);
+        assert_eq!(o.stdout_str(), "{\"id\":42}\n{\"id\":\"042\"}\n{\"id\":42.0}\n", "{kt}");
+    }
+    let o = run(&["--key", ".id", "--key-type", "int"], input);
+    assert_eq!(o.stdout_str(), input.replace("{\"id\":\"42\"}\n", ""));
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("unkeyed")), (1, 1, 2));
+    let o = run(&["--key", ".id"], input);
+    assert_eq!((o.stat("int_ids"), o.stat("str_ids")), (2, 2));
+}
+
+/// `-0`, `+1` and `042` are strings, never the integers 0, 1 and 42.
+#[test]
+fn non_canonical_numbers_are_strings() {
+    let input = "0\n-0\n1\n+1\n42\n042\n-0\n+1\n042\n";
+    let o = run(&["--key", "field:1"], input);
+    assert_eq!(o.stdout_str(), "0\n-0\n1\n+1\n42\n042\n");
+    assert_eq!((o.stat("int_ids"), o.stat("str_ids")), (3, 6));
+    let o = run(&["--key", "field:1", "--key-type", "int"], input);
+    assert_eq!((o.stat("new"), o.stat("unkeyed")), (3, 6));
+}
+
+#[test]
+fn sixty_four_bit_edges() {
+    let input = [
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "-1608999687919862906",
+        "4294967295",
+        "4294967296",
+        "-4294967296",
+        "-4294967297",
+    ]
+    .map(|s| format!("{{\"id\":{s}}}\n{{\"id\":\"{s}\"}}\n"))
+    .concat();
+    let o = run(&["--key", ".id"], &input);
+    assert_eq!((o.stat("new"), o.stat("duplicates")), (9, 9));
+    assert_eq!(o.stat("str_ids") + o.stat("int_ids"), 18);
+    let o = run(&["--key", ".id", "--key-type", "int"], &input);
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("unkeyed")), (7, 7, 4));
+}
+
+#[test]
+fn regex_first_group_or_whole_match() {
+    let input = "blk_1 x blk_2\nblk_1\nblk_-1 blk_1\nnone\n";
+    let o = run(&["--key", r"regex:blk_(-?\d+)"], input);
+    assert_eq!(o.stdout_str(), "blk_1 x blk_2\nblk_-1 blk_1\nnone\n");
+    assert_eq!(o.stat("unkeyed"), 1);
+    let o = run(&["--key", r"regex:blk_-?\d+"], "a blk_1\nb blk_1\nblk_12\n");
+    assert_eq!(o.stdout_str(), "a blk_1\nblk_12\n");
+}
+
+#[test]
+fn fields_awk_and_delimited() {
+    let input = "  a  b\tc\na b c\n\tx b z\nonly\n";
+    let o = run(&["--key", "field:2"], input);
+    assert_eq!(o.stdout_str(), "  a  b\tc\nonly\n");
+    assert_eq!((o.stat("duplicates"), o.stat("unkeyed")), (2, 1));
+    let o = run(&["--key", "field:2", "--delimiter", "|"], "a||c\nb||d\nx|y\nnone\n");
+    assert_eq!(o.stdout_str(), "a||c\nx|y\nnone\n");
+    assert_eq!((o.stat("duplicates"), o.stat("unkeyed")), (1, 1));
+    let o = run(&["--key", "field:3", "--delimiter", "\\t"], "a\tb\tc\nx y\tz\tc\n");
+    assert_eq!(o.stdout_str(), "a\tb\tc\n");
+}
+
+#[test]
+fn composite_keys_are_unambiguous() {
+    let input = "ab c\na bc\nab c\nonly\n";
+    let o = run(&["--key", "field:1", "--key", "field:2"], input);
+    assert_eq!(o.stdout_str(), "ab c\na bc\nonly\n");
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("unkeyed")), (2, 1, 1));
+    // JSON + regex + field in one key.
+    let input = "{\"u\":1,\"o\":2} id=7\n{\"u\":1,\"o\":2} id=8\n{\"u\":1,\"o\":2} id=7\n";
+    let o = run(&["--key", ".u", "--key", ".o", "--key", r"regex:id=(\d+)"], input);
+    assert_eq!(o.stat("duplicates"), 1);
+    // A part that is empty still separates: ("", "ab") vs ("a", "b").
+    let o = run(&["--key", "field:1", "--key", "field:2", "--delimiter", ","], ",ab\na,b\n,ab\n");
+    assert_eq!(o.stdout_str(), ",ab\na,b\n");
+}
+
+// ---------------------------------------------------------------------------
+// Unkeyed records
+
+#[test]
+fn unkeyed_policies() {
+    let input = "{\"id\":1}\nplain\n{\"id\":null}\n{\"id\":1}\n{\"x\":1}\nplain\n";
+    let o = run(&["--key", ".id"], input);
+    assert_eq!(o.stdout_str(), "{\"id\":1}\nplain\n{\"id\":null}\n{\"x\":1}\nplain\n");
+    assert_eq!(o.stat("unkeyed"), 4);
+    let o = run(&["--key", ".id", "--on-unkeyed", "drop"], input);
+    assert_eq!(o.stdout_str(), "{\"id\":1}\n");
+    assert_eq!(o.stat("dropped"), 4);
+    let dir = tempfile::tempdir().unwrap();
+    let rf = dir.path().join("rejects");
+    let o = run(
+        &["--key", ".id", "--on-unkeyed", "reject", "--reject-file", rf.to_str().unwrap()],
+        input,
+    );
+    assert_eq!(o.stdout_str(), "{\"id\":1}\n");
+    assert_eq!(o.stat("rejected"), 4);
+    assert_eq!(std::fs::read_to_string(&rf).unwrap(), "plain\n{\"id\":null}\n{\"x\":1}\nplain\n");
+}
+
+// ---------------------------------------------------------------------------
+// Windows
+
+fn ev(id: &str, ts: i64) -> String {
+    format!("{{\"id\":\"{id}\",\"ts\":{ts}}}\n")
+}
+
+#[test]
+fn one_window_without_window_flag() {
+    let input = ev("a", 0) + &ev("a", 1_000_000) + &ev("a", -5);
+    let o = run(&["--key", ".id", "--time-field", ".ts"], &input);
+    assert_eq!((o.stat("new"), o.stat("duplicates")), (1, 2));
+}
+
+#[test]
+fn windows_forget_what_fell_out() {
+    // 10 s windows, retain 1: a repeat in the next window is new again.
+    let input = ev("a", 1) + &ev("a", 9) + &ev("a", 10) + &ev("a", 19) + &ev("a", 25);
+    let o = run(&["--key", ".id", "--window", "10s", "--time-field", ".ts"], &input);
+    assert_eq!(o.stdout_str(), ev("a", 1) + &ev("a", 10) + &ev("a", 25));
+    assert!(o.stat("windows_rotated") > 0);
+    // retain 2: the previous window still counts.
+    let o =
+        run(&["--key", ".id", "--window", "10s", "--retain", "2", "--time-field", ".ts"], &input);
+    assert_eq!(o.stdout_str(), ev("a", 1));
+    let input = ev("a", 1) + &ev("a", 25);
+    let o =
+        run(&["--key", ".id", "--window", "10s", "--retain", "2", "--time-field", ".ts"], &input);
+    assert_eq!(o.stdout_str(), input);
+}
+
+/// Windows are epoch-aligned, also before 1970.
+#[test]
+fn windows_are_epoch_aligned() {
+    let input = ev("a", -1) + &ev("a", 0) + &ev("a", 59) + &ev("a", 60);
+    let o = run(&["--key", ".id", "--window", "1m", "--time-field", ".ts"], &input);
+    assert_eq!(o.stdout_str(), ev("a", -1) + &ev("a", 0) + &ev("a", 60));
+}
+
+/// A record in an older retained window is checked against windows up to its
+/// own only, and is inserted into its own window.
+#[test]
+fn older_retained_window_sees_only_windows_up_to_its_own() {
+    let args = ["--key", ".id", "--window", "10s", "--retain", "3", "--time-field", ".ts"];
+    // `a` first seen in window 2; then a record of window 1: not a duplicate.
+    let input = ev("a", 25) + &ev("a", 15) + &ev("a", 16) + &ev("a", 27) + &ev("a", 5);
+    let o = run(&args, &input);
+    assert_eq!(o.stdout_str(), ev("a", 25) + &ev("a", 15) + &ev("a", 5));
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("late")), (3, 2, 0));
+}
+
+#[test]
+fn late_records() {
+    let args = ["--key", ".id", "--window", "10s", "--time-field", ".ts"];
+    let input = ev("a", 35) + &ev("a", 5) + &ev("a", 5) + &ev("b", 36);
+    let o = run(&args, &input);
+    assert_eq!(o.stdout_str(), input);
+    assert_eq!((o.stat("new"), o.stat("late")), (2, 2));
+    let mut drop = args.to_vec();
+    drop.extend(["--on-late", "drop"]);
+    let o = run(&drop, &input);
+    assert_eq!(o.stdout_str(), ev("a", 35) + &ev("b", 36));
+    assert_eq!((o.stat("late"), o.stat("dropped")), (2, 2));
+    // A late record is never inserted: the same ID in the clock's window is new.
+    let input = ev("x", 35) + &ev("y", 5) + &ev("y", 36);
+    let o = run(&args, &input);
+    assert_eq!(o.stdout_str(), input);
+}
+
+#[test]
+fn no_readable_time_is_unkeyed() {
+    let args = ["--key", ".id", "--window", "10s", "--time-field", ".ts"];
+    let input =
+        "{\"id\":1}\n{\"id\":1,\"ts\":\"soon\"}\n{\"id\":1,\"ts\":null}\n{\"id\":1,\"ts\":3}\n";
+    let o = run(&args, input);
+    assert_eq!(o.stdout_str(), input);
+    assert_eq!((o.stat("unkeyed"), o.stat("new")), (3, 1));
+    let mut drop = args.to_vec();
+    drop.extend(["--on-unkeyed", "drop"]);
+    assert_eq!(out(&drop, input), "{\"id\":1,\"ts\":3}\n");
+}
+
+#[test]
+fn time_formats() {
+    let args = ["--key", ".id", "--window", "1h", "--time-field", ".ts"];
+    // RFC 3339 with offsets, epoch s/ms/µs/ns: all the same hour.
+    let t = [
+        "\"2018-03-24T17:15:25Z\"",
+        "\"2018-03-24T19:15:25.5+02:00\"",
+        "\"2018-03-24 17:59:59Z\"",
+        "1521911725",
+        "1521911725123",
+        "1521911725123456",
+        "\"1521911725123456789\"",
+        "1521911725.25",
+    ];
+    let input: String = t.iter().map(|t| format!("{{\"id\":1,\"ts\":{t}}}\n")).collect();
+    let o = run(&args, &input);
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("unkeyed")), (1, 7, 0));
+    // The next hour is a new window.
+    let o = run(&args, &(input.clone() + "{\"id\":1,\"ts\":\"2018-03-24T18:00:00Z\"}\n"));
+    assert_eq!((o.stat("new"), o.stat("duplicates")), (2, 7));
+    // strftime: HDFS's `081109 203615` in field 1+2 via a regex.
+    let hdfs = "081109 203615 blk_1\n081109 205959 blk_1\n081109 210000 blk_1\nbad blk_1\n";
+    let o = run(
+        &[
+            "--key",
+            r"regex:blk_(\d+)",
+            "--time-field",
+            r"regex:^(\d{6} \d{6})",
+            "--time-format",
+            "%y%m%d %H%M%S",
+            "--window",
+            "1h",
+        ],
+        hdfs,
+    );
+    assert_eq!(o.stdout_str(), "081109 203615 blk_1\n081109 210000 blk_1\nbad blk_1\n");
+    assert_eq!(o.stat("unkeyed"), 1);
+    // syslog without a year.
+    let syslog = "Jun  9 06:06:20 a\nJun  9 06:59:59 a\nJun  9 07:00:00 a\n";
+    let o = run(
+        &[
+            "--key",
+            "field:4",
+            "--time-field",
+            r"regex:^(\w+ +\d+ [\d:]+)",
+            "--time-format",
+            "%b %e %T",
+            "--window",
+            "1h",
+        ],
+        syslog,
+    );
+    assert_eq!(o.stdout_str(), "Jun  9 06:06:20 a\nJun  9 07:00:00 a\n");
+}
+
+/// Without `--time-field` the window is the arrival time, from an injected clock.
+#[test]
+fn arrival_time_windows_use_the_injected_clock() {
+    /// Returns one line per read, moving the clock to that line's time first.
+    struct Timed {
+        lines: Vec<(i64, &'static [u8])>,
+        clock: ManualClock,
+    }
+    impl Read for Timed {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.lines.is_empty() {
+                return Ok(0);
+            }
+            let (t, l) = self.lines.remove(0);
+            self.clock.set(t * 1_000_000_000);
+            buf[..l.len()].copy_from_slice(l);
+            Ok(l.len())
+        }
+    }
+    let clock = ManualClock::new(0);
+    let input = Timed {
+        lines: vec![(0, b"a\n"), (5, b"a\n"), (10, b"a\n"), (12, b"b\n"), (30, b"b\n")],
+        clock: clock.clone(),
+    };
+    let mut c = Config::default();
+    c.window.width_ns = Some(10_000_000_000);
+    let out = SharedBuf::default();
+    let stats =
+        Pipeline::new(c).with_clock(Arc::new(clock)).run(input, Box::new(out.clone())).unwrap();
+    assert_eq!(out.bytes(), b"a\na\nb\nb\n");
+    assert_eq!((stats.new, stats.duplicates), (4, 1));
+}
+
+// ---------------------------------------------------------------------------
+// Emit modes and tags
+
+#[test]
+fn emit_modes_and_tags() {
+    let input = "{\"id\":1}\n  { \"id\":1}\r\nplain\n{\"id\":2,\"x\":{}}\n{\"id\":2,\"x\":{}}\n";
+    let base = ["--key", ".id"];
+    let with = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        out(&a, input)
+    };
+    assert_eq!(with(&[]), "{\"id\":1}\nplain\n{\"id\":2,\"x\":{}}\n");
+    assert_eq!(with(&["--emit", "dups"]), "  { \"id\":1}\r\nplain\n{\"id\":2,\"x\":{}}\n");
+    assert_eq!(with(&["--emit", "all"]), input);
+    assert_eq!(
+        with(&["--emit", "all", "--tag", "dup"]),
+        "{\"dup\":false,\"id\":1}\n  {\"dup\":true, \"id\":1}\r\nplain\n{\"dup\":false,\"id\":2,\"x\":{}}\n{\"dup\":true,\"id\":2,\"x\":{}}\n"
+    );
+}
+
+/// Tags go into JSON objects only, whatever the key; other records pass unchanged.
+#[test]
+fn tags_only_json_objects() {
+    let o = run(&["--emit", "all", "--tag", "seen"], "plain\nplain\n{}\n{}\n[1]\n[1]\n");
+    assert_eq!(o.stdout_str(), "plain\nplain\n{\"seen\":false}\n{\"seen\":true}\n[1]\n[1]\n");
+}
+
+// ---------------------------------------------------------------------------
+// Oversized records
+
+#[test]
+fn oversized_records_by_policy() {
+    let big = "x".repeat(100);
+    let input = format!("a\n{big}\n{big}\nb\n{big}");
+    let o = run(&["--max-record-bytes", "50"], &input);
+    assert_eq!(o.stdout_str(), input, "oversized records are passed through, never deduplicated");
+    assert_eq!((o.stat("oversized"), o.stat("emitted")), (3, 5));
+    let o = run(&["--max-record-bytes", "50", "--on-oversized", "drop"], &input);
+    assert_eq!(o.stdout_str(), "a\nb\n");
+    assert_eq!(o.stat("dropped"), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let rf = dir.path().join("r");
+    let o = run(
+        &[
+            "--max-record-bytes",
+            "50",
+            "--on-oversized",
+            "reject",
+            "--reject-file",
+            rf.to_str().unwrap(),
+        ],
+        &input,
+    );
+    assert_eq!(o.stdout_str(), "a\nb\n");
+    assert_eq!(o.stat("rejected"), 3);
+    assert_eq!(std::fs::read_to_string(&rf).unwrap(), format!("{big}\n{big}\n{big}"));
+    // Exactly at the limit (without the terminator) is a record like any other.
+    let at = "y".repeat(50);
+    let o = run(&["--max-record-bytes", "50"], &format!("{at}\r\n{at}\n"));
+    assert_eq!(o.stdout_str(), format!("{at}\r\n"));
+    assert_eq!(o.stat("oversized"), 0);
+}
+
+/// A 100 MB line passes through with bounded memory (counted, not buffered whole).
+#[test]
+fn huge_line_is_streamed() {
+    let mut input = b"a\n".to_vec();
+    input.extend(std::iter::repeat_n(b'z', 100 << 20));
+    input.extend_from_slice(b"\na\nb\n");
+    let o = TestCommand::new(&["--max-record-bytes", "1MiB"]).stdin(&input).run();
+    o.assert_ok();
+    assert!(o.stdout.len() == input.len() - 2, "everything but the repeated a");
+    assert_eq!((o.stat("oversized"), o.stat("duplicates")), (1, 1));
+    let peak = o.stat("peak_rss_bytes");
+    assert!(peak < 60 << 20, "peak RSS {peak} B on a 100 MiB line");
+}
+
+// ---------------------------------------------------------------------------
+// Tiers: every tier combination gives the same answer on exact-sized inputs
+
+#[test]
+fn tiers_agree() {
+    let input: String =
+        (0..3000).map(|i| format!("{{\"id\":\"k{}\",\"n\":{i}}}\n", i % 1000)).collect();
+    let want = out(&["--key", ".id"], &input);
+    assert_eq!(want.lines().count(), 1000);
+    for extra in [
+        &["--local-bloom", "on"][..],
+        &["--local-bloom", "off"],
+        &["--local-bloom", "on", "--fpr", "0.5", "--bloom-initial-capacity", "1"],
+        &["--exact", "none"],
+        &["--exact", "none", "--bloom-initial-capacity", "4"],
+    ] {
+        let mut a = vec!["--key", ".id"];
+        a.extend_from_slice(extra);
+        assert_eq!(out(&a, &input), want, "{extra:?}");
+    }
+}
+
+/// The library's `Config` with a time field behaves as the flags do.
+#[test]
+fn library_and_binary_agree() {
+    let input = ev("a", 1) + &ev("a", 12) + &ev("b", 3) + &ev("a", 2);
+    let mut c = Config::default();
+    c.key = key_spec(&[".id"], None, KeyType::Auto);
+    c.window.width_ns = Some(10_000_000_000);
+    c.window.retain = 2;
+    c.time = Some(TimeConfig { field: key_spec(&[".ts"], None, KeyType::Str), format: None });
+    let (lib, _) = crate::util::run_pipeline(c, input.clone().into_bytes(), 3).unwrap();
+    let bin =
+        out(&["--key", ".id", "--window", "10s", "--retain", "2", "--time-field", ".ts"], &input);
+    assert_eq!(String::from_utf8(lib).unwrap(), bin);
+    assert_eq!(bin, ev("a", 1) + &ev("b", 3));
+}
