@@ -197,6 +197,34 @@ fn password_and_database_in_the_url() {
 }
 
 #[test]
+fn tls() {
+    let (server, ca) = RedisServer::start_tls();
+    let url = format!("rediss://127.0.0.1:{}/0", server.port.unwrap());
+    let input = stream(3_000, 31);
+    let want = run("memory", &["--key", ".id"], &input);
+    let tls_run = || {
+        let mut child = Command::new(util::bin())
+            .args(["--key", ".id", "--exact", &url])
+            .env("SSL_CERT_FILE", &ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = tls_run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == want.stdout, "rediss:// output differs from --exact memory");
+    assert!(server.cli(&["dbsize"]).parse::<u64>().unwrap() > 1);
+    // Without the CA the certificate is refused: a clear error naming --exact.
+    let out = TestCommand::new(&["--exact", &url]).stdin("x\n").run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--exact"), "{}", out.stderr);
+}
+
+#[test]
 fn bad_url_or_unreachable_server_names_exact() {
     let out = TestCommand::new(&["--exact", "redis://127.0.0.1:notaport/0"]).stdin("x\n").run();
     assert_eq!(out.code, 1, "{}", out.stderr);

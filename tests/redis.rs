@@ -62,6 +62,90 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// A server on a unix socket and TLS on a free TCP port (`--tls-port`), with a
+    /// certificate for 127.0.0.1 signed by a fresh CA; returns the CA's file, for
+    /// the client's `SSL_CERT_FILE`.
+    pub fn start_tls() -> (RedisServer, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .unwrap_or_else(|e| panic!("openssl ({e}): the TLS test needs it"));
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=logdedup-test-ca",
+        ]);
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "s.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "s.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "c.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let port = free_port(false);
+        let f = |n: &str| d.join(n).display().to_string();
+        let extra = vec![
+            "--tls-port".to_string(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            f("c.pem"),
+            "--tls-key-file".into(),
+            f("k.pem"),
+            "--tls-ca-cert-file".into(),
+            f("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        let ca = d.join("ca.pem");
+        let mut s = RedisServer { child: None, sock: d.join("r.sock"), dir, port: None, extra };
+        s.spawn();
+        s.port = Some(port);
+        (s, ca)
+    }
+
     /// A server on a unix socket only (`--port 0`), no persistence.
     pub fn start() -> RedisServer {
         RedisServer::start_with(None, &[])
@@ -90,7 +174,8 @@ impl RedisServer {
     fn spawn(&mut self) {
         let mut args: Vec<String> = vec![
             "--port".into(),
-            self.port.unwrap_or(0).to_string(),
+            if self.extra.iter().any(|a| a == "--tls-port") { 0 } else { self.port.unwrap_or(0) }
+                .to_string(),
             "--bind".into(),
             "127.0.0.1".into(),
             "--unixsocket".into(),
