@@ -31,11 +31,15 @@ fn pipeline(c: &mut Criterion) {
         ] {
             g.bench_function(format!("{}/{slug}", p.slug), |b| {
                 b.iter(|| {
-                    let mut config = Config::default();
-                    config.key = KeySpec::parse(&[key.to_string()], None, KeyType::Auto).unwrap();
-                    if exact == "none" {
-                        config.exact = logdedup::config::ExactConfig::None;
-                    }
+                    let config = Config {
+                        key: KeySpec::parse(&[key.to_string()], None, KeyType::Auto).unwrap(),
+                        exact: if exact == "none" {
+                            logdedup::config::ExactConfig::None
+                        } else {
+                            logdedup::config::ExactConfig::Memory
+                        },
+                        ..Config::default()
+                    };
                     let input = io::Cursor::new(data.clone());
                     Pipeline::new(config).run(input, Box::new(Null)).unwrap().emitted
                 })

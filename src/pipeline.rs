@@ -435,13 +435,13 @@ impl Run<'_> {
             for p in self.pending.iter().take(PREFETCH_AHEAD) {
                 self.local.prefetch_bloom(p.bloom, p.own);
             }
-            for j in 0..self.pending.len() {
+            for (j, m) in maybe.iter_mut().enumerate() {
                 if let Some(a) = self.pending.get(j + PREFETCH_AHEAD) {
                     self.local.prefetch_bloom(a.bloom, a.own);
                 }
                 let p = self.pending[j];
-                maybe[j] = self.local.check_insert_bloom(p.bloom, p.oldest, p.own);
-                if maybe[j] {
+                *m = self.local.check_insert_bloom(p.bloom, p.oldest, p.own);
+                if *m {
                     self.stats.maybes += 1;
                 }
             }

@@ -376,8 +376,7 @@ mod tests {
     use super::*;
 
     fn fp(i: u64) -> u128 {
-        let a = xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes());
-        a
+        xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes())
     }
 
     #[test]
