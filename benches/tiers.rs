@@ -21,6 +21,20 @@ fn tiers(c: &mut Criterion) {
     for p in &common::PARAMS[..2] {
         let ids: Vec<u64> =
             common::ids(p, N).iter().map(|s| int::to_u64(s.parse::<i64>().unwrap())).collect();
+        // Memory beside time: the other half of the roaring-or-string decision.
+        let mut bm = ShardedBitmap::new(4);
+        let mut fs = FingerprintSet::new();
+        for &id in &ids {
+            bm.insert(id);
+            fs.insert(seed.fingerprint(&id.to_le_bytes()));
+        }
+        eprintln!(
+            "{}: roaring {:.1} B/ID (serialized), fingerprint set {:.1} B/ID, {} distinct",
+            p.slug,
+            bm.serialized_size() as f64 / bm.len() as f64,
+            fs.bytes() as f64 / fs.len() as f64,
+            bm.len()
+        );
         g.bench_function(p.slug, |b| {
             b.iter_batched(
                 || ShardedBitmap::new(4),
