@@ -798,3 +798,206 @@ fn bloom_bits_per_id_within_1_8x_of_the_bound() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+// ---------------------------------------------------------------------------
+// No input makes anything panic (issue 2, "Errors"): random bytes, biased
+// towards JSON, numbers and times so the scanners go deep, through every key
+// extractor and the time parser, with read sizes of 1..64 bytes.
+
+fn fuzz_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        3 => any::<u8>().prop_map(|b| vec![b]),
+        1 => prop::sample::select(vec![
+            &b"{"[..], b"}", b"[", b"]", b"\"", b"\\", b":", b",", b"\"id\"", b"\"ts\"", b"\"a\"",
+            b"\"b\"", b"\"x.y\"", b"null", b"true", b"-", b".", b" ", b"\t", b"|", b"\n", b"\r",
+            b"\r\n", b"\\u", b"d83d", b"dc00", b"\\\"", b"0", b"42", b"-9223372036854775808",
+            b"99999999999999999999", b"1521911725", b"2018-03-24T17:15:25.5+02:00", b"T", b"Z",
+            b"Dec 10 06:55:46", b"081109 203615", b"1970-032", b"12:30 pm", b"\xff", b"\xc3",
+            b"\xe2\x82", b"blk_-1",
+        ])
+        .prop_map(|t| t.to_vec()),
+    ];
+    prop::collection::vec(token, 0..max).prop_map(|v| v.concat())
+}
+
+const FUZZ_KEYS: &[&[&str]] = &[
+    &["line"],
+    &[".id"],
+    &[".a.b"],
+    &[r#"."x.y""#],
+    &[r"regex:(\d+)"],
+    &["regex:a(b)?"],
+    &[r"regex:blk_(-?\d+)"],
+    &["field:1"],
+    &["field:3"],
+    &[".id", "field:2"],
+    &[r"regex:(\S+)", ".ts", "line"],
+];
+
+const FUZZ_FORMATS: &[Option<&str>] = &[
+    None,
+    Some("%s"),
+    Some("%s.%f"),
+    Some("%Y-%m-%d %H:%M:%S"),
+    Some("%FT%T%z"),
+    Some("%b %e %T"),
+    Some("%y%m%d %H%M%S"),
+    Some("%Y-%j"),
+    Some("%I:%M %p"),
+    Some("[%a %b %d %T %Y]"),
+];
+
+#[derive(Debug, Clone)]
+struct FuzzKnobs {
+    keys: usize,
+    delimiter: Option<u8>,
+    key_type: KeyType,
+    time: Option<(usize, usize)>,
+    window: Option<(i64, u32)>,
+    max_record: usize,
+    tag: bool,
+    bloom: BloomMode,
+    chunk: usize,
+    max_read: usize,
+}
+
+fn fuzz_knobs() -> impl Strategy<Value = FuzzKnobs> {
+    (
+        0..FUZZ_KEYS.len(),
+        prop::option::of(prop::sample::select(vec![b'|', b',', b' ', b'\t', b'"'])),
+        prop_oneof![Just(KeyType::Auto), Just(KeyType::Str), Just(KeyType::Int)],
+        prop::option::of((0..FUZZ_KEYS.len(), 0..FUZZ_FORMATS.len())),
+        prop::option::of((1i64..100_000, 1u32..=3)),
+        prop_oneof![3 => Just(1usize << 20), 1 => 1usize..64],
+        any::<bool>(),
+        prop_oneof![Just(BloomMode::Auto), Just(BloomMode::On)],
+        1usize..=64,
+        1usize..=64,
+    )
+        .prop_map(
+            |(keys, delimiter, kt, time, window, max_record, tag, bloom, chunk, max_read)| {
+                FuzzKnobs {
+                    keys,
+                    delimiter,
+                    key_type: if FUZZ_KEYS[keys].len() > 1 && kt == KeyType::Int {
+                        KeyType::Auto
+                    } else {
+                        kt
+                    },
+                    time,
+                    window,
+                    max_record,
+                    tag,
+                    bloom,
+                    chunk,
+                    max_read,
+                }
+            },
+        )
+}
+
+fn fuzz_config(k: &FuzzKnobs) -> Config {
+    let mut c = Config::default();
+    c.key = key_spec(FUZZ_KEYS[k.keys], k.delimiter, k.key_type);
+    if let Some((field, fmt)) = k.time {
+        c.time = Some(TimeConfig {
+            field: key_spec(&FUZZ_KEYS[field][..1], k.delimiter, KeyType::Str),
+            format: FUZZ_FORMATS[fmt].map(str::to_string),
+        });
+    }
+    if let Some((w, retain)) = k.window {
+        c.window.width_ns = Some(w * 1_000_000);
+        c.window.retain = retain;
+    }
+    c.framing.max_record_bytes = k.max_record;
+    c.framing.chunk_bytes = k.chunk;
+    c.emit.mode = EmitMode::All;
+    c.emit.tag = k.tag.then(|| "t".to_string());
+    c.local.bloom = k.bloom;
+    c.local.bloom_initial_capacity = 2;
+    c.local.fpr = 0.3;
+    c
+}
+
+proptest! {
+    #![proptest_config(pt(400))]
+
+    /// The pipeline survives any bytes, counts every record, and under `--emit
+    /// all` (no tag) writes its input back byte for byte.
+    #[test]
+    fn no_input_panics_the_pipeline(input in fuzz_bytes(300), k in fuzz_knobs()) {
+        let (out, stats) = run_pipeline(fuzz_config(&k), input.clone(), k.max_read)
+            .map_err(|e| TestCaseError::fail(format!("pipeline failed: {e}")))?;
+        prop_assert_eq!(stats.records_in, util::split_records(&input).len() as u64);
+        if !k.tag {
+            prop_assert_eq!(show(&out), show(&input));
+        } else {
+            prop_assert!(out.len() >= input.len());
+        }
+    }
+
+    /// The extractors and the time parser, called directly.
+    #[test]
+    fn no_input_panics_the_extractors(input in fuzz_bytes(200), fmt in ".{0,12}") {
+        for keys in FUZZ_KEYS {
+            for d in [None, Some(b'|'), Some(b' ')] {
+                for kt in [KeyType::Auto, KeyType::Str] {
+                    let spec = key_spec(keys, d, kt);
+                    let mut scratch = spec.scratch();
+                    let _ = spec.extract(&input, &mut scratch);
+                    let mut scratch = spec.scratch();
+                    let _ = spec.extract_text(&input, &mut scratch);
+                }
+            }
+        }
+        for f in FUZZ_FORMATS {
+            let tf = match f {
+                Some(f) => logdedup::time::TimeFormat::strftime(f).unwrap(),
+                None => logdedup::time::TimeFormat::Auto,
+            };
+            let _ = tf.parse(&input);
+        }
+        // Any format string compiles or is refused; a compiled one parses anything.
+        if let Ok(tf) = logdedup::time::TimeFormat::strftime(&fmt) {
+            let _ = tf.parse(&input);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(pt(24))]
+
+    /// The binary survives any bytes too: exit 0, no panic, input echoed under `--emit all`.
+    #[test]
+    fn no_input_panics_the_binary(input in fuzz_bytes(400), k in fuzz_knobs()) {
+        let mut a: Vec<String> = Vec::new();
+        for key in FUZZ_KEYS[k.keys] {
+            a.extend(["--key".into(), key.to_string()]);
+        }
+        if let Some(d) = k.delimiter {
+            a.extend(["--delimiter".into(), (d as char).to_string()]);
+        }
+        if let Some((field, fmt)) = k.time {
+            a.extend(["--time-field".into(), FUZZ_KEYS[field][0].to_string()]);
+            if let Some(f) = FUZZ_FORMATS[fmt] {
+                a.extend(["--time-format".into(), f.to_string()]);
+            }
+        }
+        if let Some((w, retain)) = k.window {
+            a.extend(["--window".into(), format!("{w}ms"), "--retain".into(), retain.to_string()]);
+        }
+        a.extend(["--emit".into(), "all".into(), "--max-record-bytes".into(), k.max_record.to_string()]);
+        let kt = match k.key_type {
+            KeyType::Auto => "auto",
+            KeyType::Int => "int",
+            KeyType::Str => "str",
+        };
+        a.extend(["--key-type".into(), kt.into()]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let o = TestCommand::new(&a).stdin(&input).run();
+        prop_assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+        o.assert_ok();
+        prop_assert_eq!(show(&o.stdout), show(&input));
+        prop_assert_eq!(o.stat("records_in"), util::split_records(&input).len() as u64);
+    }
+}
