@@ -1001,3 +1001,56 @@ proptest! {
         prop_assert_eq!(o.stat("records_in"), util::split_records(&input).len() as u64);
     }
 }
+
+proptest! {
+    #![proptest_config(pt(200))]
+
+    /// `--max-record-bytes`: a record whose content (without `\r\n`/`\n`) is
+    /// longer than the limit is oversized, whatever the read sizes; under
+    /// `--on-oversized drop --emit all` exactly the others are written.
+    #[test]
+    fn oversized_is_decided_on_content_length(
+        lines in prop::collection::vec((0usize..40, any::<bool>(), any::<u8>()), 0..40),
+        tail in prop_oneof![Just(Tail::Newline), Just(Tail::None), Just(Tail::CrOnly)],
+        max in 1usize..24,
+        chunk in 1usize..64,
+        max_read in 1usize..64,
+    ) {
+        let mut input = Vec::new();
+        let mut want = Vec::new();
+        let mut oversized = 0;
+        let mut records = 0u64;
+        let n = lines.len();
+        for (i, (len, crlf, fill)) in lines.iter().enumerate() {
+            let fill = if *fill == b'\n' || *fill == b'\r' { b'x' } else { *fill };
+            let mut raw = vec![fill; *len];
+            let last = i + 1 == n;
+            match (last, tail) {
+                (true, Tail::None) => {}
+                (true, Tail::CrOnly) => raw.push(b'\r'),
+                _ => raw.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" }),
+            }
+            if raw.is_empty() {
+                continue; // no bytes at all after the last newline: no record
+            }
+            records += 1;
+            if util::content(&raw).len() > max {
+                oversized += 1;
+            } else {
+                want.extend_from_slice(&raw);
+            }
+            input.extend_from_slice(&raw);
+        }
+        let mut c = Config::default();
+        c.framing.max_record_bytes = max;
+        c.framing.on_oversized = Disposition::Drop;
+        c.framing.chunk_bytes = chunk;
+        c.emit.mode = EmitMode::All;
+        let (out, stats) = run_pipeline(c, input.clone(), max_read)
+            .map_err(|e| TestCaseError::fail(format!("pipeline failed: {e}")))?;
+        prop_assert_eq!(stats.records_in, records);
+        prop_assert_eq!(stats.oversized, oversized);
+        prop_assert_eq!(stats.dropped, oversized);
+        prop_assert_eq!(show(&out), show(&want));
+    }
+}
