@@ -173,11 +173,21 @@ impl Default for FingerprintSet {
 impl FingerprintSet {
     /// An empty set.
     pub fn new() -> FingerprintSet {
+        FingerprintSet::with_expected(0)
+    }
+
+    /// An empty set sized to take `expected` fingerprints without a rebuild (at a
+    /// load of ~0.8). Windows of one stream hold similar counts, so a new window
+    /// sized like the last one skips the rebuilds and first touches of growing
+    /// from nothing.
+    pub fn with_expected(expected: u64) -> FingerprintSet {
+        let per_shard = expected as f64 / SHARDS as f64 / (SLOTS as f64 * 0.8);
+        let base = per_shard.max(MIN_BUCKETS);
         let shards = (0..SHARDS)
             .map(|i| {
                 // Stagger: shard i starts GROWTH^(i/SHARDS) larger, so shards reach
                 // their growth points at different times.
-                let n = MIN_BUCKETS * GROWTH.powf(i as f64 / SHARDS as f64);
+                let n = base * GROWTH.powf(i as f64 / SHARDS as f64);
                 Table::with_buckets(n.ceil() as usize)
             })
             .collect();
@@ -316,7 +326,9 @@ impl ExactTier for MemoryTier {
             } else {
                 answers.resize(base + run_len, ExactAnswer::New);
             }
-            let set = self.gens.get_or_insert_with(own, FingerprintSet::new);
+            // A new window is sized like the newest one held.
+            let hint = self.gens.iter().last().map_or(0, |(_, s)| s.len());
+            let set = self.gens.get_or_insert_with(own, || FingerprintSet::with_expected(hint));
             for q in run.iter().take(PREFETCH_AHEAD) {
                 set.prefetch(q.fp);
             }
