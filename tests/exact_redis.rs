@@ -297,7 +297,7 @@ fn memory_per_id_in_redis() {
     // Redis's used_memory grows by at most 12 B per stored ID. A first run warms
     // the server up (Lua VM, script cache, the 256 groups' directories), so what is
     // measured is the marginal cost of 200k more IDs; the figure for 1M IDs from
-    // an empty server is in docs/redis-layout.md (`measure` below).
+    // an empty server is in the README's Redis section (`measure` below).
     let server = RedisServer::start();
     let ids = |range: std::ops::Range<u64>| {
         let mut data = Vec::new();
@@ -511,7 +511,7 @@ fn closed_policy_drops_unconfirmed() {
     assert!(out.stat("unconfirmed") > 0, "{:?}", out.stats);
 }
 
-// ---- Measurements (ignored: run by hand, figures in docs/redis-layout.md) ----
+// ---- Measurements (ignored: run by hand, figures in the README's Redis section) ----
 
 /// Script per batch vs pipelined multi-member commands, on the same server and
 /// the same fingerprints; and throughput of the binary on one node, a cluster and

@@ -1,7 +1,7 @@
 //! The Redis exact tier (`--exact redis://…`, `rediss://…`, `redis+unix://…`,
 //! `redis+cluster://…`): the shared, restart-proof authority for every *maybe*.
 //!
-//! # Layout (a stable format: `docs/redis-layout.md`)
+//! # Layout (a stable format, documented in the README's Redis section)
 //!
 //! A query's 128-bit fingerprint is cut in two: the top 8 bits pick one of
 //! [`GROUPS`] *groups*, the low 64 bits (as a signed integer) are the *member*
