@@ -55,11 +55,11 @@ pub struct Args {
     /// Window length (e.g. 10m, 1h, 1d): a record is a duplicate only if its ID
     /// was seen in a retained window up to its own. Windows are epoch-aligned.
     /// Without it, one window spans the whole stream.
-    #[arg(short, long, value_name = "DURATION")]
+    #[arg(short, long, value_name = "DURATION", allow_hyphen_values = true)]
     pub window: Option<String>,
 
     /// How many of the newest windows are kept.
-    #[arg(long, default_value_t = config::DEFAULT_RETAIN, value_name = "K")]
+    #[arg(long, default_value_t = config::DEFAULT_RETAIN, value_name = "K", allow_hyphen_values = true)]
     pub retain: u32,
 
     /// Where the event time is (same syntax as --key, e.g. '.ts' or 'field:1').
@@ -87,11 +87,11 @@ pub struct Args {
     pub on_oversized: DispositionArg,
 
     /// Longest record that is deduplicated (e.g. 1MiB, 64KiB).
-    #[arg(long, default_value = "1MiB", value_name = "SIZE")]
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", allow_hyphen_values = true)]
     pub max_record_bytes: String,
 
     /// Target false-positive rate of the bloom filter per lookup.
-    #[arg(long, default_value_t = config::DEFAULT_FPR, value_name = "P")]
+    #[arg(long, default_value_t = config::DEFAULT_FPR, value_name = "P", allow_hyphen_values = true)]
     pub fpr: f64,
 
     /// Whether string IDs pass a bloom filter first: 'auto' uses one in front of
@@ -101,7 +101,7 @@ pub struct Args {
     pub local_bloom: BloomArg,
 
     /// Keys the first bloom filter of a window holds before it grows.
-    #[arg(long, default_value_t = config::DEFAULT_BLOOM_INITIAL_CAPACITY, value_name = "N", hide_short_help = true)]
+    #[arg(long, default_value_t = config::DEFAULT_BLOOM_INITIAL_CAPACITY, value_name = "N", hide_short_help = true, allow_hyphen_values = true)]
     pub bloom_initial_capacity: u64,
 
     /// The exact tier that confirms every bloom "maybe": 'memory' (in process),
@@ -113,7 +113,7 @@ pub struct Args {
     pub exact: String,
 
     /// Response timeout of the exact tier per batch.
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    #[arg(long, default_value = "2s", value_name = "DURATION", allow_hyphen_values = true)]
     pub exact_timeout: String,
 
     /// Several instances over the same key space: the exact tier is the
@@ -148,7 +148,7 @@ pub struct Args {
     pub state_dir: Option<PathBuf>,
 
     /// Also snapshot every N records (1000000, 1M) or every DURATION (30s).
-    #[arg(long, value_name = "N|DURATION", requires = "state_dir")]
+    #[arg(long, value_name = "N|DURATION", requires = "state_dir", allow_hyphen_values = true)]
     pub checkpoint_every: Option<String>,
 
     /// Write the run's counters as JSON to FILE.
@@ -342,5 +342,13 @@ mod tests {
         assert_eq!(cfg(&["--on-unkeyed", "reject"]).unwrap_err().flag, "--on-unkeyed");
         assert_eq!(cfg(&["--tag", "dup"]).unwrap_err().flag, "--tag");
         assert_eq!(cfg(&["--window", "0s"]).unwrap_err().flag, "--window");
+        assert_eq!(cfg(&["--window", "-5m"]).unwrap_err().flag, "--window");
+        assert_eq!(cfg(&["--fpr", "-1"]).unwrap_err().flag, "--fpr");
+        assert_eq!(cfg(&["--fpr", "1e-30"]).unwrap_err().flag, "--fpr");
+        assert_eq!(cfg(&["--max-record-bytes", "-1"]).unwrap_err().flag, "--max-record-bytes");
+        assert_eq!(
+            cfg(&["--bloom-initial-capacity", "18446744073709551615"]).unwrap_err().flag,
+            "--bloom-initial-capacity"
+        );
     }
 }

@@ -22,6 +22,11 @@ pub const DEFAULT_RETAIN: u32 = 1;
 pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
 /// Default number of keys the first bloom filter of a generation is sized for.
 pub const DEFAULT_BLOOM_INITIAL_CAPACITY: u64 = 1 << 20;
+/// The smallest `--fpr` accepted: below it the filter's size stops being sensible
+/// (each key sets 16 bits, so a tinier rate needs ever sparser blocks).
+pub const MIN_FPR: f64 = 1e-9;
+/// The largest `--bloom-initial-capacity` accepted (4 Gi keys, ~12 GiB of filter).
+pub const MAX_BLOOM_INITIAL_CAPACITY: u64 = 1 << 32;
 /// The largest `--max-record-bytes` accepted: record offsets are kept as `u32`.
 pub const MAX_MAX_RECORD_BYTES: usize = 1 << 30;
 
@@ -301,14 +306,17 @@ impl Config {
         if self.window.width_ns.is_none() && self.window.retain != 1 {
             return Err(ConfigError::new("--retain", "needs --window"));
         }
-        if !(self.local.fpr > 0.0 && self.local.fpr < 1.0) {
+        if !(self.local.fpr >= MIN_FPR && self.local.fpr < 1.0) {
             return Err(ConfigError::new(
                 "--fpr",
-                format!("must be between 0 and 1 (exclusive), got {}", self.local.fpr),
+                format!("must be at least {MIN_FPR:e} and below 1, got {}", self.local.fpr),
             ));
         }
-        if self.local.bloom_initial_capacity == 0 {
-            return Err(ConfigError::new("--bloom-initial-capacity", "must be at least 1"));
+        if !(1..=MAX_BLOOM_INITIAL_CAPACITY).contains(&self.local.bloom_initial_capacity) {
+            return Err(ConfigError::new(
+                "--bloom-initial-capacity",
+                format!("must be between 1 and {MAX_BLOOM_INITIAL_CAPACITY}"),
+            ));
         }
         if self.exact == ExactConfig::None && self.local.bloom == BloomMode::Off {
             return Err(ConfigError::new(

@@ -119,7 +119,13 @@ impl JsonPath {
                 };
                 if matches {
                     if depth == last {
-                        return s.value_text(scratch);
+                        let text = s.value_text(scratch)?;
+                        // A record cut short after its key (a truncated write) is
+                        // not JSON: it must stay unkeyed, or it would stand in for
+                        // the complete record behind it. So the rest is walked to
+                        // the final `}` (structure only: strings and brackets).
+                        s.close_objects(depth + 1)?;
+                        return Some(text);
                     }
                     break; // descend: the value must be an object
                 }
@@ -217,6 +223,40 @@ impl<'a> Scanner<'a> {
             }
         }
         Some(())
+    }
+
+    /// After a member's value inside `open` nested objects: skips the remaining
+    /// members of each up to its `}`, then requires only whitespace after the last.
+    fn close_objects(&mut self, open: usize) -> Option<()> {
+        for _ in 0..open {
+            loop {
+                self.ws();
+                match self.peek()? {
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                        if self.peek()? != b'"' {
+                            return None;
+                        }
+                        self.string()?;
+                        self.ws();
+                        if self.peek()? != b':' {
+                            return None;
+                        }
+                        self.i += 1;
+                        self.ws();
+                        self.skip_value()?;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.ws();
+        (self.i == self.b.len()).then_some(())
     }
 
     /// The key text of the value here.
@@ -385,5 +425,18 @@ mod tests {
             assert_eq!(find(".k", rec), None, "{rec}");
         }
         assert_eq!(find(".k", "  {\"k\" : \"v\" }").as_deref(), Some("v"));
+        // Cut short after the key: not JSON, so no key.
+        for rec in [
+            "{\"k\":1",
+            "{\"k\":\"a\",\"msg\":\"cut sh",
+            "{\"k\":1,",
+            "{\"k\":1}}",
+            "{\"k\":1} x",
+            "{\"a\":{\"k\":1}",
+        ] {
+            assert_eq!(find(".k", rec), None, "{rec}");
+            assert_eq!(find(".a.k", rec), None, "{rec}");
+        }
+        assert_eq!(find(".a.k", "{\"a\":{\"k\":1,\"z\":[1,{}]},\"b\":2} ").as_deref(), Some("1"));
     }
 }
