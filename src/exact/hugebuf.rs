@@ -98,6 +98,19 @@ impl<T: Copy> HugeBuf<T> {
     }
 }
 
+/// Asks the CPU to bring the cache line holding `r` closer: tables are looked up
+/// in batches, and issuing the loads of later keys early overlaps their misses.
+#[inline]
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint, and `r` is a valid reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(r as *const T as *const i8, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 impl<T: Copy> std::ops::Deref for HugeBuf<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {

@@ -20,7 +20,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::hugebuf::HugeBuf;
+use super::hugebuf::{prefetch, HugeBuf};
 use super::{ExactAnswer, ExactQuery, ExactStats, ExactTier};
 use crate::error::Result;
 use crate::window::{Generations, WindowIndex};
@@ -139,14 +139,7 @@ impl Table {
 
     #[inline]
     fn prefetch(&self, fp: u128) {
-        let p = &self.buckets[self.home(fp)] as *const Bucket;
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint; the address is inside `buckets`.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
+        prefetch(&self.buckets[self.home(fp)]);
     }
 
     fn bytes(&self) -> u64 {

@@ -95,14 +95,7 @@ impl Sbbf {
 
     #[inline]
     fn prefetch(&self, h: u64) {
-        let p = &self.blocks[self.index(h)] as *const Block;
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetching is a hint; the address is inside `blocks`.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
+        crate::exact::hugebuf::prefetch(&self.blocks[self.index(h)]);
     }
 
     fn bits(&self) -> u64 {
