@@ -225,6 +225,12 @@ impl Pipeline {
             ints_exact: matches!(c.exact, ExactConfig::Redis(_)),
         };
         let sink = Sink::new(output, c.emit.reject_file.as_deref(), c.emit.tag.as_deref())?;
+        if let Some(p) = &c.report.stats_json {
+            // Found out now, not after hours of stream: the counters must have a home.
+            std::fs::File::create(p).map_err(|e| {
+                Error::io(format!("--stats-json: cannot create {}", p.display()), e)
+            })?;
+        }
 
         let (tx, rx) = mpsc::sync_channel::<Work>(CHANNEL_DEPTH);
         let shutdown = self.shutdown.clone();

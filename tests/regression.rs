@@ -113,3 +113,16 @@ fn truncated_json_record_is_keyed() {
     o.assert_ok();
     assert_eq!(o.stat("unkeyed"), 1, "{}", o.stdout_str());
 }
+
+/// Bug: an unwritable `--stats-json` path was found only after the whole stream
+/// had been read and written (exit 2 at the end, counters lost). Expected: the
+/// run stops at the start, names the flag and writes nothing.
+#[test]
+fn unwritable_stats_json_is_found_before_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("no-such-dir").join("stats.json");
+    let o = TestCommand::raw(&["--stats-json", bad.to_str().unwrap()]).stdin("a\nb\n").run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("--stats-json"), "{}", o.stderr);
+    assert!(o.stdout.is_empty(), "records were written: {:?}", o.stdout_str());
+}
