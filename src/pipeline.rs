@@ -466,12 +466,8 @@ impl Run<'_> {
             oldest: p.oldest,
             own: p.own,
         }));
-        let before = exact.stats();
         exact.check_and_insert(&self.queries, &mut self.answers)?;
-        let after = exact.stats();
         self.stats.exact_queries += self.queries.len() as u64;
-        self.stats.exact_round_trips += after.round_trips - before.round_trips;
-        self.stats.exact_errors += after.errors - before.errors;
         let bloom = self.local.has_bloom();
         let mut failed = false;
         for (j, p) in self.pending.iter().enumerate() {
@@ -571,6 +567,9 @@ impl Run<'_> {
             let es = e.stats();
             s.exact_fingerprints = es.fingerprints;
             s.exact_bytes = es.bytes;
+            // The tier counts its round trips and failed batches for the whole run.
+            s.exact_round_trips = es.round_trips;
+            s.exact_errors = es.errors;
         }
         s
     }
