@@ -111,10 +111,23 @@ impl Table {
         let n = self.buckets.len();
         let new_n = ((n as f64 * GROWTH) as usize).max(n + 1);
         let old = std::mem::replace(self, Table::with_buckets(new_n));
-        for b in old.buckets.iter() {
-            for &fp in b.0.iter().take_while(|&&v| v != 0) {
-                self.place_unique(fp);
+        // The old table is read in order, the new one written at random: each
+        // fingerprint's new slot is prefetched this many places before it is written.
+        const AHEAD: usize = 16;
+        let mut ring = [0u128; AHEAD];
+        let mut k = 0usize;
+        for fp in old.iter() {
+            self.prefetch(fp);
+            let slot = &mut ring[k % AHEAD];
+            if k >= AHEAD {
+                let due = *slot;
+                self.place_unique(due);
             }
+            *slot = fp;
+            k += 1;
+        }
+        for j in k.saturating_sub(AHEAD)..k {
+            self.place_unique(ring[j % AHEAD]);
         }
         self.len = old.len;
     }
