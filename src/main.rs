@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+use logdedup::framing::RawInput;
 use logdedup::{Error, Pipeline};
 
 /// The exit codes: 0 done (also when stdout was closed), 1 bad usage or
@@ -135,16 +136,6 @@ fn main() -> ExitCode {
             return Exit::Runtime.into();
         }
     }
-    let input: Box<dyn Read + Send> = if args.files.is_empty() {
-        Box::new(io::stdin())
-    } else {
-        Box::new(Files {
-            paths: args.files.clone().into_iter(),
-            current: None,
-            last_byte: None,
-            pending_newline: false,
-        })
-    };
     let output = match logdedup::sink::stdout_writer() {
         Ok(o) => o,
         Err(e) => {
@@ -153,7 +144,19 @@ fn main() -> ExitCode {
         }
     };
     let summary = config.report.summary;
-    match Pipeline::new(config).with_shutdown(shutdown).run(input, output) {
+    let pipeline = Pipeline::new(config).with_shutdown(shutdown);
+    let result = if args.files.is_empty() {
+        pipeline.run(RawInput::stdin(), output)
+    } else {
+        let files = Files {
+            paths: args.files.clone().into_iter(),
+            current: None,
+            last_byte: None,
+            pending_newline: false,
+        };
+        pipeline.run(files, output)
+    };
+    match result {
         Ok(stats) => {
             if summary {
                 eprint!("{}", stats.summary());

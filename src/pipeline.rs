@@ -239,7 +239,7 @@ impl Pipeline {
         let reader = thread::Builder::new()
             .name("logdedup-reader".into())
             .spawn(move || {
-                let mut fr = FrameReader::new(input, chunk, max_record);
+                let mut fr = FrameReader::new(input, chunk, max_record).with_raw_input();
                 loop {
                     if shutdown.load(Ordering::Relaxed) {
                         fr.finish_input();
