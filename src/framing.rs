@@ -117,6 +117,31 @@ impl RawInput {
     }
 }
 
+/// How long a read of a [`RawInput`] waits for data before it gives the caller a
+/// chance to stop: a shutdown must not find the reader inside a `read(2)` that
+/// will take data in after the rest of the program stopped listening.
+const POLL_MS: i32 = 100;
+
+/// Waits until `fd` has data (or end of input). Returns `ErrorKind::TimedOut`
+/// when none came within [`POLL_MS`] or a signal arrived: nothing was consumed,
+/// and the caller may check for a shutdown and call again.
+fn wait_readable(fd: i32) -> io::Result<()> {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    match unsafe { libc::poll(&mut p, 1, POLL_MS) } {
+        0 => Err(io::Error::new(io::ErrorKind::TimedOut, "no input yet")),
+        n if n > 0 => Ok(()),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "interrupted"))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 impl Read for RawInput {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_raw(buf.as_mut_ptr(), buf.len())
@@ -168,7 +193,9 @@ impl<R: Read> FrameReader<R> {
         self.eof = true;
     }
 
-    /// The next frame, or `None` at the end of the input.
+    /// The next frame, or `None` at the end of the input. Over a [`RawInput`],
+    /// `ErrorKind::TimedOut` means no data came for a while (nothing was lost):
+    /// call again, or [`FrameReader::finish_input`] first to stop.
     pub fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         loop {
             if !self.pending.is_empty() {
@@ -233,6 +260,7 @@ impl<R: Read> FrameReader<R> {
         // keeps the buffer within the record limit plus one chunk).
         let want = self.want;
         let n = if let Some(fd) = self.raw_fd {
+            wait_readable(fd)?;
             self.buf.reserve(want);
             let spare = &mut self.buf.spare_capacity_mut()[..want];
             let n = loop {
@@ -311,6 +339,29 @@ impl<R: Read> FrameReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A raw descriptor: an idle pipe gives `TimedOut` (nothing consumed, call
+    /// again); records that arrive later are framed as from any reader.
+    #[test]
+    fn raw_input_waits_without_consuming() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let (r, mut w) = std::io::pipe().unwrap();
+        let input = RawInput { fd: r.as_raw_fd() };
+        let mut fr = FrameReader::new(input, 1 << 16, 1 << 10).with_raw_input();
+        let e = fr.next_frame().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        w.write_all(b"a\r\nb\nc").unwrap();
+        drop(w);
+        let mut got = Vec::new();
+        while let Some(f) = fr.next_frame().unwrap() {
+            let Frame::Records(rs) = f else { panic!("not oversized") };
+            got.extend(rs.spans.iter().map(|s| rs.raw(s).to_vec()));
+        }
+        assert_eq!(got, [b"a\r\n".to_vec(), b"b\n".to_vec(), b"c".to_vec()]);
+        assert_eq!(fr.bytes_read(), 6);
+        drop(r);
+    }
 
     /// A reader that returns at most `n` bytes per read.
     struct Trickle<'a>(&'a [u8], usize);

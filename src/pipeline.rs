@@ -25,7 +25,7 @@ use bytes::Bytes;
 use crate::config::{BloomMode, Checkpoint, Config, Disposition, ExactConfig, OnExactError};
 use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery, ExactTier, MemoryTier};
-use crate::framing::{Frame, FrameReader, Records};
+use crate::framing::{Frame, FrameReader, RawInput, Records};
 use crate::hash::Seed;
 use crate::key::{int, Key, KeySpec};
 use crate::local::LocalTier;
@@ -232,6 +232,9 @@ impl Pipeline {
             })?;
         }
 
+        // A raw input never blocks its reader for long (it polls), so on shutdown
+        // the reader stops by itself and everything it read is decided.
+        let polled = (&input as &dyn std::any::Any).is::<RawInput>();
         let (tx, rx) = mpsc::sync_channel::<Work>(CHANNEL_DEPTH);
         let shutdown = self.shutdown.clone();
         let clock = self.clock.clone();
@@ -254,6 +257,8 @@ impl Pipeline {
                         Ok(Some(Frame::Oversized { part, last, .. })) => {
                             Work::Oversized { part, last }
                         }
+                        // Idle input: look at the shutdown flag, then wait again.
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => continue,
                         Err(e) => Work::Failed(e),
                     };
                     let failed = matches!(work, Work::Failed(_));
@@ -293,8 +298,11 @@ impl Pipeline {
                         // Idle input: the stream may be quiet for hours (`tail -F`),
                         // so output and checkpoints must not wait for the next batch.
                         run.sink.flush()?;
-                        if self.shutdown.load(Ordering::Relaxed) && !reader.is_finished() {
-                            // The reader is blocked in a read that holds no data yet.
+                        if self.shutdown.load(Ordering::Relaxed) && !polled && !reader.is_finished()
+                        {
+                            // Another reader may block in a read for as long as
+                            // its input is quiet: stop without it. (A raw input's
+                            // reader ends by itself within its poll interval.)
                             break;
                         }
                     }

@@ -335,6 +335,82 @@ fn sigterm_saves_state_and_exits_0() {
     assert_eq!(o.stdout_str(), "{\"id\":\"fresh\"}\n");
 }
 
+/// SIGTERM, a quiet moment, then more records while logdedup saves its state and
+/// stops: whatever it took from its input it also decided and wrote; the rest is
+/// still in the pipe. Nothing falls between. (The test holds the pipe's read end
+/// too, so it can read what was left; a large state makes the save take a while.)
+#[test]
+fn sigterm_takes_nothing_it_does_not_emit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sd(dir.path());
+    let (pipe_r, mut pipe_w) = std::io::pipe().unwrap();
+    let mut child = Command::new(util::bin())
+        .args(["--key", ".id", "--quiet", "--state-dir", &s])
+        .stdin(Stdio::from(pipe_r.try_clone().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let sink = out.clone();
+    let collector = std::thread::spawn(move || {
+        let mut buf = [0u8; 1 << 16];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let line = |i: usize| format!("{{\"id\":\"u{i}\"}}\n");
+    let first = 200_000;
+    let body: String = (0..first).map(line).collect();
+    pipe_w.write_all(body.as_bytes()).unwrap();
+    let last = line(first - 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.lock().unwrap().ends_with(last.as_bytes()) {
+        assert!(Instant::now() < deadline, "timed out waiting for the first part");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: sending a signal to our own child by its pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    std::thread::sleep(Duration::from_millis(250));
+    // Then records, one at a time, until it has stopped (at most ~60 KB, so the
+    // pipe never fills and no write blocks).
+    let mut written = first;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        if written < first + 3000 {
+            pipe_w.write_all(line(written).as_bytes()).unwrap();
+            written += 1;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    assert_eq!(status.code(), Some(0), "SIGTERM ends with 0");
+    drop(pipe_w);
+    let mut left = String::new();
+    let mut pipe_r = pipe_r;
+    pipe_r.read_to_string(&mut left).unwrap();
+    collector.join().unwrap();
+    let out = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    let emitted: Vec<&str> = out.lines().collect();
+    let remaining: Vec<&str> = left.lines().collect();
+    assert_eq!(
+        emitted.len() + remaining.len(),
+        written,
+        "{} emitted + {} left in the pipe != {written} written",
+        emitted.len(),
+        remaining.len()
+    );
+    let all: Vec<String> = (0..written).map(|i| line(i).trim_end().to_string()).collect();
+    let seen: Vec<&str> = emitted.iter().chain(&remaining).copied().collect();
+    assert!(seen == all, "emitted then left over is not the input, in order");
+}
+
 // ---------------------------------------------------------------------------
 // Golden snapshots (tests/data/README.md): every later version must load them.
 
