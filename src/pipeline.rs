@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::config::{BloomMode, Checkpoint, Config, Disposition, ExactConfig, OnExactError};
+use crate::config::{
+    BloomMode, Checkpoint, Config, Disposition, ExactConfig, KeyType, OnExactError,
+};
 use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery, ExactTier, MemoryTier};
 use crate::framing::{Frame, FrameReader, RawInput, Records};
@@ -153,14 +155,24 @@ impl Pipeline {
     }
 
     /// The settings that decide what a key is; a state directory is bound to them.
+    ///
+    /// The text is part of the snapshot format (version 1): every piece is spelled
+    /// out here rather than taken from `Debug`, so renaming a type cannot break
+    /// loading an old snapshot.
     fn settings(&self, bloom: bool) -> String {
         let c = &self.config;
+        let key_type = match c.key.key_type() {
+            KeyType::Auto => "Auto",
+            KeyType::Int => "Int",
+            KeyType::Str => "Str",
+        };
+        let opt =
+            |v: Option<String>| v.map_or_else(|| "None".to_string(), |v| format!("Some({v})"));
         format!(
-            "v1 key={} key_type={:?} delimiter={:?} window_ns={:?} bloom={}",
+            "v1 key={} key_type={key_type} delimiter={} window_ns={} bloom={}",
             c.key.describe(),
-            c.key.key_type(),
-            c.key.delimiter(),
-            c.window.width_ns,
+            opt(c.key.delimiter().map(|d| d.to_string())),
+            opt(c.window.width_ns.map(|w| w.to_string())),
             u8::from(bloom)
         )
     }

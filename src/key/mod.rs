@@ -151,7 +151,7 @@ impl KeySpec {
                 KeyPart::Json(j) => j
                     .segments()
                     .iter()
-                    .map(|s| format!(".{:?}", String::from_utf8_lossy(s)))
+                    .map(|s| format!(".{}", quote(&String::from_utf8_lossy(s))))
                     .collect::<String>(),
                 KeyPart::Regex(r) => format!("regex:{}", r.as_str()),
                 KeyPart::Field(n) => format!("field:{n}"),
@@ -250,6 +250,27 @@ fn extract_part<'a>(
     }
 }
 
+/// A member name in double quotes, `"` and `\\` escaped, control characters as
+/// `\n`, `\r`, `\t` or `\u{..}`. Part of the snapshot's settings text (see
+/// [`KeySpec::describe`]): spelled out, not `Debug`, so it cannot change under us.
+fn quote(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// LEB128: 7 bits a byte, high bit set on all but the last.
 fn push_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -294,6 +315,27 @@ mod tests {
         assert_eq!(key_of(&s, br#"{"id":42}"#), Some((None, b"42".to_vec())));
         let s = spec(&[".id"], KeyType::Int);
         assert_eq!(key_of(&s, br#"{"id":"x"}"#), None);
+    }
+
+    /// The names in the snapshot's settings text read as they did when they were
+    /// written with `Debug` (version 1 snapshots hold that text).
+    #[test]
+    fn quoted_names_match_the_v1_text() {
+        for name in [
+            "id",
+            "request_id",
+            "id.orig_h",
+            "a\"b",
+            "back\\slash",
+            "tab\t",
+            "nl\n",
+            "é😀",
+            "\u{1}",
+        ] {
+            assert_eq!(quote(name), format!("{name:?}"), "{name}");
+        }
+        let spec = spec(&[".a.\"b.c\"", "field:3", "line"], KeyType::Auto);
+        assert_eq!(spec.describe(), ".\"a\".\"b.c\" + field:3 + line");
     }
 
     #[test]
