@@ -78,10 +78,13 @@ struct Classifier {
     /// Integer IDs go to the exact tier too (a shared, remote tier is the authority
     /// for them as well: `--shared`, restarts without a state directory).
     ints_exact: bool,
+    /// The last event time read: a time format without a year takes the year that
+    /// puts each record closest to the one before (the arrival time for the first).
+    last_time: Option<i64>,
 }
 
 impl Classifier {
-    fn classify(&self, records: &Records, arrival_ns: i64, items: &mut Vec<Item>) {
+    fn classify(&mut self, records: &Records, arrival_ns: i64, items: &mut Vec<Item>) {
         let mut kscratch = self.key.scratch();
         let mut tscratch = self.time.as_ref().map(|(k, _)| k.scratch());
         items.clear();
@@ -90,8 +93,12 @@ impl Classifier {
             let content = records.content(span);
             let time_ns = match (&self.time, tscratch.as_mut()) {
                 (Some((tk, fmt)), Some(ts)) => {
-                    match tk.extract_text(content, ts).and_then(|t| fmt.parse(t)) {
-                        Some(t) => t,
+                    let near = self.last_time.unwrap_or(arrival_ns);
+                    match tk.extract_text(content, ts).and_then(|t| fmt.parse_near(t, near)) {
+                        Some(t) => {
+                            self.last_time = Some(t);
+                            t
+                        }
                         None => {
                             items.push(Item { id: Id::Unkeyed, time_ns: 0 });
                             continue;
@@ -228,13 +235,14 @@ impl Pipeline {
             )),
             None => None,
         };
-        let classifier = Classifier {
+        let mut classifier = Classifier {
             key: c.key.clone(),
             time,
             seed,
             need_bloom: bloom_on,
             need_fp: exact.is_some(),
             ints_exact: matches!(c.exact, ExactConfig::Redis(_)),
+            last_time: None,
         };
         let sink = Sink::new(output, c.emit.reject_file.as_deref(), c.emit.tag.as_deref())?;
         if let Some(p) = &c.report.stats_json {

@@ -4,9 +4,12 @@
 //! stand for the `T`, an offset for the `Z`) and epoch numbers are accepted; an
 //! epoch number's unit follows from its size (s below 1e11, ms below 1e14, µs
 //! below 1e17, else ns), and a decimal fraction is taken as seconds. With a
-//! strftime-style format, the directives below are understood; a format without a
-//! year (syslog's `%b %e %H:%M:%S`) counts from 1970, which keeps windows aligned
-//! within a stream but not across New Year.
+//! strftime-style format, the directives below are understood. A format without a
+//! year (syslog's `%b %e %H:%M:%S`) takes it from context
+//! ([`TimeFormat::parse_near`]): of the years around a reference time (the stream's
+//! previous record, or the clock for the first), the one that puts the record
+//! closest to it; so a stream crosses New Year forward, and a replayed old log keeps
+//! its order.
 
 use crate::error::ConfigError;
 
@@ -105,11 +108,42 @@ impl TimeFormat {
     }
 
     /// Parses `text` into nanoseconds since the epoch, or `None` if it does not fit.
+    /// A format without a year reads as 1970 here; see [`TimeFormat::parse_near`].
     pub fn parse(&self, text: &[u8]) -> Option<i64> {
         match self {
             TimeFormat::Auto => parse_auto(text),
-            TimeFormat::Strftime(items) => parse_strftime(items, text),
+            TimeFormat::Strftime(items) => parse_strftime(items, text, 1970),
         }
+    }
+
+    /// Whether the format gives no year (nor an epoch time).
+    pub fn lacks_year(&self) -> bool {
+        match self {
+            TimeFormat::Auto => false,
+            TimeFormat::Strftime(items) => {
+                !items.iter().any(|i| matches!(i, Item::Year | Item::Year2 | Item::Epoch))
+            }
+        }
+    }
+
+    /// Like [`TimeFormat::parse`], but a missing year is the one (of the year of
+    /// `near_ns`, the one before and the one after) that puts the time closest to
+    /// `near_ns`: `Dec 31 23:59` near 2027-01-01 is 2026, `Jan 1 00:01` near
+    /// 2026-12-31 is 2027.
+    pub fn parse_near(&self, text: &[u8], near_ns: i64) -> Option<i64> {
+        let TimeFormat::Strftime(items) = self else { return self.parse(text) };
+        if !self.lacks_year() {
+            return parse_strftime(items, text, 1970);
+        }
+        let year = year_of(near_ns);
+        let mut best: Option<i64> = None;
+        for y in [year - 1, year, year + 1] {
+            let t = parse_strftime(items, text, y)?;
+            if best.is_none_or(|b| t.abs_diff(near_ns) < b.abs_diff(near_ns)) {
+                best = Some(t);
+            }
+        }
+        best
     }
 }
 
@@ -253,6 +287,19 @@ fn parse_offset(r: &[u8]) -> Option<i64> {
     Some(sign * (hh * 3600 + mm * 60))
 }
 
+/// The proleptic Gregorian year of a time (Howard Hinnant's `civil_from_days`).
+fn year_of(ns: i64) -> i64 {
+    let days = ns.div_euclid(NS * 86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(month <= 2)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -287,10 +334,11 @@ const MONTHS: [&[u8]; 12] = [
     b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
 ];
 
-fn parse_strftime(items: &[Item], t: &[u8]) -> Option<i64> {
+/// `year` stands where the format gives none.
+fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
     let mut i = 0;
     let (mut y, mut mo, mut d, mut h, mut mi, mut s, mut frac, mut off) =
-        (1970, 1, 1, 0, 0, 0, 0, 0);
+        (year, 1, 1, 0, 0, 0, 0, 0);
     let mut doy: Option<i64> = None;
     let mut pm: Option<bool> = None;
     let mut epoch: Option<i64> = None;
@@ -419,6 +467,53 @@ fn letters<'a>(t: &'a [u8], i: &mut usize) -> &'a [u8] {
 mod tests {
     use super::*;
 
+    #[test]
+    fn years_of_times() {
+        for (text, y) in [
+            ("1970-01-01T00:00:00Z", 1970),
+            ("1969-12-31T23:59:59Z", 1969),
+            ("2000-02-29T12:00:00Z", 2000),
+            ("2026-12-31T23:59:59Z", 2026),
+            ("2027-01-01T00:00:00Z", 2027),
+            ("1900-03-01T00:00:00Z", 1900),
+        ] {
+            assert_eq!(year_of(parse_auto(text.as_bytes()).unwrap()), y, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_missing_year_comes_from_the_reference() {
+        let syslog = TimeFormat::strftime("%b %e %T").unwrap();
+        let at = |t: &str| parse_auto(t.as_bytes()).unwrap();
+        let near = |text: &str, reference: &str| syslog.parse_near(text.as_bytes(), at(reference));
+        // Across New Year, both ways.
+        assert_eq!(
+            near("Jan  1 00:00:05", "2026-12-31T23:59:59Z"),
+            Some(at("2027-01-01T00:00:05Z"))
+        );
+        assert_eq!(
+            near("Dec 31 23:59:58", "2027-01-01T00:00:10Z"),
+            Some(at("2026-12-31T23:59:58Z"))
+        );
+        // Within a year, the reference's year; an old log replayed keeps its order.
+        assert_eq!(
+            near("Mar  3 10:00:00", "2026-03-01T00:00:00Z"),
+            Some(at("2026-03-03T10:00:00Z"))
+        );
+        assert_eq!(
+            near("Jul  3 10:00:00", "2026-03-03T10:00:00Z"),
+            Some(at("2026-07-03T10:00:00Z"))
+        );
+        assert_eq!(near("nonsense", "2026-03-03T10:00:00Z"), None);
+        // A format with a year ignores the reference.
+        let full = TimeFormat::strftime("%Y %b %e %T").unwrap();
+        assert!(!full.lacks_year() && syslog.lacks_year() && !TimeFormat::Auto.lacks_year());
+        assert_eq!(
+            full.parse_near(b"2005 Dec  4 04:47:44", at("2026-01-01T00:00:00Z")),
+            Some(at("2005-12-04T04:47:44Z"))
+        );
+    }
+
     fn auto(s: &str) -> Option<i64> {
         TimeFormat::Auto.parse(s.as_bytes())
     }
@@ -461,7 +556,7 @@ mod tests {
             fmt("[%a %b %d %T %Y]", "[Sun Dec 04 04:47:44 2005]"),
             auto("2005-12-04T04:47:44Z")
         );
-        // syslog without a year counts from 1970
+        // syslog without a year: plain parse counts from 1970
         assert_eq!(fmt("%b %e %T", "Dec  10 06:55:46"), auto("1970-12-10T06:55:46Z"));
         assert_eq!(fmt("%b %e %T", "Jun 9 06:55:46"), auto("1970-06-09T06:55:46Z"));
         assert_eq!(fmt("%I:%M %p", "12:30 am"), Some(30 * 60 * NS));

@@ -362,6 +362,33 @@ fn time_formats() {
     assert_eq!(o.stdout_str(), "Jun  9 06:06:20 a\nJun  9 07:00:00 a\n");
 }
 
+/// A time format without a year crosses New Year forward: January follows
+/// December (not late, one window on), and a late December record after it is
+/// still December.
+#[test]
+fn syslog_times_cross_new_year() {
+    let syslog = "Dec 31 23:59:58 a\nJan  1 00:00:01 a\nJan  1 00:00:02 b\nDec 31 23:59:59 c\nJan  1 00:30:00 c\n";
+    let o = run(
+        &[
+            "--key",
+            "field:4",
+            "--time-field",
+            r"regex:^(\w+ +\d+ [\d:]+)",
+            "--time-format",
+            "%b %e %T",
+            "--window",
+            "1h",
+            "--retain",
+            "2",
+        ],
+        syslog,
+    );
+    assert_eq!(o.stdout_str(), "Dec 31 23:59:58 a\nJan  1 00:00:02 b\nDec 31 23:59:59 c\n");
+    assert_eq!(o.stat("late"), 0);
+    assert_eq!(o.stat("duplicates"), 2);
+    assert_eq!(o.stat("windows_rotated"), 1);
+}
+
 /// Without `--time-field` the window is the arrival time, from an injected clock.
 #[test]
 fn arrival_time_windows_use_the_injected_clock() {
