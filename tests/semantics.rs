@@ -346,21 +346,21 @@ fn time_formats() {
     assert_eq!(o.stat("unkeyed"), 1);
     // syslog without a year.
     let syslog = "Jun  9 06:06:20 a\nJun  9 06:59:59 a\nJun  9 07:00:00 a\n";
-    let o = run(
-        &[
-            "--key",
-            "field:4",
-            "--time-field",
-            r"regex:^(\w+ +\d+ [\d:]+)",
-            "--time-format",
-            "%b %e %T",
-            "--window",
-            "1h",
-        ],
-        syslog,
-    );
+    let o = run(&SYSLOG_1H, syslog);
     assert_eq!(o.stdout_str(), "Jun  9 06:06:20 a\nJun  9 07:00:00 a\n");
 }
+
+/// Syslog-style lines keyed on their fourth field, in windows of an hour by their time.
+const SYSLOG_1H: [&str; 8] = [
+    "--key",
+    "field:4",
+    "--time-field",
+    r"regex:^(\w+ +\d+ [\d:]+)",
+    "--time-format",
+    "%b %e %T",
+    "--window",
+    "1h",
+];
 
 /// A time format without a year crosses New Year forward: January follows
 /// December (not late, one window on), and a late December record after it is
@@ -368,21 +368,7 @@ fn time_formats() {
 #[test]
 fn syslog_times_cross_new_year() {
     let syslog = "Dec 31 23:59:58 a\nJan  1 00:00:01 a\nJan  1 00:00:02 b\nDec 31 23:59:59 c\nJan  1 00:30:00 c\n";
-    let o = run(
-        &[
-            "--key",
-            "field:4",
-            "--time-field",
-            r"regex:^(\w+ +\d+ [\d:]+)",
-            "--time-format",
-            "%b %e %T",
-            "--window",
-            "1h",
-            "--retain",
-            "2",
-        ],
-        syslog,
-    );
+    let o = run(&[&SYSLOG_1H[..], &["--retain", "2"]].concat(), syslog);
     assert_eq!(o.stdout_str(), "Dec 31 23:59:58 a\nJan  1 00:00:02 b\nDec 31 23:59:59 c\n");
     assert_eq!(o.stat("late"), 0);
     assert_eq!(o.stat("duplicates"), 2);
