@@ -253,11 +253,11 @@ impl<R: Read> FrameReader<R> {
     fn fill(&mut self) -> io::Result<()> {
         let start = self.buf.len();
         // `Read` needs initialised memory, so the space offered is zeroed first
-        // (unless the descriptor is read directly). A
-        // pipe hands out at most its buffer (64 KiB by default) per read; zeroing a
-        // whole chunk for that cost 16 % of the run. So the offer follows what
-        // reads return: doubling while they fill it, up to one chunk (which also
-        // keeps the buffer within the record limit plus one chunk).
+        // (unless the descriptor is read directly). A pipe hands out at most its
+        // buffer (64 KiB by default) per read; zeroing a whole chunk for that cost
+        // 16 % of the run. So the offer follows what reads return: doubling while
+        // they fill it, up to one chunk (which also keeps the buffer within the
+        // record limit plus one chunk).
         let want = self.want;
         let n = if let Some(fd) = self.raw_fd {
             wait_readable(fd)?;
