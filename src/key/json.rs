@@ -91,6 +91,18 @@ impl JsonPath {
     /// Finds the value at this path in `record` and returns its key text,
     /// borrowed where no unescaping is needed, written into `scratch` otherwise.
     pub fn find<'a>(&self, record: &'a [u8], scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+        let (text, rest) = self.find_value(record, scratch)?;
+        rest.holds(record).then_some(text)
+    }
+
+    /// [`JsonPath::find`] without the check of the rest of the record, which it
+    /// returns instead: several paths into one record (a composite key) need only
+    /// the check that starts earliest (see [`RestCheck::earliest`]).
+    pub fn find_value<'a>(
+        &self,
+        record: &'a [u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Option<(&'a [u8], RestCheck)> {
         let mut s = Scanner { b: record, i: 0 };
         let last = self.segments.len() - 1;
         for (depth, seg) in self.segments.iter().enumerate() {
@@ -127,8 +139,7 @@ impl JsonPath {
                         // not JSON: it must stay unkeyed, or it would stand in for
                         // the complete record behind it. So the rest is followed
                         // to the final `}` (structure only: strings and brackets).
-                        close_structure(record, s.i, depth + 1)?;
-                        return Some(text);
+                        return Some((text, RestCheck { from: s.i, open: depth + 1 }));
                     }
                     break; // descend: the value must be an object
                 }
@@ -141,6 +152,34 @@ impl JsonPath {
             }
         }
         None
+    }
+}
+
+/// What must hold of a record after a found value for the record to be JSON: from
+/// `from` (outside any string, inside `open` objects) the structure closes at the
+/// record's final `}`, with only whitespace after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestCheck {
+    from: usize,
+    open: usize,
+}
+
+impl RestCheck {
+    /// Whether it holds of `record`.
+    pub fn holds(&self, record: &[u8]) -> bool {
+        close_structure(record, self.from, self.open).is_some()
+    }
+
+    /// Of two checks on one record, the one that starts earlier. The member walk
+    /// that found the later value has read everything between the two positions as
+    /// well-formed members, so the structure seen from the earlier position passes
+    /// through the later one in the same state: the earlier check implies the later.
+    pub fn earliest(self, other: RestCheck) -> RestCheck {
+        if other.from < self.from {
+            other
+        } else {
+            self
+        }
     }
 }
 

@@ -212,10 +212,22 @@ impl KeySpec {
             });
         }
         key.clear();
+        // JSON parts check the rest of the record once, from the earliest value.
+        let mut rest: Option<json::RestCheck> = None;
         for (p, loc) in self.parts.iter().zip(locs.iter_mut()) {
-            let text = extract_part(p, self.delimiter, record, part, loc)?;
+            let text = match p {
+                KeyPart::Json(path) => {
+                    let (text, check) = path.find_value(record, part)?;
+                    rest = Some(rest.map_or(check, |r| r.earliest(check)));
+                    text
+                }
+                _ => extract_part(p, self.delimiter, record, part, loc)?,
+            };
             push_varint(key, text.len() as u64);
             key.extend_from_slice(text);
+        }
+        if rest.is_some_and(|r| !r.holds(record)) {
+            return None;
         }
         Some(Key::Str(key.as_slice()))
     }
@@ -336,6 +348,24 @@ mod tests {
         }
         let spec = spec(&[".a.\"b.c\"", "field:3", "line"], KeyType::Auto);
         assert_eq!(spec.describe(), ".\"a\".\"b.c\" + field:3 + line");
+    }
+
+    /// A composite of JSON paths checks the rest of the record once, from the
+    /// earliest value, whatever order the paths come in: a record cut short after
+    /// every key, or malformed between them, is still unkeyed.
+    #[test]
+    fn composite_json_checks_the_record_once() {
+        for keys in [[".a", ".b.c"], [".b.c", ".a"]] {
+            let s = spec(&keys, KeyType::Str);
+            let whole = br#"{"a":"x","b":{"c":1,"d":[2]},"e":"}"}"#;
+            assert!(key_of(&s, whole).is_some(), "{keys:?}");
+            for cut in 1..whole.len() {
+                assert_eq!(key_of(&s, &whole[..cut]), None, "{keys:?} cut at {cut}");
+            }
+            assert_eq!(key_of(&s, br#"{"a":"x","b":{"c":1,"d":[2]}},"e":1}"#), None);
+            assert_eq!(key_of(&s, br#"{"a":"x" "b":{"c":1}}"#), None);
+            assert_eq!(key_of(&s, br#"{"a":"x","b":{"c":1}} x"#), None);
+        }
     }
 
     #[test]
