@@ -105,16 +105,20 @@ impl RawInput {
     pub fn fd(&self) -> i32 {
         self.fd
     }
+}
 
-    /// One `read(2)` into `buf`. `EINTR` comes back as `ErrorKind::Interrupted`.
-    fn read_raw(&mut self, buf: *mut u8, len: usize) -> io::Result<usize> {
-        // SAFETY: the callers pass a pointer to `len` writable bytes.
-        let n = unsafe { libc::read(self.fd, buf as *mut libc::c_void, len) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+/// One `read(2)` of `fd` into `len` bytes at `buf`. `EINTR` comes back as
+/// `ErrorKind::Interrupted`.
+///
+/// # Safety
+/// `buf` must point to `len` writable bytes.
+unsafe fn read_fd(fd: i32, buf: *mut u8, len: usize) -> io::Result<usize> {
+    // SAFETY: the caller's promise.
+    let n = unsafe { libc::read(fd, buf as *mut libc::c_void, len) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(n as usize)
 }
 
 /// How long a read of a [`RawInput`] waits for data before it gives the caller a
@@ -144,7 +148,8 @@ fn wait_readable(fd: i32) -> io::Result<()> {
 
 impl Read for RawInput {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_raw(buf.as_mut_ptr(), buf.len())
+        // SAFETY: `buf` is `buf.len()` writable bytes.
+        unsafe { read_fd(self.fd, buf.as_mut_ptr(), buf.len()) }
     }
 }
 
@@ -264,7 +269,8 @@ impl<R: Read> FrameReader<R> {
             self.buf.reserve(want);
             let spare = &mut self.buf.spare_capacity_mut()[..want];
             let n = loop {
-                match (RawInput { fd }).read_raw(spare.as_mut_ptr() as *mut u8, spare.len()) {
+                // SAFETY: `spare` is `spare.len()` writable (uninitialised) bytes.
+                match unsafe { read_fd(fd, spare.as_mut_ptr() as *mut u8, spare.len()) } {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),

@@ -185,10 +185,15 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str]) -> Running {
+        Running::start_with(args, Stdio::piped())
+    }
+
+    /// Like [`Running::start`], reading `stdin` (`Running::stdin` is then `None`).
+    fn start_with(args: &[&str], stdin: Stdio) -> Running {
         let mut child = Command::new(util::bin())
             .args(args)
             .arg("--quiet")
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -344,44 +349,26 @@ fn sigterm_takes_nothing_it_does_not_emit() {
     let dir = tempfile::tempdir().unwrap();
     let s = sd(dir.path());
     let (pipe_r, mut pipe_w) = std::io::pipe().unwrap();
-    let mut child = Command::new(util::bin())
-        .args(["--key", ".id", "--quiet", "--state-dir", &s])
-        .stdin(Stdio::from(pipe_r.try_clone().unwrap()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let sink = out.clone();
-    let collector = std::thread::spawn(move || {
-        let mut buf = [0u8; 1 << 16];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
+    let mut r = Running::start_with(
+        &["--key", ".id", "--state-dir", &s],
+        Stdio::from(pipe_r.try_clone().unwrap()),
+    );
     let line = |i: usize| format!("{{\"id\":\"u{i}\"}}\n");
     let first = 200_000;
     let body: String = (0..first).map(line).collect();
     pipe_w.write_all(body.as_bytes()).unwrap();
     let last = line(first - 1);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !out.lock().unwrap().ends_with(last.as_bytes()) {
-        assert!(Instant::now() < deadline, "timed out waiting for the first part");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    r.wait_for("the first part", |o| o.ends_with(last.as_bytes()));
     // SAFETY: sending a signal to our own child by its pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    assert_eq!(unsafe { libc::kill(r.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
     std::thread::sleep(Duration::from_millis(250));
     // Then records, one at a time, until it has stopped (at most ~60 KB, so the
     // pipe never fills and no write blocks).
     let mut written = first;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if r.child.try_wait().unwrap().is_some() {
+            break;
         }
         assert!(Instant::now() < deadline, "no exit after SIGTERM");
         if written < first + 3000 {
@@ -389,14 +376,14 @@ fn sigterm_takes_nothing_it_does_not_emit() {
             written += 1;
         }
         std::thread::sleep(Duration::from_micros(200));
-    };
+    }
+    let (status, out) = r.finish();
     assert_eq!(status.code(), Some(0), "SIGTERM ends with 0");
     drop(pipe_w);
     let mut left = String::new();
     let mut pipe_r = pipe_r;
     pipe_r.read_to_string(&mut left).unwrap();
-    collector.join().unwrap();
-    let out = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    let out = String::from_utf8(out).unwrap();
     let emitted: Vec<&str> = out.lines().collect();
     let remaining: Vec<&str> = left.lines().collect();
     assert_eq!(
