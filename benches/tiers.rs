@@ -60,7 +60,12 @@ fn tiers(c: &mut Criterion) {
         });
         let queries: Vec<ExactQuery> = fps
             .iter()
-            .map(|&fp| ExactQuery { fp, oldest: WindowIndex(0), own: WindowIndex(0) })
+            .map(|&fp| ExactQuery {
+                fp,
+                oldest: WindowIndex(0),
+                own: WindowIndex(0),
+                local_new: false,
+            })
             .collect();
         g.bench_function(format!("tier-batched/{}", p.slug), |b| {
             b.iter_batched(

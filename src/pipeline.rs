@@ -341,6 +341,9 @@ impl Pipeline {
             }
             run.sink.flush()?;
             run.checkpoint()?;
+            if let Some(e) = &mut run.exact {
+                e.flush();
+            }
             Ok(())
         })();
         if progress {
@@ -462,7 +465,6 @@ impl Run<'_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let shared = matches!(&self.config.exact, ExactConfig::Redis(r) if r.shared);
         // `maybe[j]`: the bloom's answer for pending j (true when there is no bloom).
         let mut maybe = vec![true; self.pending.len()];
         if self.local.has_bloom() {
@@ -489,21 +491,24 @@ impl Run<'_> {
             return Ok(());
         };
         self.queries.clear();
-        self.queries.extend(self.pending.iter().map(|p| ExactQuery {
+        let bloom = self.local.has_bloom();
+        self.queries.extend(self.pending.iter().zip(&maybe).map(|(p, &m)| ExactQuery {
             fp: p.fp,
             oldest: p.oldest,
             own: p.own,
+            local_new: bloom && !m,
         }));
+        let errors_before = exact.stats().errors;
         exact.check_and_insert(&self.queries, &mut self.answers)?;
+        // `abort`: any failure of the tier stops the run, also one the local tier
+        // could answer around (a journal not written, a compaction that failed).
+        let tier_failed = exact.stats().errors > errors_before;
         self.stats.exact_queries += self.queries.len() as u64;
-        let bloom = self.local.has_bloom();
         let mut failed = false;
         for (j, p) in self.pending.iter().enumerate() {
             let v = match self.answers[j] {
                 ExactAnswer::New => Verdict::New,
                 ExactAnswer::Seen => Verdict::Dup,
-                // One instance: a bloom "no" is authoritative even when the tier is away.
-                ExactAnswer::Failed if bloom && !maybe[j] && !shared => Verdict::New,
                 ExactAnswer::Failed => {
                     failed = true;
                     Verdict::Unconfirmed
@@ -519,7 +524,7 @@ impl Run<'_> {
             self.verdicts[p.index] = v;
         }
         self.pending.clear();
-        if failed && self.config.policies.on_exact_error == OnExactError::Abort {
+        if (failed || tier_failed) && self.config.policies.on_exact_error == OnExactError::Abort {
             return Err(Error::Exact(format!(
                 "{} (--on-exact-error abort)",
                 exact.last_error().unwrap_or_else(|| "a batch failed".into())

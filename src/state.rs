@@ -220,7 +220,12 @@ mod tests {
         let mut a = Vec::new();
         exact
             .check_and_insert(
-                &[ExactQuery { fp: 9, oldest: WindowIndex(1), own: WindowIndex(1) }],
+                &[ExactQuery {
+                    fp: 9,
+                    oldest: WindowIndex(1),
+                    own: WindowIndex(1),
+                    local_new: false,
+                }],
                 &mut a,
             )
             .unwrap();

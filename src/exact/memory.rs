@@ -418,8 +418,12 @@ mod tests {
     #[test]
     fn windows_and_retention() {
         let mut t = MemoryTier::new();
-        let q =
-            |fp, oldest, own| ExactQuery { fp, oldest: WindowIndex(oldest), own: WindowIndex(own) };
+        let q = |fp, oldest, own| ExactQuery {
+            fp,
+            oldest: WindowIndex(oldest),
+            own: WindowIndex(own),
+            local_new: false,
+        };
         let mut a = Vec::new();
         t.check_and_insert(&[q(1, 0, 0), q(1, 0, 0), q(2, 0, 1), q(1, 0, 1), q(2, 1, 1)], &mut a)
             .unwrap();

@@ -25,6 +25,10 @@ pub struct ExactQuery {
     pub oldest: WindowIndex,
     /// The record's own window.
     pub own: WindowIndex,
+    /// The local tier answered *no* (new for sure, as far as this process knows).
+    /// One instance may trust it where the tier holds nothing this process did not
+    /// write; the memory tier ignores it.
+    pub local_new: bool,
 }
 
 /// The answer to one query.
@@ -78,6 +82,11 @@ pub trait ExactTier: Send {
     fn save(&self, _w: &mut dyn Write) -> io::Result<()> {
         Ok(())
     }
+
+    /// Moves what was inserted so far to its final place (a remote tier compacts
+    /// its journal); called at the end of a run. Failures are counted, not fatal:
+    /// what is not moved now is moved by the next run.
+    fn flush(&mut self) {}
 
     /// Reads what [`ExactTier::save`] wrote.
     fn load(&mut self, _r: &mut dyn Read) -> io::Result<()> {

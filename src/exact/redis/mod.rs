@@ -73,13 +73,17 @@
 //! The client runs on a current-thread tokio runtime owned by the tier; the
 //! pipeline is synchronous and each batch is one `block_on`.
 
+mod journal;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, ServerErrorKind};
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, ServerErrorKind, Value,
+};
 
 use super::{ExactAnswer, ExactQuery, ExactStats, ExactTier};
 use crate::config::{RedisConfig, WindowConfig};
@@ -357,12 +361,25 @@ pub fn connect(
         ring_ttl_ms: (timeout.as_millis() as i64).saturating_mul(20).max(60_000),
         seq: 0,
         sha: Arc::new(redis::Script::new(SCRIPT).get_hash().to_string()),
+        lookup_sha: redis::Script::new(journal::LOOKUP).get_hash().to_string(),
+        apply_sha: redis::Script::new(journal::APPLY).get_hash().to_string(),
         stats: ExactStats::default(),
         last_error: None,
         backoff: BACKOFF_MIN,
         retry_at: None,
         by_group: vec![Vec::new(); GROUPS],
+        fast: (!cfg.shared).then(journal::Fast::default),
     };
+    let mut tier = tier;
+    // A journal left by a process that stopped early holds IDs that are in no
+    // bucket yet: move them before answering anything.
+    tier.recover_journals().map_err(|e| {
+        Error::Exact(format!(
+            "--exact {shown}: moving the journal of an earlier run: {e}",
+            shown = tier.shown
+        ))
+    })?;
+    tier.stats = ExactStats::default();
     Ok((Box::new(tier), seed))
 }
 
@@ -536,6 +553,9 @@ pub struct RedisTier {
     /// The last call's sequence number.
     seq: u64,
     sha: Arc<String>,
+    /// The journal scripts' hashes.
+    lookup_sha: String,
+    apply_sha: String,
     stats: ExactStats,
     last_error: Option<String>,
     /// The next backoff after a failed batch.
@@ -544,6 +564,8 @@ pub struct RedisTier {
     retry_at: Option<Instant>,
     /// Scratch: query positions per group (cluster).
     by_group: Vec<Vec<u32>>,
+    /// One instance's journal fast path (`None` with `--shared`).
+    fast: Option<journal::Fast>,
 }
 
 impl std::fmt::Debug for RedisTier {
@@ -740,21 +762,32 @@ impl RedisTier {
     }
 }
 
-/// Sends one call: `EVALSHA`, or `EVAL` with the script's text when the server does
-/// not know the script yet (first use, or restarted since); `EVAL` also caches it.
+/// Sends one call of the check-and-insert script.
 async fn send(conn: &mut Conn, cmd: &Cmd) -> redis::RedisResult<Vec<u8>> {
-    match conn.query::<Vec<u8>>(cmd).await {
-        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+    let v = send_value(conn, cmd, Some(SCRIPT)).await?;
+    Ok(Vec::<u8>::from_redis_value(v)?)
+}
+
+/// Sends one command. For `EVALSHA` (`script` is its text) the command is sent
+/// again as `EVAL` with the text when the server does not know the script yet
+/// (first use, or restarted since); `EVAL` also caches it.
+async fn send_value(
+    conn: &mut Conn,
+    cmd: &Cmd,
+    script: Option<&'static str>,
+) -> redis::RedisResult<Value> {
+    match (conn.query::<Value>(cmd).await, script) {
+        (Err(e), Some(text)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
             let mut eval = redis::cmd("EVAL");
-            eval.arg(SCRIPT);
+            eval.arg(text);
             for a in cmd.args_iter().skip(2) {
                 if let redis::Arg::Simple(bytes) = a {
                     eval.arg(bytes);
                 }
             }
-            conn.query::<Vec<u8>>(&eval).await
+            conn.query::<Value>(&eval).await
         }
-        r => r,
+        (r, _) => r,
     }
 }
 
@@ -791,6 +824,88 @@ fn member(fp: u128) -> i64 {
     fp as u64 as i64
 }
 
+impl RedisTier {
+    /// Counts a failure and starts (or lengthens) the backoff.
+    fn fail(&mut self, e: impl std::fmt::Display) {
+        self.stats.errors += 1;
+        self.last_error = Some(format!("Redis at {}: {e}", self.shown));
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    /// Ends the backoff after a call that worked.
+    fn recover_ok(&mut self) {
+        self.retry_at = None;
+        self.backoff = BACKOFF_MIN;
+    }
+
+    /// Whether a recent failure still holds batches back.
+    fn backing_off(&self) -> bool {
+        self.retry_at.is_some_and(|at| Instant::now() < at)
+    }
+
+    /// The per-query script for `queries` (all of them, or a part of a batch).
+    fn slow(&mut self, queries: &[ExactQuery], answers: &mut [ExactAnswer]) {
+        let calls = self.plan(queries);
+        match self.run(calls, answers) {
+            None => self.recover_ok(),
+            Some(e) => self.fail(e),
+        }
+    }
+
+    /// Runs commands concurrently (pipelined on one connection), resending those
+    /// that failed on the way once; one result per command, in order.
+    fn exec(&mut self, sent: Vec<journal::Sent>) -> Vec<Result<Value, String>> {
+        let mut out: Vec<Option<Result<Value, String>>> = (0..sent.len()).map(|_| None).collect();
+        let conn = self.conn.clone().expect("connected");
+        let mut todo: Vec<usize> = (0..sent.len()).collect();
+        for attempt in 0..ATTEMPTS {
+            if todo.is_empty() {
+                break;
+            }
+            self.stats.round_trips += 1;
+            let timeout = self.timeout;
+            let batch: Vec<(usize, journal::Sent)> =
+                todo.iter().map(|&k| (k, sent[k].clone())).collect();
+            let results = self.rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for (k, (cmd, script)) in batch {
+                    let mut conn = conn.clone();
+                    set.spawn(async move { (k, send_value(&mut conn, &cmd, script).await) });
+                }
+                let mut results = Vec::new();
+                let deadline = tokio::time::Instant::now() + timeout;
+                while let Ok(Some(done)) = tokio::time::timeout_at(deadline, set.join_next()).await
+                {
+                    if let Ok(r) = done {
+                        results.push(r);
+                    }
+                }
+                results
+            });
+            let last = attempt + 1 == ATTEMPTS;
+            for (k, r) in results {
+                out[k] = Some(match r {
+                    Ok(v) => Ok(v),
+                    Err(e) => {
+                        if !last && resendable(&e) {
+                            continue;
+                        }
+                        Err(e.to_string())
+                    }
+                });
+            }
+            todo.retain(|&k| out[k].is_none());
+            if last {
+                for &k in &todo {
+                    out[k] = Some(Err(format!("no answer within {timeout:?}")));
+                }
+            }
+        }
+        out.into_iter().map(|o| o.unwrap_or_else(|| Err("not sent".into()))).collect()
+    }
+}
+
 impl ExactTier for RedisTier {
     fn check_and_insert(
         &mut self,
@@ -803,34 +918,69 @@ impl ExactTier for RedisTier {
             return Ok(());
         }
         self.stats.queries += queries.len() as u64;
-        if let Some(at) = self.retry_at {
-            if Instant::now() < at {
-                // The server failed recently: do not make the stream wait for it
-                // again before the backoff is over.
-                self.stats.errors += 1;
-                return Ok(());
+        if self.backing_off() {
+            // The server failed recently: do not make the stream wait for it
+            // again before the backoff is over. One instance still knows what it
+            // has pending.
+            self.stats.errors += 1;
+            if self.fast.is_some() {
+                for (q, a) in queries.iter().zip(answers.iter_mut()) {
+                    if self.pending_seen(q) {
+                        *a = ExactAnswer::Seen;
+                    } else {
+                        // In an owned window the local tier's *no* is exact.
+                        if q.local_new && self.owned_known(q) {
+                            *a = ExactAnswer::New;
+                        }
+                        self.pending_insert(q);
+                    }
+                }
             }
+            return Ok(());
         }
-        let calls = self.plan(queries);
-        match self.run(calls, answers) {
-            None => {
-                self.retry_at = None;
-                self.backoff = BACKOFF_MIN;
+        if self.fast.is_none() {
+            self.slow(queries, answers);
+            return Ok(());
+        }
+        // One instance: runs of queries whose windows are all owned take the fast
+        // path, the others the script; in order, so each sees the ones before.
+        let owned = self.owns(queries);
+        let mut start = 0;
+        while start < queries.len() {
+            let kind = owned[start];
+            let end =
+                owned[start..].iter().position(|&o| o != kind).map_or(owned.len(), |p| start + p);
+            let (qs, ans) = (&queries[start..end], &mut answers[start..end]);
+            if kind {
+                self.fast_batch(qs, ans);
+            } else {
+                // Pending IDs are in no bucket yet: they answer for themselves.
+                let seen: Vec<bool> = qs.iter().map(|q| self.pending_seen(q)).collect();
+                self.slow(qs, ans);
+                for (a, s) in ans.iter_mut().zip(seen) {
+                    if s && *a != ExactAnswer::Failed {
+                        *a = ExactAnswer::Seen;
+                    }
+                }
             }
-            Some(e) => {
-                self.stats.errors += 1;
-                self.last_error = Some(format!("Redis at {}: {e}", self.shown));
-                self.retry_at = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-            }
+            start = end;
         }
         Ok(())
     }
 
-    fn retire_before(&mut self, _oldest: WindowIndex) {
+    fn retire_before(&mut self, oldest: WindowIndex) {
         // Keys expire on their own at the end of their window's retention (see the
         // module docs); deleting them here could race other instances still
         // reading those windows.
+        if let Some(f) = &mut self.fast {
+            f.retire_before(oldest.0);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.fast.is_some() {
+            self.compact();
+        }
     }
 
     fn stats(&self) -> ExactStats {

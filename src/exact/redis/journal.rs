@@ -1,0 +1,752 @@
+//! One instance's fast path: a journal per batch, grouped inserts later.
+//!
+//! The per-query script costs Redis several microseconds per ID (each `redis.call`
+//! and every member a bucket split moves pass through Lua), more than one
+//! `SET id 1 NX EX`. One instance (not `--shared`) does not need Redis to decide
+//! most IDs: where Redis holds nothing this process did not write, the local tier
+//! knows everything Redis knows, and its *no* is authoritative (DESIGN: "one
+//! instance: the local tier is authoritative for *no* answers"). So, for windows it
+//! *owns* (their bucket directories did not exist when this process first met them):
+//!
+//! - every query is added to the *pending* set (in process) and to this batch's
+//!   **journal**, one Redis string written before the batch's answers are given, so
+//!   a record is emitted only once its ID is durable in Redis;
+//! - a local *no* is answered New at once; a *maybe* is looked up in the pending set
+//!   and, if not there, in the buckets by a read-only script (one bit per query);
+//! - when the pending set is large (or at the end of the run) it is **compacted**:
+//!   grouped by (group, window), each group's members are added to their buckets
+//!   with one multi-member `SADD` per bucket, and the bucket splits that the new
+//!   count calls for are computed here (members read with `SMEMBERS`, moved with
+//!   `SREM`/`SADD`) instead of member by member in Lua. One script call per
+//!   (group, window) applies it atomically if the directory is still what was read
+//!   (compare and set), so a concurrent writer only causes a retry. Then the
+//!   journals are deleted.
+//!
+//! A journal left by a process that died is compacted by the next one to connect,
+//! before it answers anything, so nothing it holds is ever missed. Windows that
+//! were not empty when first met (a restart, another instance) go through the
+//! per-query script as before, after the pending set has been consulted.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use redis::{Cmd, Value};
+
+use super::{address, group, member, RedisTier, PREFIX, SPLIT_LOAD};
+use crate::exact::{ExactAnswer, ExactQuery};
+
+/// Compact when the pending set holds this many IDs.
+const COMPACT_AT: usize = 1 << 19;
+/// The set of journal keys not yet compacted (one slot on a cluster).
+pub(super) const JOURNAL_DIR: &str = "logdedup:{j}:dir";
+/// Journal format version (the first bytes of every journal).
+const JOURNAL_MAGIC: &[u8; 4] = b"LDJ1";
+/// Attempts per (group, window) when another writer changed its directory.
+const COMPACT_TRIES: usize = 4;
+
+/// The read-only lookup: is each query's member in a bucket of its windows
+/// `j - c ..= j`? `KEYS[1]` routes the call (a key of the queries' group);
+/// `ARGV[1]` the key prefix, `ARGV[2]` nd, `ARGV[3..]` the nd window indices, then
+/// the 9-byte header per query and the members, as for the check-and-insert
+/// script. Answers one bit per query.
+pub(super) const LOOKUP: &str = r#"
+local prefix, nd = ARGV[1], tonumber(ARGV[2])
+local hdr = ARGV[3 + nd]
+local mbase = 3 + nd
+local nq = string.len(hdr) / 9
+local metas = {}
+local function meta(g, j)
+  local id = g * 65536 + j
+  local r = metas[id]
+  if r == nil then
+    local base = prefix .. ':{g' .. g .. '}:w' .. ARGV[2 + j]
+    local v = redis.call('HMGET', base .. ':m', 'L', 's', 'n')
+    r = { base = base, L = tonumber(v[1]) or 0, s = tonumber(v[2]) or 0, n = tonumber(v[3]) or 0 }
+    r.m1, r.m2 = 2 ^ r.L, 2 ^ (r.L + 1)
+    metas[id] = r
+  end
+  return r
+end
+local out, byte = {}, 0
+for i = 1, nq do
+  local p = 9 * i - 8
+  local g, j1, j0, c1, c0, a3, a2, a1, a0 = string.byte(hdr, p, p + 8)
+  local j, c = j1 * 256 + j0, c1 * 256 + c0
+  local a = ((a3 * 256 + a2) * 256 + a1) * 256 + a0
+  local m = ARGV[mbase + i]
+  for k = j - c, j do
+    local r = meta(g, k)
+    if r.n > 0 then
+      local b = a % r.m1
+      if b < r.s then b = a % r.m2 end
+      if redis.call('SISMEMBER', r.base .. ':b' .. b, m) == 1 then
+        byte = byte + 2 ^ ((i - 1) % 8)
+        break
+      end
+    end
+  end
+  if i % 8 == 0 or i == nq then
+    out[#out + 1] = string.char(byte)
+    byte = 0
+  end
+end
+return table.concat(out)
+"#;
+
+/// Applies one (group, window)'s compaction if its directory is unchanged.
+/// `KEYS[1]` is the directory (it routes the call on a cluster).
+///
+/// ```text
+/// ARGV[1] directory key   ARGV[2..4] L, s, n as read ("0" when absent)
+/// ARGV[5..6] new L, s     ARGV[7] expiry ms (0: never)  ARGV[8] fallback TTL ms
+/// ARGV[9] 1 if a bucket is left without a key (sets x)  ARGV[10] number of ops
+/// then per op: kind ('r' SREM, 'a' SADD, 'n' SADD into a new bucket), key, count,
+/// and count members.
+/// ```
+///
+/// Returns the new member count, or -1 if the directory changed since it was read.
+pub(super) const APPLY: &str = r#"
+local dir = ARGV[1]
+local v = redis.call('HMGET', dir, 'L', 's', 'n', 'x')
+local L, s, n = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
+if L ~= tonumber(ARGV[2]) or s ~= tonumber(ARGV[3]) or n ~= tonumber(ARGV[4]) then
+  return -1
+end
+local fresh, x = v[3] == false, v[4] == '1' or ARGV[9] == '1'
+local at
+local e = tonumber(ARGV[7])
+if e ~= 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if e > now then at = e else at = now + tonumber(ARGV[8]) end
+end
+local i, nops = 11, tonumber(ARGV[10])
+for _ = 1, nops do
+  local kind, key, cnt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  for c = i, i + cnt - 1, 4000 do
+    local last = math.min(c + 3999, i + cnt - 1)
+    if kind == 'r' then
+      n = n - redis.call('SREM', key, unpack(ARGV, c, last))
+    else
+      n = n + redis.call('SADD', key, unpack(ARGV, c, last))
+    end
+  end
+  if kind ~= 'r' and at and (kind == 'n' or fresh or x) then
+    redis.call('PEXPIREAT', key, at)
+  end
+  i = i + cnt
+end
+redis.call('HSET', dir, 'L', ARGV[5], 's', ARGV[6], 'n', n, 'x', x and '1' or '0')
+if fresh and at then redis.call('PEXPIREAT', dir, at) end
+return n
+"#;
+
+/// A bucket directory: `2^l + s` buckets holding `n` members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Dir {
+    l: u32,
+    s: u64,
+    n: u64,
+}
+
+impl Dir {
+    fn buckets(&self) -> u64 {
+        (1u64 << self.l) + self.s
+    }
+
+    fn bucket(&self, a: u32) -> u64 {
+        let a = u64::from(a);
+        let b = a & ((1u64 << self.l) - 1);
+        if b < self.s {
+            a & ((2u64 << self.l) - 1)
+        } else {
+            b
+        }
+    }
+
+    /// One split: bucket `s` becomes `s` and `s + 2^l`. Returns the bucket split.
+    fn split(&mut self) -> u64 {
+        let b = self.s;
+        self.s += 1;
+        if self.s == 1u64 << self.l {
+            self.l += 1;
+            self.s = 0;
+        }
+        b
+    }
+}
+
+/// A fast hasher for pending entries: the members are keyed hashes already.
+#[derive(Default)]
+pub(super) struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Mix = BuildHasherDefault<MixHasher>;
+
+/// A pending entry: (window, group, member).
+type Entry = (i64, u8, i64);
+
+/// The fast path's state (one instance only).
+#[derive(Default)]
+pub(super) struct Fast {
+    /// Windows met so far: whether this process owns them.
+    owned: HashMap<i64, bool>,
+    /// IDs of owned windows not yet compacted into their buckets.
+    pending: HashSet<Entry, Mix>,
+    /// Journal keys written since the last compaction.
+    journals: Vec<String>,
+    /// Directories as this process last wrote them (checked by compare and set).
+    dirs: HashMap<(u8, i64), Dir>,
+}
+
+impl Fast {
+    /// Forgets windows older than `oldest`: their IDs are no longer looked for.
+    pub(super) fn retire_before(&mut self, oldest: i64) {
+        self.owned.retain(|&w, _| w >= oldest);
+        self.pending.retain(|e| e.0 >= oldest);
+        self.dirs.retain(|k, _| k.1 >= oldest);
+    }
+}
+
+fn bucket_key(g: u8, w: i64, b: u64) -> String {
+    format!("{PREFIX}:{{g{g}}}:w{w}:b{b}")
+}
+
+fn dir_key(g: u8, w: i64) -> String {
+    format!("{PREFIX}:{{g{g}}}:w{w}:m")
+}
+
+/// Encodes journal entries: magic, then per window `w (i64 LE) | n (u32 LE) | n ×
+/// (group u8, member i64 LE)`.
+fn encode_journal(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + entries.len() * 9 + 12);
+    out.extend_from_slice(JOURNAL_MAGIC);
+    let mut i = 0;
+    while i < entries.len() {
+        let w = entries[i].0;
+        let run = entries[i..].iter().take_while(|e| e.0 == w).count();
+        out.extend_from_slice(&w.to_le_bytes());
+        out.extend_from_slice(&(run as u32).to_le_bytes());
+        for e in &entries[i..i + run] {
+            out.push(e.1);
+            out.extend_from_slice(&e.2.to_le_bytes());
+        }
+        i += run;
+    }
+    out
+}
+
+/// Decodes a journal; `None` if it is not one.
+pub(super) fn decode_journal(bytes: &[u8]) -> Option<Vec<Entry>> {
+    let mut rest = bytes.strip_prefix(JOURNAL_MAGIC)?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let w = i64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+        let n = u32::from_le_bytes(rest.get(8..12)?.try_into().ok()?) as usize;
+        rest = &rest[12..];
+        let body = rest.get(..n.checked_mul(9)?)?;
+        for e in body.chunks_exact(9) {
+            out.push((w, e[0], i64::from_le_bytes(e[1..9].try_into().ok()?)));
+        }
+        rest = &rest[n * 9..];
+    }
+    Some(out)
+}
+
+/// A command and, for `EVALSHA`, the script's text (sent with `EVAL` when the
+/// server does not know it yet).
+pub(super) type Sent = (Arc<Cmd>, Option<&'static str>);
+
+impl RedisTier {
+    /// The fast path for one batch (all queries in owned windows); fills `answers`.
+    pub(super) fn fast_batch(&mut self, queries: &[ExactQuery], answers: &mut [ExactAnswer]) {
+        let mut fast = self.fast.take().expect("one instance");
+        let mut journal: Vec<Entry> = Vec::new();
+        let mut lookups: Vec<usize> = Vec::new();
+        for (i, q) in queries.iter().enumerate() {
+            let (g, m) = (group(q.fp) as u8, member(q.fp));
+            let own = (q.own.0, g, m);
+            if fast.pending.contains(&own) {
+                answers[i] = ExactAnswer::Seen;
+                continue;
+            }
+            let older =
+                (q.oldest.0.min(q.own.0)..q.own.0).any(|w| fast.pending.contains(&(w, g, m)));
+            fast.pending.insert(own);
+            journal.push(own);
+            answers[i] = if older {
+                ExactAnswer::Seen
+            } else if q.local_new {
+                ExactAnswer::New
+            } else {
+                lookups.push(i);
+                ExactAnswer::Failed
+            };
+        }
+        let mut sent: Vec<Sent> = Vec::new();
+        let mut name = None;
+        if !journal.is_empty() {
+            journal.sort_unstable_by_key(|e| e.0);
+            self.seq += 1;
+            let key = format!("{PREFIX}:{{g{}}}:j:{}:{}", self.seq % 256, self.instance, self.seq);
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg(encode_journal(&journal));
+            let newest = journal.last().map(|e| e.0).unwrap_or(0);
+            let (at, _) = self.expiry(newest);
+            if at > 0 {
+                set.arg("PXAT").arg(at);
+            }
+            sent.push((Arc::new(redis::cmd("SADD").arg(JOURNAL_DIR).arg(&key).clone()), None));
+            sent.push((Arc::new(set), None));
+            name = Some(key);
+        }
+        let lookup_from = sent.len();
+        let mut parts: Vec<Vec<usize>> = Vec::new();
+        if !lookups.is_empty() {
+            if self.cluster {
+                let mut by_group: HashMap<usize, Vec<usize>> = HashMap::new();
+                for &i in &lookups {
+                    by_group.entry(group(queries[i].fp)).or_default().push(i);
+                }
+                parts.extend(by_group.into_values());
+            } else {
+                parts.push(lookups.clone());
+            }
+            for p in &parts {
+                sent.push((Arc::new(lookup_cmd(&self.lookup_sha, queries, p)), Some(LOOKUP)));
+            }
+        }
+        let results = self.exec(sent);
+        let journal_ok = results.iter().take(lookup_from).all(|r| r.is_ok());
+        let mut error = results.iter().find_map(|r| r.as_ref().err().cloned());
+        for (p, r) in parts.iter().zip(&results[lookup_from..]) {
+            match r {
+                Ok(Value::BulkString(bits)) if bits.len() == p.len().div_ceil(8) => {
+                    for (n, &i) in p.iter().enumerate() {
+                        let seen = bits[n / 8] >> (n % 8) & 1 == 1;
+                        answers[i] = if seen { ExactAnswer::Seen } else { ExactAnswer::New };
+                    }
+                }
+                Ok(other) => {
+                    error.get_or_insert(format!("the lookup answered {other:?}"));
+                }
+                Err(_) => {}
+            }
+        }
+        // A journal that could not be written leaves the answers as they are (the
+        // local tier's are exact here); the IDs stay pending and are inserted by
+        // the next compaction, and the failure is counted.
+        if let (true, Some(k)) = (journal_ok, name) {
+            fast.journals.push(k);
+        }
+        self.stats.fingerprints +=
+            answers.iter().filter(|&&a| a == ExactAnswer::New).count() as u64;
+        if let Some(e) = error {
+            self.fail(e);
+        } else {
+            self.recover_ok();
+        }
+        let due = fast.pending.len() >= COMPACT_AT;
+        self.fast = Some(fast);
+        if due && self.retry_at.is_none() {
+            self.compact();
+        }
+    }
+
+    /// Whether every window of `oldest ..= own` is owned, asking Redis about windows
+    /// not met before. A window is owned when none of its directories exists.
+    pub(super) fn owns(&mut self, queries: &[ExactQuery]) -> Vec<bool> {
+        let mut fast = self.fast.take().expect("one instance");
+        let mut unknown: Vec<i64> = Vec::new();
+        for q in queries {
+            for w in q.oldest.0.min(q.own.0)..=q.own.0 {
+                if !fast.owned.contains_key(&w) && !unknown.contains(&w) {
+                    unknown.push(w);
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            let mut sent: Vec<Sent> = Vec::new();
+            for &w in &unknown {
+                if self.cluster {
+                    for g in 0..=255u8 {
+                        sent.push((
+                            Arc::new(redis::cmd("EXISTS").arg(dir_key(g, w)).clone()),
+                            None,
+                        ));
+                    }
+                } else {
+                    let mut c = redis::cmd("EXISTS");
+                    (0..=255u8).for_each(|g| {
+                        c.arg(dir_key(g, w));
+                    });
+                    sent.push((Arc::new(c), None));
+                }
+            }
+            let results = self.exec(sent);
+            let per = if self.cluster { 256 } else { 1 };
+            for (k, &w) in unknown.iter().enumerate() {
+                let rs = &results[k * per..(k + 1) * per];
+                // An unanswered window is not owned: the per-query script decides.
+                let owned = rs.iter().all(|r| matches!(r, Ok(Value::Int(0))));
+                fast.owned.insert(w, owned);
+            }
+        }
+        let out = queries
+            .iter()
+            .map(|q| (q.oldest.0.min(q.own.0)..=q.own.0).all(|w| fast.owned[&w]))
+            .collect();
+        self.fast = Some(fast);
+        out
+    }
+
+    /// Adds `q`'s ID to the pending set of its own window (inserted into Redis by
+    /// the next compaction), when Redis cannot be asked now.
+    pub(super) fn pending_insert(&mut self, q: &ExactQuery) {
+        if let Some(fast) = &mut self.fast {
+            fast.pending.insert((q.own.0, group(q.fp) as u8, member(q.fp)));
+        }
+    }
+
+    /// Whether every window of `q` is known to be owned (without asking Redis).
+    pub(super) fn owned_known(&self, q: &ExactQuery) -> bool {
+        let Some(fast) = &self.fast else { return false };
+        (q.oldest.0.min(q.own.0)..=q.own.0).all(|w| fast.owned.get(&w) == Some(&true))
+    }
+
+    /// Whether an ID of `q` is pending in one of its windows (so it was seen).
+    pub(super) fn pending_seen(&self, q: &ExactQuery) -> bool {
+        let Some(fast) = &self.fast else { return false };
+        let (g, m) = (group(q.fp) as u8, member(q.fp));
+        (q.oldest.0.min(q.own.0)..=q.own.0).any(|w| fast.pending.contains(&(w, g, m)))
+    }
+
+    /// Moves every pending ID into its bucket; deletes the journals when all are in.
+    /// Returns whether everything was moved.
+    pub(super) fn compact(&mut self) -> bool {
+        let Some(mut fast) = self.fast.take() else { return true };
+        let mut groups: HashMap<(u8, i64), Vec<i64>> = HashMap::new();
+        for &(w, g, m) in &fast.pending {
+            groups.entry((g, w)).or_default().push(m);
+        }
+        let mut left = groups;
+        for _ in 0..COMPACT_TRIES {
+            if left.is_empty() {
+                break;
+            }
+            left = self.compact_round(&mut fast, left);
+        }
+        let done = left.is_empty();
+        if done {
+            fast.pending.clear();
+            let names = std::mem::take(&mut fast.journals);
+            let mut sent: Vec<Sent> = Vec::new();
+            for k in &names {
+                sent.push((Arc::new(redis::cmd("UNLINK").arg(k).clone()), None));
+            }
+            for chunk in names.chunks(1000) {
+                sent.push((Arc::new(redis::cmd("SREM").arg(JOURNAL_DIR).arg(chunk).clone()), None));
+            }
+            if !sent.is_empty() {
+                // A journal not deleted now is compacted again by the next process
+                // (adding members already present changes nothing).
+                if let Some(e) = self.exec(sent).into_iter().find_map(|r| r.err()) {
+                    self.fail(e);
+                }
+            }
+        } else {
+            // Keep what was not moved; it is tried again at the next compaction.
+            fast.pending.retain(|&(w, g, _)| left.contains_key(&(g, w)));
+        }
+        self.fast = Some(fast);
+        done
+    }
+
+    /// One round of compaction; returns the (group, window)s still to do.
+    fn compact_round(
+        &mut self,
+        fast: &mut Fast,
+        todo: HashMap<(u8, i64), Vec<i64>>,
+    ) -> HashMap<(u8, i64), Vec<i64>> {
+        let mut todo: Vec<((u8, i64), Vec<i64>)> = todo.into_iter().collect();
+        // Directories not known: read them.
+        let unknown: Vec<(u8, i64)> =
+            todo.iter().map(|t| t.0).filter(|k| !fast.dirs.contains_key(k)).collect();
+        if !unknown.is_empty() {
+            let sent = unknown
+                .iter()
+                .map(|&(g, w)| {
+                    let c =
+                        redis::cmd("HMGET").arg(dir_key(g, w)).arg("L").arg("s").arg("n").clone();
+                    (Arc::new(c), None)
+                })
+                .collect();
+            let results = self.exec(sent);
+            for (k, r) in unknown.iter().zip(results) {
+                match r {
+                    Ok(v) => {
+                        let f: Vec<Option<u64>> = redis::from_redis_value(v).unwrap_or_default();
+                        let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
+                        let l = get(0).min(62) as u32;
+                        fast.dirs.insert(*k, Dir { l, s: get(1), n: get(2) });
+                    }
+                    Err(e) => self.fail(e),
+                }
+            }
+        }
+        todo.retain(|t| fast.dirs.contains_key(&t.0));
+        // Plan: the directory after the additions, and the old buckets that split.
+        struct Plan {
+            before: Dir,
+            after: Dir,
+            reads: Vec<u64>,
+        }
+        let mut plans: Vec<Plan> = Vec::with_capacity(todo.len());
+        let mut sent: Vec<Sent> = Vec::new();
+        for ((g, w), members) in &todo {
+            let before = fast.dirs[&(*g, *w)];
+            let mut after = before;
+            let n = before.n + members.len() as u64;
+            let mut reads = Vec::new();
+            while n > u64::from(SPLIT_LOAD) * after.buckets() {
+                let b = after.split();
+                if b < before.buckets() && !reads.contains(&b) {
+                    reads.push(b);
+                }
+            }
+            for &b in &reads {
+                sent.push((
+                    Arc::new(redis::cmd("SMEMBERS").arg(bucket_key(*g, *w, b)).clone()),
+                    None,
+                ));
+            }
+            plans.push(Plan { before, after, reads });
+        }
+        let mut read = self.exec(sent).into_iter();
+        // Apply: one script call per (group, window).
+        let mut applies: Vec<Sent> = Vec::with_capacity(todo.len());
+        let mut ok: Vec<bool> = Vec::with_capacity(todo.len());
+        for (((g, w), members), plan) in todo.iter().zip(&plans) {
+            let mut old: Vec<(u64, Vec<i64>)> = Vec::with_capacity(plan.reads.len());
+            let mut good = true;
+            for &b in &plan.reads {
+                match read.next() {
+                    Some(Ok(v)) => old.push((b, redis::from_redis_value(v).unwrap_or_default())),
+                    Some(Err(e)) => {
+                        self.fail(e);
+                        good = false;
+                    }
+                    None => good = false,
+                }
+            }
+            ok.push(good);
+            if !good {
+                continue;
+            }
+            let (before, after) = (plan.before, plan.after);
+            let mut adds: HashMap<u64, Vec<i64>> = HashMap::new();
+            let mut ops: Vec<(char, u64, Vec<i64>)> = Vec::new();
+            let mut emptied = false;
+            for (b, ms) in old {
+                let (stay, moved): (Vec<i64>, Vec<i64>) =
+                    ms.into_iter().partition(|&m| after.bucket(address(m)) == b);
+                if !moved.is_empty() {
+                    for &m in &moved {
+                        adds.entry(after.bucket(address(m))).or_default().push(m);
+                    }
+                    ops.push(('r', b, moved));
+                }
+                if stay.is_empty() {
+                    emptied = true;
+                }
+            }
+            for &m in members {
+                adds.entry(after.bucket(address(m))).or_default().push(m);
+            }
+            // A new bucket nothing lands in has no key (and so no expiry).
+            emptied |= (before.buckets()..after.buckets()).any(|b| !adds.contains_key(&b));
+            let mut adds: Vec<(u64, Vec<i64>)> = adds.into_iter().collect();
+            adds.sort_unstable_by_key(|a| a.0);
+            for (b, ms) in adds {
+                let kind = if b >= before.buckets() { 'n' } else { 'a' };
+                ops.push((kind, b, ms));
+            }
+            let (at, fallback) = self.expiry(*w);
+            let mut c = redis::cmd("EVALSHA");
+            c.arg(self.apply_sha.as_str())
+                .arg(1)
+                .arg(dir_key(*g, *w))
+                .arg(dir_key(*g, *w))
+                .arg(before.l)
+                .arg(before.s)
+                .arg(before.n)
+                .arg(after.l)
+                .arg(after.s)
+                .arg(at)
+                .arg(fallback)
+                .arg(u8::from(emptied))
+                .arg(ops.len());
+            for (kind, b, ms) in &ops {
+                c.arg(kind.to_string()).arg(bucket_key(*g, *w, *b)).arg(ms.len()).arg(ms);
+            }
+            applies.push((Arc::new(c), Some(APPLY)));
+            // Remember the planned directory; the count is set from the answer.
+            fast.dirs.insert((*g, *w), after);
+        }
+        let mut results = self.exec(applies).into_iter();
+        let mut left = HashMap::new();
+        for (((g, w), members), good) in todo.into_iter().zip(ok) {
+            let r = if good { results.next() } else { None };
+            match r {
+                Some(Ok(Value::Int(n))) if n >= 0 => {
+                    if let Some(d) = fast.dirs.get_mut(&(g, w)) {
+                        d.n = n as u64;
+                    }
+                }
+                other => {
+                    // Changed by another writer, failed, or not sent: read again.
+                    if let Some(Err(e)) = other {
+                        self.fail(e);
+                    }
+                    fast.dirs.remove(&(g, w));
+                    left.insert((g, w), members);
+                }
+            }
+        }
+        left
+    }
+
+    /// Compacts journals left by processes that stopped before compacting them.
+    pub(super) fn recover_journals(&mut self) -> Result<(), String> {
+        let names: Vec<String> = match self
+            .exec(vec![(Arc::new(redis::cmd("SMEMBERS").arg(JOURNAL_DIR).clone()), None)])
+            .pop()
+        {
+            Some(Ok(v)) => redis::from_redis_value(v).map_err(|e| e.to_string())?,
+            Some(Err(e)) => return Err(e),
+            None => return Ok(()),
+        };
+        if names.is_empty() {
+            return Ok(());
+        }
+        let sent =
+            names.iter().map(|k| (Arc::new(redis::cmd("GET").arg(k).clone()), None)).collect();
+        let shared = self.fast.is_none();
+        let mut fast = self.fast.take().unwrap_or_default();
+        for (k, r) in names.iter().zip(self.exec(sent)) {
+            match r {
+                Ok(Value::Nil) => {}
+                Ok(Value::BulkString(b)) => {
+                    let entries = decode_journal(&b)
+                        .ok_or_else(|| format!("{k} is not a logdedup journal"))?;
+                    fast.pending.extend(entries);
+                }
+                Ok(other) => return Err(format!("{k}: unexpected {other:?}")),
+                Err(e) => return Err(e),
+            }
+            fast.journals.push(k.clone());
+        }
+        self.fast = Some(fast);
+        let done = self.compact();
+        if shared {
+            // `--shared` keeps no fast-path state.
+            self.fast = None;
+        }
+        if done {
+            Ok(())
+        } else {
+            Err(self.last_error.clone().unwrap_or_else(|| "compaction failed".into()))
+        }
+    }
+}
+
+/// The lookup call for queries `idx` (their windows' descriptors and header).
+fn lookup_cmd(sha: &str, queries: &[ExactQuery], idx: &[usize]) -> Cmd {
+    let mut windows: Vec<i64> = Vec::new();
+    for &i in idx {
+        let q = &queries[i];
+        for w in q.oldest.0.min(q.own.0)..=q.own.0 {
+            windows.push(w);
+        }
+    }
+    windows.sort_unstable();
+    windows.dedup();
+    let pos: HashMap<i64, usize> = windows.iter().enumerate().map(|(i, &w)| (w, i + 1)).collect();
+    // The one key routes the call on a cluster (every key it reads has its group's tag).
+    let first = &queries[idx[0]];
+    let mut c = redis::cmd("EVALSHA");
+    c.arg(sha)
+        .arg(1)
+        .arg(dir_key(group(first.fp) as u8, first.own.0))
+        .arg(PREFIX)
+        .arg(windows.len());
+    for w in &windows {
+        c.arg(*w);
+    }
+    let mut hdr = Vec::with_capacity(idx.len() * 9);
+    for &i in idx {
+        let q = &queries[i];
+        let j = pos[&q.own.0] as u16;
+        let cnt = (q.own.0 - q.oldest.0.min(q.own.0)) as u16;
+        hdr.push(group(q.fp) as u8);
+        hdr.extend_from_slice(&j.to_be_bytes());
+        hdr.extend_from_slice(&cnt.to_be_bytes());
+        hdr.extend_from_slice(&address(member(q.fp)).to_be_bytes());
+    }
+    c.arg(hdr);
+    for &i in idx {
+        c.arg(member(queries[i].fp));
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_roundtrip() {
+        let e = vec![(3, 0, -1), (3, 255, i64::MAX), (7, 9, i64::MIN)];
+        let bytes = encode_journal(&e);
+        assert_eq!(decode_journal(&bytes), Some(e));
+        assert_eq!(decode_journal(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(decode_journal(b"LDJ0"), None);
+        assert_eq!(decode_journal(b"LDJ1"), Some(vec![]));
+    }
+
+    #[test]
+    fn dir_matches_linear_hashing() {
+        // The script's rule: b = a mod 2^L, or a mod 2^(L+1) when b < s.
+        let mut d = Dir::default();
+        assert_eq!(d.buckets(), 1);
+        assert_eq!(d.split(), 0);
+        assert_eq!((d.l, d.s, d.buckets()), (1, 0, 2));
+        assert_eq!(d.split(), 0);
+        assert_eq!((d.l, d.s, d.buckets()), (1, 1, 3));
+        for a in 0..64u32 {
+            let want = if a % 2 < 1 { a % 4 } else { a % 2 };
+            assert_eq!(d.bucket(a), u64::from(want), "{a}");
+        }
+    }
+}
