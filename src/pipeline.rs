@@ -318,6 +318,9 @@ impl Pipeline {
                         // Idle input: the stream may be quiet for hours (`tail -F`),
                         // so output and checkpoints must not wait for the next batch.
                         run.sink.flush()?;
+                        if let Some(e) = &mut run.exact {
+                            e.output_written(true);
+                        }
                         if self.shutdown.load(Ordering::Relaxed) && !polled && !reader.is_finished()
                         {
                             // Another reader may block in a read for as long as
@@ -342,6 +345,7 @@ impl Pipeline {
             run.sink.flush()?;
             run.checkpoint()?;
             if let Some(e) = &mut run.exact {
+                e.output_written(true);
                 e.flush();
             }
             Ok(())
@@ -456,6 +460,10 @@ impl Run<'_> {
                     self.sink.reject(records.raw(span))?;
                 }
             }
+        }
+        if let Some(e) = self.exact.as_mut().filter(|e| e.wants_output_written()) {
+            self.sink.flush()?;
+            e.output_written(false);
         }
         Ok(())
     }

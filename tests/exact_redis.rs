@@ -347,6 +347,8 @@ fn answers(t: &mut dyn ExactTier, qs: &[ExactQuery]) -> Vec<ExactAnswer> {
     let (mut all, mut part) = (Vec::new(), Vec::new());
     for b in qs.chunks(5000) {
         t.check_and_insert(b, &mut part).unwrap();
+        // As the pipeline does once a batch's records are written out.
+        t.output_written(false);
         all.extend_from_slice(&part);
     }
     all
@@ -384,10 +386,11 @@ fn splits_keep_every_member_findable() {
     let mut t = tier(&server.url(), WindowConfig::default());
     let qs = tier_queries(150_000, 1, 0, 0);
     assert!(answers(t.as_mut(), &qs).iter().all(|&a| a == ExactAnswer::New));
-    // Repeats are answered from what is pending, without a round trip.
+    // Repeats are answered from what is pending: the only round trip left is the
+    // one carrying the previous pass's last journal.
     let before = t.stats().round_trips;
     assert!(answers(t.as_mut(), &qs).iter().all(|&a| a == ExactAnswer::Seen));
-    assert_eq!(t.stats().round_trips, before);
+    assert_eq!(t.stats().round_trips, before + 1);
     t.flush();
     let s = t.stats();
     assert_eq!((s.queries, s.errors, s.fingerprints), (300_000, 0, 150_000));
@@ -444,10 +447,19 @@ fn a_journal_left_behind_is_moved_by_the_next_process() {
     let qs = tier_queries(20_000, 5, 0, 0);
     let mut t = tier(&server.url(), WindowConfig::default());
     assert!(answers(t.as_mut(), &qs).iter().all(|&a| a == ExactAnswer::New));
+    // A batch's journal rides with the next batch's call; a quiet input writes it.
+    assert_eq!(server.cli(&["scard", "logdedup:{j}:dir"]), "3");
+    t.output_written(true);
+    // A last batch answered but whose records were never written out (the process
+    // dies first) is in no journal: the next process takes its IDs as new again.
+    let unwritten = tier_queries(1_000, 9, 0, 0);
+    let mut part = Vec::new();
+    t.check_and_insert(&unwritten, &mut part).unwrap();
+    assert!(part.iter().all(|&a| a == ExactAnswer::New));
     // Dropped without `flush`: a process killed after writing its answers.
     drop(t);
     let journals: u64 = server.cli(&["scard", "logdedup:{j}:dir"]).parse().unwrap();
-    assert_eq!(journals, 4, "one journal per batch");
+    assert_eq!(journals, 4, "one journal per batch written out");
     assert_eq!(members_in(&server, 0), 0, "nothing compacted yet");
     // The next process moves the journals into buckets before answering.
     let mut t = tier(&server.url(), WindowConfig::default());
@@ -455,6 +467,7 @@ fn a_journal_left_behind_is_moved_by_the_next_process() {
     assert_eq!(server.cli(&["--scan", "--pattern", "logdedup:*:j:*"]), "");
     assert_eq!(members_in(&server, 0), 20_000);
     assert!(answers(t.as_mut(), &qs).iter().all(|&a| a == ExactAnswer::Seen));
+    assert!(answers(t.as_mut(), &unwritten).iter().all(|&a| a == ExactAnswer::New));
     check_buckets(&server, 0, &[0, 128, 255]);
 }
 
@@ -484,6 +497,63 @@ fn compaction_retries_when_another_writer_moved_buckets() {
     for qs in [&a, &b, &c] {
         assert!(answers(check.as_mut(), qs).iter().all(|&x| x == ExactAnswer::Seen));
     }
+}
+
+#[test]
+fn killed_with_sigkill_a_rerun_neither_loses_nor_repeats_what_was_written() {
+    // One instance writes a journal of the IDs whose records are out; after
+    // `kill -9` the next run over the same input emits exactly the rest.
+    let server = RedisServer::start();
+    let url = server.url();
+    let input = stream(40_000, 31);
+    let half = input[..input.len() / 2].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+    let mut child = Command::new(util::bin())
+        .args(["--key", ".id", "--exact", &url, "--no-progress"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&input[..half]).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    // Wait until the output has stopped growing (the input is quiet: the last
+    // journal is written), then kill without warning, stdin still open.
+    let (mut last, mut stable) = (0, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stable.elapsed() < Duration::from_millis(800) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let n = got.lock().unwrap().len();
+        if n != last || n == 0 {
+            (last, stable) = (n, Instant::now());
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let first = got.lock().unwrap().clone();
+    let first = &first[..first.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)];
+    assert!(!first.is_empty(), "the first run wrote nothing");
+    let second = run(&url, &["--key", ".id"], &input);
+    let a: HashSet<String> = ids(first).into_iter().collect();
+    let b: Vec<String> = ids(&second.stdout);
+    let repeated: Vec<&String> = b.iter().filter(|id| a.contains(*id)).take(5).collect();
+    assert!(repeated.is_empty(), "written by both runs: {repeated:?}");
+    let all: HashSet<String> = ids(&input).into_iter().collect();
+    let emitted: HashSet<String> = a.into_iter().chain(b).collect();
+    assert_eq!(emitted, all, "every ID is written by one of the runs");
 }
 
 /// Feeds `input` to a running logdedup slowly (chunks with pauses), calling

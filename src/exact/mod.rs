@@ -83,6 +83,17 @@ pub trait ExactTier: Send {
         Ok(())
     }
 
+    /// Whether the tier must hear when the records it answered for are written out
+    /// ([`ExactTier::output_written`]): a tier that makes IDs durable only after
+    /// their records are out, so that a crash in between re-emits, never loses.
+    fn wants_output_written(&self) -> bool {
+        false
+    }
+
+    /// The records of every answer given so far are written to the output;
+    /// `idle`: and the input is quiet for now.
+    fn output_written(&mut self, _idle: bool) {}
+
     /// Moves what was inserted so far to its final place (a remote tier compacts
     /// its journal); called at the end of a run. Failures are counted, not fatal:
     /// what is not moved now is moved by the next run.

@@ -29,15 +29,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use redis::{Cmd, Value};
 
 use super::{address, group, member, RedisTier, PREFIX, SPLIT_LOAD};
+use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery};
 
 /// Compact when the pending set holds this many IDs.
 const COMPACT_AT: usize = 1 << 19;
+/// A (group, window)'s first compaction makes buckets for this many times its
+/// members: a window that stops there has buckets a quarter full (~50 members,
+/// still ~10.6 B per ID), one that grows moves about half as many members.
+const PRESIZE: u64 = 4;
 /// The set of journal keys not yet compacted (one slot on a cluster).
 pub(super) const JOURNAL_DIR: &str = "logdedup:{j}:dir";
 /// Journal format version (the first bytes of every journal).
@@ -216,6 +221,11 @@ pub(super) struct Fast {
     pending: HashSet<Entry, Mix>,
     /// Journal keys written since the last compaction.
     journals: Vec<String>,
+    /// IDs answered whose records may not be written out yet: neither journaled
+    /// nor compacted until they are (a crash then re-emits them, never loses them).
+    fresh: Vec<Entry>,
+    /// IDs whose records are written out, for the next journal.
+    unjournaled: Vec<Entry>,
     /// Directories as this process last wrote them (checked by compare and set).
     dirs: HashMap<(u8, i64), Dir>,
 }
@@ -225,8 +235,36 @@ impl Fast {
     pub(super) fn retire_before(&mut self, oldest: i64) {
         self.owned.retain(|&w, _| w >= oldest);
         self.pending.retain(|e| e.0 >= oldest);
+        self.fresh.retain(|e| e.0 >= oldest);
+        self.unjournaled.retain(|e| e.0 >= oldest);
         self.dirs.retain(|k, _| k.1 >= oldest);
     }
+}
+
+/// What the compaction thread is given: pending IDs and the journals holding them.
+struct Job {
+    entries: Vec<Entry>,
+    journals: Vec<String>,
+}
+
+/// What it reports: what it could not move (and those IDs' journals), and its
+/// counters since the last report.
+struct Done {
+    left: Vec<Entry>,
+    journals: Vec<String>,
+    round_trips: u64,
+    errors: u64,
+    last_error: Option<String>,
+}
+
+/// The compaction thread, seen from the tier: it compacts one set of pending IDs
+/// at a time on its own connection while the stream goes on.
+pub(super) struct Worker {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Done>,
+    /// IDs handed over and not reported done: still answered from here.
+    frozen: HashSet<Entry, Mix>,
+    busy: bool,
 }
 
 fn bucket_key(g: u8, w: i64, b: u64) -> String {
@@ -279,22 +317,137 @@ pub(super) fn decode_journal(bytes: &[u8]) -> Option<Vec<Entry>> {
 pub(super) type Sent = (Arc<Cmd>, Option<&'static str>);
 
 impl RedisTier {
+    /// Starts the compaction thread around `worker` (a second connection).
+    pub(super) fn start_worker(&mut self, mut worker: RedisTier) -> Result<()> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done) = mpsc::channel::<Done>();
+        std::thread::Builder::new()
+            .name("logdedup-compact".into())
+            .spawn(move || {
+                while let Ok(job) = job_rx.recv() {
+                    let before = worker.stats;
+                    let fast = worker.fast.get_or_insert_with(Fast::default);
+                    fast.pending.extend(job.entries);
+                    fast.journals = job.journals;
+                    worker.compact();
+                    let fast = worker.fast.as_mut().expect("set above");
+                    let report = Done {
+                        left: fast.pending.drain().collect(),
+                        journals: std::mem::take(&mut fast.journals),
+                        round_trips: worker.stats.round_trips - before.round_trips,
+                        errors: worker.stats.errors - before.errors,
+                        last_error: worker.last_error.take(),
+                    };
+                    if done_tx.send(report).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting the compaction thread", e))?;
+        self.worker = Some(Worker { jobs, done, frozen: HashSet::default(), busy: false });
+        Ok(())
+    }
+
+    /// Takes the compaction thread's report in, waiting for it if `wait`.
+    pub(super) fn poll_worker(&mut self, wait: bool) {
+        let Some(w) = &mut self.worker else { return };
+        if !w.busy {
+            return;
+        }
+        let report = if wait { w.done.recv().ok() } else { w.done.try_recv().ok() };
+        let gone = report.is_none()
+            && (wait || matches!(w.done.try_recv(), Err(mpsc::TryRecvError::Disconnected)));
+        let Some(d) = report else {
+            if gone {
+                // The thread is gone: take its IDs back and compact here.
+                let frozen = std::mem::take(&mut w.frozen);
+                self.worker = None;
+                if let Some(f) = &mut self.fast {
+                    f.pending.extend(frozen);
+                }
+            }
+            return;
+        };
+        w.busy = false;
+        w.frozen.clear();
+        if let Some(f) = &mut self.fast {
+            f.pending.extend(d.left);
+            f.journals.extend(d.journals);
+        }
+        self.stats.round_trips += d.round_trips;
+        self.stats.errors += d.errors;
+        if d.last_error.is_some() {
+            self.last_error = d.last_error;
+        }
+    }
+
+    /// Hands the pending IDs to the compaction thread (after the previous set is
+    /// done), or compacts them here when there is no thread.
+    fn compact_beside(&mut self) {
+        self.poll_worker(true);
+        let (Some(w), Some(f)) = (&mut self.worker, &mut self.fast) else {
+            self.compact();
+            return;
+        };
+        // The next pending set starts at full size (it grows back to it anyway).
+        let next = HashSet::with_capacity_and_hasher(f.pending.len(), Mix::default());
+        w.frozen = std::mem::replace(&mut f.pending, next);
+        // IDs whose records may not be out yet stay here until they are.
+        for e in &f.fresh {
+            w.frozen.remove(e);
+            f.pending.insert(*e);
+        }
+        let job = Job {
+            entries: w.frozen.iter().copied().collect(),
+            journals: std::mem::take(&mut f.journals),
+        };
+        if let Err(mpsc::SendError(job)) = w.jobs.send(job) {
+            let frozen = std::mem::take(&mut w.frozen);
+            self.worker = None;
+            if let Some(f) = &mut self.fast {
+                f.pending.extend(frozen);
+                f.journals.extend(job.journals);
+            }
+            self.compact();
+            return;
+        }
+        w.busy = true;
+    }
+
+    /// Forgets pending IDs (here and with the compaction thread) of windows older
+    /// than `oldest`.
+    pub(super) fn retire_pending(&mut self, oldest: i64) {
+        if let Some(f) = &mut self.fast {
+            f.retire_before(oldest);
+        }
+        if let Some(w) = &mut self.worker {
+            w.frozen.retain(|e| e.0 >= oldest);
+        }
+    }
+
+    /// Whether `e` is pending here or with the compaction thread.
+    fn is_pending(&self, fast: &Fast, e: &Entry) -> bool {
+        fast.pending.contains(e) || self.worker.as_ref().is_some_and(|w| w.frozen.contains(e))
+    }
+
     /// The fast path for one batch (all queries in owned windows); fills `answers`.
     pub(super) fn fast_batch(&mut self, queries: &[ExactQuery], answers: &mut [ExactAnswer]) {
         let mut fast = self.fast.take().expect("one instance");
-        let mut journal: Vec<Entry> = Vec::new();
         let mut lookups: Vec<usize> = Vec::new();
         for (i, q) in queries.iter().enumerate() {
             let (g, m) = (group(q.fp) as u8, member(q.fp));
             let own = (q.own.0, g, m);
-            if fast.pending.contains(&own) {
-                answers[i] = ExactAnswer::Seen;
-                continue;
-            }
-            let older =
-                (q.oldest.0.min(q.own.0)..q.own.0).any(|w| fast.pending.contains(&(w, g, m)));
+            // The local tier holds every ID this process met in its windows, so a
+            // local *no* is in no pending set either: only a *maybe* looks.
+            let older = !q.local_new && {
+                if self.is_pending(&fast, &own) {
+                    answers[i] = ExactAnswer::Seen;
+                    continue;
+                }
+                (q.oldest.0.min(q.own.0)..q.own.0).any(|w| self.is_pending(&fast, &(w, g, m)))
+            };
             fast.pending.insert(own);
-            journal.push(own);
+            fast.fresh.push(own);
             answers[i] = if older {
                 ExactAnswer::Seen
             } else if q.local_new {
@@ -304,23 +457,9 @@ impl RedisTier {
                 ExactAnswer::Failed
             };
         }
+        // The journal of the IDs whose records are out by now rides along.
         let mut sent: Vec<Sent> = Vec::new();
-        let mut name = None;
-        if !journal.is_empty() {
-            journal.sort_unstable_by_key(|e| e.0);
-            self.seq += 1;
-            let key = format!("{PREFIX}:{{g{}}}:j:{}:{}", self.seq % 256, self.instance, self.seq);
-            let mut set = redis::cmd("SET");
-            set.arg(&key).arg(encode_journal(&journal));
-            let newest = journal.last().map(|e| e.0).unwrap_or(0);
-            let (at, _) = self.expiry(newest);
-            if at > 0 {
-                set.arg("PXAT").arg(at);
-            }
-            sent.push((Arc::new(redis::cmd("SADD").arg(JOURNAL_DIR).arg(&key).clone()), None));
-            sent.push((Arc::new(set), None));
-            name = Some(key);
-        }
+        let name = self.journal_cmds(&mut fast, &mut sent);
         let lookup_from = sent.len();
         let mut parts: Vec<Vec<usize>> = Vec::new();
         if !lookups.is_empty() {
@@ -370,8 +509,49 @@ impl RedisTier {
         let due = fast.pending.len() >= COMPACT_AT;
         self.fast = Some(fast);
         if due && self.retry_at.is_none() {
-            self.compact();
+            self.compact_beside();
         }
+    }
+
+    /// The commands that write the journal of the IDs whose records are out (none
+    /// if there are none); returns the journal's key.
+    fn journal_cmds(&mut self, fast: &mut Fast, sent: &mut Vec<Sent>) -> Option<String> {
+        if fast.unjournaled.is_empty() {
+            return None;
+        }
+        let mut journal = std::mem::take(&mut fast.unjournaled);
+        journal.sort_unstable_by_key(|e| e.0);
+        self.seq += 1;
+        let key = format!("{PREFIX}:{{g{}}}:j:{}:{}", self.seq % 256, self.instance, self.seq);
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(encode_journal(&journal));
+        let newest = journal.last().map(|e| e.0).unwrap_or(0);
+        let (at, _) = self.expiry(newest);
+        if at > 0 {
+            set.arg("PXAT").arg(at);
+        }
+        sent.push((Arc::new(redis::cmd("SADD").arg(JOURNAL_DIR).arg(&key).clone()), None));
+        sent.push((Arc::new(set), None));
+        Some(key)
+    }
+
+    /// The records of the IDs answered so far are written out: their IDs go into
+    /// the next journal, written now if the input is `idle`.
+    pub(super) fn mark_written(&mut self, idle: bool) {
+        let Some(mut fast) = self.fast.take() else { return };
+        let fresh = std::mem::take(&mut fast.fresh);
+        fast.unjournaled.extend(fresh);
+        if idle && !self.backing_off() {
+            let mut sent = Vec::new();
+            if let Some(k) = self.journal_cmds(&mut fast, &mut sent) {
+                let results = self.exec(sent);
+                match results.into_iter().find_map(|r| r.err()) {
+                    None => fast.journals.push(k),
+                    Some(e) => self.fail(e),
+                }
+            }
+        }
+        self.fast = Some(fast);
     }
 
     /// Whether every window of `oldest ..= own` is owned, asking Redis about windows
@@ -379,7 +559,13 @@ impl RedisTier {
     pub(super) fn owns(&mut self, queries: &[ExactQuery]) -> Vec<bool> {
         let mut fast = self.fast.take().expect("one instance");
         let mut unknown: Vec<i64> = Vec::new();
+        let mut last = None;
         for q in queries {
+            // Consecutive queries mostly share their windows.
+            if last == Some((q.oldest, q.own)) {
+                continue;
+            }
+            last = Some((q.oldest, q.own));
             for w in q.oldest.0.min(q.own.0)..=q.own.0 {
                 if !fast.owned.contains_key(&w) && !unknown.contains(&w) {
                     unknown.push(w);
@@ -413,9 +599,17 @@ impl RedisTier {
                 fast.owned.insert(w, owned);
             }
         }
+        let mut last = None;
         let out = queries
             .iter()
-            .map(|q| (q.oldest.0.min(q.own.0)..=q.own.0).all(|w| fast.owned[&w]))
+            .map(|q| match last {
+                Some((o, w, v)) if (o, w) == (q.oldest, q.own) => v,
+                _ => {
+                    let v = (q.oldest.0.min(q.own.0)..=q.own.0).all(|w| fast.owned[&w]);
+                    last = Some((q.oldest, q.own, v));
+                    v
+                }
+            })
             .collect();
         self.fast = Some(fast);
         out
@@ -425,7 +619,10 @@ impl RedisTier {
     /// the next compaction), when Redis cannot be asked now.
     pub(super) fn pending_insert(&mut self, q: &ExactQuery) {
         if let Some(fast) = &mut self.fast {
-            fast.pending.insert((q.own.0, group(q.fp) as u8, member(q.fp)));
+            let e = (q.own.0, group(q.fp) as u8, member(q.fp));
+            if fast.pending.insert(e) {
+                fast.fresh.push(e);
+            }
         }
     }
 
@@ -439,16 +636,20 @@ impl RedisTier {
     pub(super) fn pending_seen(&self, q: &ExactQuery) -> bool {
         let Some(fast) = &self.fast else { return false };
         let (g, m) = (group(q.fp) as u8, member(q.fp));
-        (q.oldest.0.min(q.own.0)..=q.own.0).any(|w| fast.pending.contains(&(w, g, m)))
+        (q.oldest.0.min(q.own.0)..=q.own.0).any(|w| self.is_pending(fast, &(w, g, m)))
     }
 
     /// Moves every pending ID into its bucket; deletes the journals when all are in.
     /// Returns whether everything was moved.
     pub(super) fn compact(&mut self) -> bool {
         let Some(mut fast) = self.fast.take() else { return true };
+        // IDs whose records may not be out yet are kept for later.
+        let fresh: HashSet<Entry, Mix> = fast.fresh.iter().copied().collect();
         let mut groups: HashMap<(u8, i64), Vec<i64>> = HashMap::new();
         for &(w, g, m) in &fast.pending {
-            groups.entry((g, w)).or_default().push(m);
+            if !fresh.contains(&(w, g, m)) {
+                groups.entry((g, w)).or_default().push(m);
+            }
         }
         let mut left = groups;
         for _ in 0..COMPACT_TRIES {
@@ -459,7 +660,7 @@ impl RedisTier {
         }
         let done = left.is_empty();
         if done {
-            fast.pending.clear();
+            fast.pending.retain(|e| fresh.contains(e));
             let names = std::mem::take(&mut fast.journals);
             let mut sent: Vec<Sent> = Vec::new();
             for k in &names {
@@ -477,7 +678,7 @@ impl RedisTier {
             }
         } else {
             // Keep what was not moved; it is tried again at the next compaction.
-            fast.pending.retain(|&(w, g, _)| left.contains_key(&(g, w)));
+            fast.pending.retain(|e| left.contains_key(&(e.1, e.0)) || fresh.contains(e));
         }
         self.fast = Some(fast);
         done
@@ -527,7 +728,12 @@ impl RedisTier {
         for ((g, w), members) in &todo {
             let before = fast.dirs[&(*g, *w)];
             let mut after = before;
-            let n = before.n + members.len() as u64;
+            let mut n = before.n + members.len() as u64;
+            if before.n == 0 {
+                // Splitting an empty directory moves nothing: make room for the
+                // window to grow a few times before members have to move.
+                n *= PRESIZE;
+            }
             let mut reads = Vec::new();
             while n > u64::from(SPLIT_LOAD) * after.buckets() {
                 let b = after.split();

@@ -311,24 +311,14 @@ pub fn connect(
     // rustls needs a process-wide crypto provider before the first TLS connect;
     // another part of the process may have installed one already, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the Redis client runtime", e))?;
-    let shown = redact(&cfg.url);
-    let timeout = cfg.timeout;
+    let mut tier = open(cfg, window, &target)?;
+    let shown = tier.shown.clone();
     let unreachable = |e: String| Error::Exact(format!("--exact {shown}: cannot connect: {e}"));
-    // Connecting may retry inside the client; never wait for more than a few timeouts.
-    let deadline = timeout.saturating_mul(3).max(Duration::from_secs(1));
-    let (conn, meta) = rt
-        .block_on(async {
-            tokio::time::timeout(deadline, async {
-                let mut conn = Conn::open(&target, timeout).await?;
-                let meta = agree_meta(&mut conn, local).await?;
-                Ok::<_, RedisError>((conn, meta))
-            })
-            .await
-        })
+    let deadline = tier.timeout.saturating_mul(3).max(Duration::from_secs(1));
+    let mut conn = tier.conn.clone().expect("connected");
+    let meta = tier
+        .rt
+        .block_on(async { tokio::time::timeout(deadline, agree_meta(&mut conn, local)).await })
         .map_err(|_| unreachable(format!("no answer within {deadline:?}")))?
         .map_err(|e| unreachable(e.to_string()))?;
     let seed = parse_meta(&meta).ok_or_else(|| {
@@ -346,10 +336,40 @@ pub fn connect(
             )));
         }
     }
+    // A journal left by a process that stopped early holds IDs that are in no
+    // bucket yet: move them before answering anything.
+    tier.recover_journals().map_err(|e| {
+        Error::Exact(format!("--exact {shown}: moving the journal of an earlier run: {e}"))
+    })?;
+    tier.stats = ExactStats::default();
+    if !cfg.shared {
+        // Compaction runs beside the stream on its own connection.
+        let worker = open(cfg, window, &target)?;
+        tier.start_worker(worker)?;
+    }
+    Ok((Box::new(tier), seed))
+}
+
+/// Opens one connection and the tier around it (no metadata, no recovery).
+fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<RedisTier> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the Redis client runtime", e))?;
+    let shown = redact(&cfg.url);
+    let timeout = cfg.timeout;
+    // Connecting may retry inside the client; never wait for more than a few timeouts.
+    let deadline = timeout.saturating_mul(3).max(Duration::from_secs(1));
+    let conn = rt
+        .block_on(async { tokio::time::timeout(deadline, Conn::open(target, timeout)).await })
+        .map_err(|_| {
+            Error::Exact(format!("--exact {shown}: cannot connect: no answer within {deadline:?}"))
+        })?
+        .map_err(|e| Error::Exact(format!("--exact {shown}: cannot connect: {e}")))?;
     let mut id = [0u8; 8];
     getrandom::getrandom(&mut id).expect("the operating system's random source failed");
     let instance = format!("{:016x}", u64::from_le_bytes(id));
-    let tier = RedisTier {
+    Ok(RedisTier {
         conn: Some(conn),
         rt,
         cluster: matches!(target, Target::Cluster(_)),
@@ -369,18 +389,8 @@ pub fn connect(
         retry_at: None,
         by_group: vec![Vec::new(); GROUPS],
         fast: (!cfg.shared).then(journal::Fast::default),
-    };
-    let mut tier = tier;
-    // A journal left by a process that stopped early holds IDs that are in no
-    // bucket yet: move them before answering anything.
-    tier.recover_journals().map_err(|e| {
-        Error::Exact(format!(
-            "--exact {shown}: moving the journal of an earlier run: {e}",
-            shown = tier.shown
-        ))
-    })?;
-    tier.stats = ExactStats::default();
-    Ok((Box::new(tier), seed))
+        worker: None,
+    })
 }
 
 /// Where to connect, from the `--exact` URL.
@@ -566,6 +576,8 @@ pub struct RedisTier {
     by_group: Vec<Vec<u32>>,
     /// One instance's journal fast path (`None` with `--shared`).
     fast: Option<journal::Fast>,
+    /// The thread that compacts beside the stream (one instance).
+    worker: Option<journal::Worker>,
 }
 
 impl std::fmt::Debug for RedisTier {
@@ -580,6 +592,9 @@ impl std::fmt::Debug for RedisTier {
 
 impl Drop for RedisTier {
     fn drop(&mut self) {
+        // The worker ends when its queue closes; a compaction it is running is
+        // not waited for (its journals stay and the next process moves them).
+        self.worker.take();
         // The client's handles may touch the runtime when dropped.
         let _guard = self.rt.enter();
         self.conn.take();
@@ -918,6 +933,7 @@ impl ExactTier for RedisTier {
             return Ok(());
         }
         self.stats.queries += queries.len() as u64;
+        self.poll_worker(false);
         if self.backing_off() {
             // The server failed recently: do not make the stream wait for it
             // again before the backoff is over. One instance still knows what it
@@ -972,12 +988,19 @@ impl ExactTier for RedisTier {
         // Keys expire on their own at the end of their window's retention (see the
         // module docs); deleting them here could race other instances still
         // reading those windows.
-        if let Some(f) = &mut self.fast {
-            f.retire_before(oldest.0);
-        }
+        self.retire_pending(oldest.0);
+    }
+
+    fn wants_output_written(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    fn output_written(&mut self, idle: bool) {
+        self.mark_written(idle);
     }
 
     fn flush(&mut self) {
+        self.poll_worker(true);
         if self.fast.is_some() {
             self.compact();
         }
