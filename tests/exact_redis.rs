@@ -472,6 +472,31 @@ fn a_journal_left_behind_is_moved_by_the_next_process() {
 }
 
 #[test]
+fn journals_of_old_logs_outlive_their_long_past_windows() {
+    // Event times from 2023 with 10 s windows: the windows' ends are long past on
+    // the clock, so keys take the fallback TTL from now, journals included.
+    let server = RedisServer::start();
+    let w = WindowConfig { width_ns: Some(10_000_000_000), retain: 1 };
+    let qs = tier_queries(3_000, 41, 170_000_000, 169_999_999);
+    let mut t = tier(&server.url(), w.clone());
+    assert!(answers(t.as_mut(), &qs).iter().all(|&a| a == ExactAnswer::New));
+    t.output_written(true);
+    drop(t);
+    let names = server.cli(&["smembers", "logdedup:{j}:dir"]);
+    let name = names.lines().next().expect("a journal");
+    let ttl: i64 = server.cli(&["pttl", name]).parse().unwrap();
+    assert!(ttl > 10_000, "{name}: pttl {ttl}");
+    let mut t = tier(&server.url(), w);
+    assert_eq!(members_in(&server, 170_000_000), 3_000);
+    assert!(answers(t.as_mut(), &qs).iter().all(|&a| a == ExactAnswer::Seen));
+    for g in [0, 255] {
+        let k = format!("logdedup:{{g{g}}}:w170000000:b0");
+        let ttl: i64 = server.cli(&["pttl", &k]).parse().unwrap();
+        assert!(ttl > 10_000, "{k}: pttl {ttl}");
+    }
+}
+
+#[test]
 fn compaction_retries_when_another_writer_moved_buckets() {
     let server = RedisServer::start();
     let url = server.url();

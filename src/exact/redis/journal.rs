@@ -105,9 +105,11 @@ return table.concat(out)
 /// ```text
 /// ARGV[1] directory key   ARGV[2..4] L, s, n as read ("0" when absent)
 /// ARGV[5..6] new L, s     ARGV[7] expiry ms (0: never)  ARGV[8] fallback TTL ms
-/// ARGV[9] 1 if a bucket is left without a key (sets x)  ARGV[10] number of ops
-/// then per op: kind ('r' SREM, 'a' SADD, 'n' SADD into a new bucket), key, count,
-/// and count members.
+/// ARGV[9] 1 if a bucket is left without a key (sets x)
+/// ARGV[10] members the client already added with plain SADDs (buckets that do
+///          not split), counted in n whatever happens
+/// ARGV[11] number of ops, then per op: kind ('r' SREM, 'a' SADD, 'n' SADD into a
+///          new bucket), key, count, and count members
 /// ```
 ///
 /// Returns the new member count, or -1 if the directory changed since it was read.
@@ -115,9 +117,6 @@ pub(super) const APPLY: &str = r#"
 local dir = ARGV[1]
 local v = redis.call('HMGET', dir, 'L', 's', 'n', 'x')
 local L, s, n = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
-if L ~= tonumber(ARGV[2]) or s ~= tonumber(ARGV[3]) or n ~= tonumber(ARGV[4]) then
-  return -1
-end
 local fresh, x = v[3] == false, v[4] == '1' or ARGV[9] == '1'
 local at
 local e = tonumber(ARGV[7])
@@ -126,7 +125,16 @@ if e ~= 0 then
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   if e > now then at = e else at = now + tonumber(ARGV[8]) end
 end
-local i, nops = 11, tonumber(ARGV[10])
+local added = tonumber(ARGV[10])
+if L ~= tonumber(ARGV[2]) or s ~= tonumber(ARGV[3]) or n ~= tonumber(ARGV[4]) then
+  if added > 0 then
+    redis.call('HINCRBY', dir, 'n', added)
+    if fresh and at then redis.call('PEXPIREAT', dir, at) end
+  end
+  return -1
+end
+n = n + added
+local i, nops = 12, tonumber(ARGV[11])
 for _ = 1, nops do
   local kind, key, cnt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
@@ -513,6 +521,24 @@ impl RedisTier {
         }
     }
 
+    /// When keys written now for window `w` expire (ms since the epoch; 0: never):
+    /// the end of its retention, or the fallback TTL from now when that is past
+    /// (old logs replayed), as the scripts do with the server's clock.
+    fn expire_at(&self, w: i64) -> i64 {
+        let (at, fallback) = self.expiry(w);
+        if at == 0 {
+            return 0;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        if at > now {
+            at
+        } else {
+            now.saturating_add(fallback)
+        }
+    }
+
     /// The commands that write the journal of the IDs whose records are out (none
     /// if there are none); returns the journal's key.
     fn journal_cmds(&mut self, fast: &mut Fast, sent: &mut Vec<Sent>) -> Option<String> {
@@ -526,7 +552,7 @@ impl RedisTier {
         let mut set = redis::cmd("SET");
         set.arg(&key).arg(encode_journal(&journal));
         let newest = journal.last().map(|e| e.0).unwrap_or(0);
-        let (at, _) = self.expiry(newest);
+        let at = self.expire_at(newest);
         if at > 0 {
             set.arg("PXAT").arg(at);
         }
@@ -722,6 +748,11 @@ impl RedisTier {
             before: Dir,
             after: Dir,
             reads: Vec<u64>,
+            /// The plain SADDs and expiries sent for it, and which are SADDs.
+            plain: std::ops::Range<usize>,
+            sadds: Vec<usize>,
+            /// The members that go through the script.
+            scripted: Vec<i64>,
         }
         let mut plans: Vec<Plan> = Vec::with_capacity(todo.len());
         let mut sent: Vec<Sent> = Vec::new();
@@ -747,27 +778,74 @@ impl RedisTier {
                     None,
                 ));
             }
-            plans.push(Plan { before, after, reads });
+            // Members of buckets that do not split go in with plain multi-member
+            // SADDs (no Lua in between): a bucket that does not split holds the
+            // same members under the old directory and the new one.
+            let mut plain: HashMap<u64, Vec<i64>> = HashMap::new();
+            let mut scripted = Vec::new();
+            for &m in members {
+                let b = after.bucket(address(m));
+                if b < before.buckets() && !reads.contains(&b) {
+                    plain.entry(b).or_default().push(m);
+                } else {
+                    scripted.push(m);
+                }
+            }
+            let at = self.expire_at(*w);
+            let first = sent.len();
+            let mut sadds = Vec::with_capacity(plain.len());
+            for (b, ms) in plain {
+                let key = bucket_key(*g, *w, b);
+                sadds.push(sent.len());
+                sent.push((Arc::new(redis::cmd("SADD").arg(&key).arg(ms).clone()), None));
+                if at > 0 {
+                    // The key may be new (an empty bucket has none).
+                    let c = redis::cmd("PEXPIREAT").arg(&key).arg(at).clone();
+                    sent.push((Arc::new(c), None));
+                }
+            }
+            plans.push(Plan { before, after, reads, plain: first..sent.len(), sadds, scripted });
         }
-        let mut read = self.exec(sent).into_iter();
+        let results = self.exec(sent);
         // Apply: one script call per (group, window).
         let mut applies: Vec<Sent> = Vec::with_capacity(todo.len());
         let mut ok: Vec<bool> = Vec::with_capacity(todo.len());
-        for (((g, w), members), plan) in todo.iter().zip(&plans) {
+        let mut at_read = 0;
+        for ((g, w), plan) in todo.iter().map(|t| t.0).zip(&plans) {
             let mut old: Vec<(u64, Vec<i64>)> = Vec::with_capacity(plan.reads.len());
             let mut good = true;
-            for &b in &plan.reads {
-                match read.next() {
-                    Some(Ok(v)) => old.push((b, redis::from_redis_value(v).unwrap_or_default())),
-                    Some(Err(e)) => {
+            for (k, &b) in plan.reads.iter().enumerate() {
+                match &results[at_read + k] {
+                    Ok(v) => old.push((b, redis::from_redis_value(v.clone()).unwrap_or_default())),
+                    Err(e) => {
                         self.fail(e);
                         good = false;
                     }
-                    None => good = false,
                 }
             }
+            // What the plain SADDs added is counted whatever happens next.
+            let mut plain_added = 0i64;
+            for &k in &plan.sadds {
+                if let Ok(Value::Int(added)) = &results[k] {
+                    plain_added += added;
+                }
+            }
+            for r in &results[plan.plain.clone()] {
+                if let Err(e) = r {
+                    self.fail(e);
+                    good = false;
+                }
+            }
+            at_read = plan.plain.end;
             ok.push(good);
             if !good {
+                // Count what went in, so the directory's n stays the sum of its
+                // buckets, and try the (group, window) again from a fresh read.
+                if plain_added > 0 {
+                    let c =
+                        redis::cmd("HINCRBY").arg(dir_key(g, w)).arg("n").arg(plain_added).clone();
+                    let _ = self.exec(vec![(Arc::new(c), None)]);
+                }
                 continue;
             }
             let (before, after) = (plan.before, plan.after);
@@ -787,7 +865,7 @@ impl RedisTier {
                     emptied = true;
                 }
             }
-            for &m in members {
+            for &m in &plan.scripted {
                 adds.entry(after.bucket(address(m))).or_default().push(m);
             }
             // A new bucket nothing lands in has no key (and so no expiry).
@@ -798,12 +876,12 @@ impl RedisTier {
                 let kind = if b >= before.buckets() { 'n' } else { 'a' };
                 ops.push((kind, b, ms));
             }
-            let (at, fallback) = self.expiry(*w);
+            let (at, fallback) = self.expiry(w);
             let mut c = redis::cmd("EVALSHA");
             c.arg(self.apply_sha.as_str())
                 .arg(1)
-                .arg(dir_key(*g, *w))
-                .arg(dir_key(*g, *w))
+                .arg(dir_key(g, w))
+                .arg(dir_key(g, w))
                 .arg(before.l)
                 .arg(before.s)
                 .arg(before.n)
@@ -812,13 +890,14 @@ impl RedisTier {
                 .arg(at)
                 .arg(fallback)
                 .arg(u8::from(emptied))
+                .arg(plain_added)
                 .arg(ops.len());
             for (kind, b, ms) in &ops {
-                c.arg(kind.to_string()).arg(bucket_key(*g, *w, *b)).arg(ms.len()).arg(ms);
+                c.arg(kind.to_string()).arg(bucket_key(g, w, *b)).arg(ms.len()).arg(ms);
             }
             applies.push((Arc::new(c), Some(APPLY)));
             // Remember the planned directory; the count is set from the answer.
-            fast.dirs.insert((*g, *w), after);
+            fast.dirs.insert((g, w), after);
         }
         let mut results = self.exec(applies).into_iter();
         let mut left = HashMap::new();
