@@ -806,7 +806,7 @@ impl RedisTier {
             }
             plans.push(Plan { before, after, reads, plain: first..sent.len(), sadds, scripted });
         }
-        let results = self.exec(sent);
+        let mut results = self.exec(sent);
         // Apply: one script call per (group, window).
         let mut applies: Vec<Sent> = Vec::with_capacity(todo.len());
         let mut ok: Vec<bool> = Vec::with_capacity(todo.len());
@@ -815,8 +815,9 @@ impl RedisTier {
             let mut old: Vec<(u64, Vec<i64>)> = Vec::with_capacity(plan.reads.len());
             let mut good = true;
             for (k, &b) in plan.reads.iter().enumerate() {
-                match &results[at_read + k] {
-                    Ok(v) => old.push((b, redis::from_redis_value(v.clone()).unwrap_or_default())),
+                // Taken, not cloned: a read can hold hundreds of members.
+                match std::mem::replace(&mut results[at_read + k], Ok(Value::Nil)) {
+                    Ok(v) => old.push((b, redis::from_redis_value(v).unwrap_or_default())),
                     Err(e) => {
                         self.fail(e);
                         good = false;
