@@ -362,19 +362,25 @@ impl RedisTier {
         if !w.busy {
             return;
         }
-        let report = if wait { w.done.recv().ok() } else { w.done.try_recv().ok() };
-        let gone = report.is_none()
-            && (wait || matches!(w.done.try_recv(), Err(mpsc::TryRecvError::Disconnected)));
-        let Some(d) = report else {
-            if gone {
-                // The thread is gone: take its IDs back and compact here.
+        let report = if wait {
+            w.done.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
+        } else {
+            w.done.try_recv()
+        };
+        let d = match report {
+            Ok(d) => d,
+            Err(mpsc::TryRecvError::Empty) => return,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                // The thread is gone: take its IDs back and compact here, from
+                // freshly read directories.
                 let frozen = std::mem::take(&mut w.frozen);
                 self.worker = None;
                 if let Some(f) = &mut self.fast {
                     f.pending.extend(frozen);
+                    f.dirs.clear();
                 }
+                return;
             }
-            return;
         };
         w.busy = false;
         w.frozen.clear();
@@ -420,6 +426,19 @@ impl RedisTier {
             return;
         }
         w.busy = true;
+    }
+
+    /// Compacts what is pending here, after the compaction thread's last set: at
+    /// the end of a run. The thread has moved buckets since this side last read
+    /// directories, so they are read again.
+    pub(super) fn compact_last(&mut self) {
+        self.poll_worker(true);
+        if let (Some(f), Some(_)) = (&mut self.fast, &self.worker) {
+            f.dirs.clear();
+        }
+        if self.fast.is_some() {
+            self.compact();
+        }
     }
 
     /// Forgets pending IDs (here and with the compaction thread) of windows older

@@ -1000,10 +1000,7 @@ impl ExactTier for RedisTier {
     }
 
     fn flush(&mut self) {
-        self.poll_worker(true);
-        if self.fast.is_some() {
-            self.compact();
-        }
+        self.compact_last();
     }
 
     fn stats(&self) -> ExactStats {
