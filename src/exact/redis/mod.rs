@@ -47,6 +47,13 @@
 //! (A split half that is empty creates no key; the flag `x` then makes every later
 //! insert of that (g, w) set the expiry, so no key is ever left without one.)
 //!
+//! # One instance: journal and compaction
+//!
+//! Without `--shared`, windows this process owns (empty in Redis when first met)
+//! take the path in `journal.rs`: a journal string per batch, a pending set in
+//! process, and grouped compaction into the buckets above on a second connection.
+//! Everything below applies to `--shared` and to windows not owned.
+//!
 //! # Atomicity and lost replies
 //!
 //! One Lua script call checks and inserts a whole call's queries atomically (no
