@@ -33,7 +33,7 @@ use std::sync::{mpsc, Arc};
 
 use redis::{Cmd, Value};
 
-use super::{address, group, member, RedisTier, PREFIX, SPLIT_LOAD};
+use super::{address, group, member, push_queries, RedisTier, PREFIX, SPLIT_LOAD};
 use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery};
 
@@ -1009,20 +1009,7 @@ fn lookup_cmd(sha: &str, queries: &[ExactQuery], idx: &[usize]) -> Cmd {
     for w in &windows {
         c.arg(*w);
     }
-    let mut hdr = Vec::with_capacity(idx.len() * 9);
-    for &i in idx {
-        let q = &queries[i];
-        let j = pos[&q.own.0] as u16;
-        let cnt = (q.own.0 - q.oldest.0.min(q.own.0)) as u16;
-        hdr.push(group(q.fp) as u8);
-        hdr.extend_from_slice(&j.to_be_bytes());
-        hdr.extend_from_slice(&cnt.to_be_bytes());
-        hdr.extend_from_slice(&address(member(q.fp)).to_be_bytes());
-    }
-    c.arg(hdr);
-    for &i in idx {
-        c.arg(member(queries[i].fp));
-    }
+    push_queries(&mut c, queries, idx.iter().copied(), &pos);
     c
 }
 

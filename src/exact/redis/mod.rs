@@ -699,20 +699,7 @@ impl RedisTier {
             let (exp, fallback) = self.expiry(w);
             cmd.arg(w).arg(exp).arg(fallback);
         }
-        let mut hdr = Vec::with_capacity(idx.len() * 9);
-        for &i in idx {
-            let q = &queries[i as usize];
-            let j = pos[&q.own.0] as u16;
-            let c = (q.own.0 - q.oldest.0.min(q.own.0)) as u16;
-            hdr.push(group(q.fp) as u8);
-            hdr.extend_from_slice(&j.to_be_bytes());
-            hdr.extend_from_slice(&c.to_be_bytes());
-            hdr.extend_from_slice(&address(member(q.fp)).to_be_bytes());
-        }
-        cmd.arg(hdr);
-        for &i in idx {
-            cmd.arg(member(queries[i as usize].fp));
-        }
+        push_queries(&mut cmd, queries, idx.iter().map(|&i| i as usize), &pos);
         Call { idx: idx.to_vec(), cmd: Arc::new(cmd) }
     }
 
@@ -821,6 +808,31 @@ fn resendable(e: &RedisError) -> bool {
         || e.is_connection_refusal()
         || e.is_cluster_error()
         || e.kind() == ErrorKind::ClusterConnectionNotFound
+}
+
+/// Appends the scripts' per-query arguments: the header (9 bytes per query:
+/// group, own window's 1-based descriptor `pos` (u16 BE), older windows to check
+/// (u16 BE), bucket address (u32 BE)), then one member per query.
+fn push_queries(
+    cmd: &mut Cmd,
+    queries: &[ExactQuery],
+    idx: impl Iterator<Item = usize> + Clone,
+    pos: &HashMap<i64, usize>,
+) {
+    let mut hdr = Vec::with_capacity(idx.size_hint().0 * 9);
+    for i in idx.clone() {
+        let q = &queries[i];
+        let j = pos[&q.own.0] as u16;
+        let c = (q.own.0 - q.oldest.0.min(q.own.0)) as u16;
+        hdr.push(group(q.fp) as u8);
+        hdr.extend_from_slice(&j.to_be_bytes());
+        hdr.extend_from_slice(&c.to_be_bytes());
+        hdr.extend_from_slice(&address(member(q.fp)).to_be_bytes());
+    }
+    cmd.arg(hdr);
+    for i in idx {
+        cmd.arg(member(queries[i].fp));
+    }
 }
 
 /// A member's bucket address: its last nine decimal digits, `|m| mod 10^9`. Any
