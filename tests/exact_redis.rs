@@ -154,6 +154,30 @@ fn second_run_emits_nothing_new() {
 }
 
 #[test]
+fn a_restart_mid_stream_writes_what_one_run_writes() {
+    // The second process meets windows that already hold data, so it looks every
+    // ID up (a local *no* proves nothing there): its output continues the first
+    // run's exactly as one `--exact memory` run over the whole stream would, with
+    // windows rotating and IDs seen only in older windows.
+    let server = RedisServer::start();
+    let input = stream(30_000, 13);
+    let cut = input[..input.len() / 2].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+    for args in [&["--key", ".id"][..], WINDOWED] {
+        server.cli(&["flushall"]);
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_str().unwrap();
+        let with_state: Vec<&str> = args.iter().copied().chain(["--state-dir", state]).collect();
+        let want = run("memory", args, &input);
+        let first = run(&server.url(), &with_state, &input[..cut]);
+        let second = run(&server.url(), &with_state, &input[cut..]);
+        assert!(second.stat("emitted") > 1000, "{args:?}: the second part must be mostly new");
+        assert!(second.stat("duplicates") > 0, "{args:?}: and repeat some IDs");
+        let both = [first.stdout.as_slice(), second.stdout.as_slice()].concat();
+        assert!(both == want.stdout, "{args:?}: the two runs differ from one memory run");
+    }
+}
+
+#[test]
 fn shared_instances_emit_each_unique_once() {
     let server = RedisServer::start();
     let input = stream(40_000, 5);
@@ -526,6 +550,17 @@ fn compaction_after_another_writer_split_the_buckets() {
     }
 }
 
+/// `logdedup --key .id --exact URL` with piped stdin and stdout, stderr dropped.
+fn spawn_keyed(url: &str) -> std::process::Child {
+    Command::new(util::bin())
+        .args(["--key", ".id", "--exact", url, "--no-progress"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn killed_with_sigkill_a_rerun_neither_loses_nor_repeats_what_was_written() {
     // One instance writes a journal of the IDs whose records are out; after
@@ -534,13 +569,7 @@ fn killed_with_sigkill_a_rerun_neither_loses_nor_repeats_what_was_written() {
     let url = server.url();
     let input = stream(40_000, 31);
     let half = input[..input.len() / 2].iter().rposition(|&b| b == b'\n').unwrap() + 1;
-    let mut child = Command::new(util::bin())
-        .args(["--key", ".id", "--exact", &url, "--no-progress"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_keyed(&url);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&input[..half]).unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -581,6 +610,78 @@ fn killed_with_sigkill_a_rerun_neither_loses_nor_repeats_what_was_written() {
     let all: HashSet<String> = ids(&input).into_iter().collect();
     let emitted: HashSet<String> = a.into_iter().chain(b).collect();
     assert_eq!(emitted, all, "every ID is written by one of the runs");
+}
+
+#[test]
+fn killed_with_its_output_blocked_a_rerun_loses_nothing() {
+    // Records decided but not yet written out when the process dies (here: stuck
+    // on a full stdout that nobody reads) come back in the next run: in a window
+    // the process owns, and in one that held data when the process met it (a
+    // restart), where every ID is looked up in Redis instead of trusted locally.
+    for prefill in [false, true] {
+        let server = RedisServer::start();
+        let url = server.url();
+        let before: HashSet<String> = if prefill {
+            ids(&run(&url, &["--key", ".id"], &stream(20_000, 7)).stdout).into_iter().collect()
+        } else {
+            HashSet::new()
+        };
+        let input = stream(200_000, 31);
+        let mut child = spawn_keyed(&url);
+        let mut stdin = child.stdin.take().unwrap();
+        let fed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = {
+            let (fed, input) = (fed.clone(), input.clone());
+            std::thread::spawn(move || {
+                for chunk in input.chunks(4096) {
+                    if stdin.write_all(chunk).is_err() {
+                        break;
+                    }
+                    fed.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        };
+        // Once stdout's pipe is full the process stops taking input.
+        let (mut last, mut stable) = (usize::MAX, Instant::now());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while stable.elapsed() < Duration::from_millis(800) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            let n = fed.load(std::sync::atomic::Ordering::SeqCst);
+            if n != last {
+                (last, stable) = (n, Instant::now());
+            }
+        }
+        assert!(last < input.len(), "all input was taken although stdout was blocked");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        writer.join().unwrap();
+        let mut written = Vec::new();
+        std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut written).unwrap();
+        let written = &written[..written.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)];
+        assert!(!written.is_empty(), "prefill {prefill}: nothing was written before the kill");
+        let rerun = run(&url, &["--key", ".id"], &input);
+        let order = ids(written);
+        let a: HashSet<String> = order.iter().cloned().collect();
+        let b: Vec<String> = ids(&rerun.stdout);
+        // The records whose write was under way are not journaled yet: the rerun
+        // may write them again, but only a tail of what was written (the blocked
+        // batch), never anything from before it.
+        let again: HashSet<&String> = b.iter().filter(|id| a.contains(*id)).collect();
+        if let Some(first) = order.iter().position(|id| again.contains(id)) {
+            let gaps: Vec<&String> =
+                order[first..].iter().filter(|id| !again.contains(id)).collect();
+            assert!(gaps.is_empty(), "prefill {prefill}: repeats are not a tail: {gaps:?}");
+            assert!(first > 0, "prefill {prefill}: everything written was written again");
+        }
+        let stale: Vec<&String> = a.iter().chain(&b).filter(|id| before.contains(*id)).collect();
+        assert!(stale.is_empty(), "prefill {prefill}: seen before, written again: {stale:?}");
+        let want: HashSet<String> =
+            ids(&input).into_iter().filter(|id| !before.contains(id)).collect();
+        let got: HashSet<String> = a.into_iter().chain(b).collect();
+        let lost = want.difference(&got).count();
+        assert_eq!(lost, 0, "prefill {prefill}: {lost} IDs written by neither run");
+        assert_eq!(got, want);
+    }
 }
 
 /// Feeds `input` to a running logdedup slowly (chunks with pauses), calling

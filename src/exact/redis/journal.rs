@@ -8,11 +8,13 @@
 //! instance: the local tier is authoritative for *no* answers"). So, for windows it
 //! *owns* (their bucket directories did not exist when this process first met them):
 //!
-//! - every query is added to the *pending* set (in process) and to this batch's
-//!   **journal**, one Redis string written before the batch's answers are given, so
-//!   a record is emitted only once its ID is durable in Redis;
+//! - every query is added to the *pending* set (in process) and, once the batch's
+//!   records are written out, to a **journal**, one Redis string per batch, so a
+//!   `kill -9` may repeat the last batch but never loses a record;
 //! - a local *no* is answered New at once; a *maybe* is looked up in the pending set
-//!   and, if not there, in the buckets by a read-only script (one bit per query);
+//!   and, if not there, in the buckets by a read-only script (one bit per query,
+//!   and one more saying it was found in its own window, where it need not be
+//!   added again);
 //! - when the pending set is large (or at the end of the run) it is **compacted**:
 //!   grouped by (group, window), each group's members are added to their buckets
 //!   with one multi-member `SADD` per bucket, and the bucket splits that the new
@@ -23,9 +25,10 @@
 //!   journals are deleted.
 //!
 //! A journal left by a process that died is compacted by the next one to connect,
-//! before it answers anything, so nothing it holds is ever missed. Windows that
-//! were not empty when first met (a restart, another instance) go through the
-//! per-query script as before, after the pending set has been consulted.
+//! before it answers anything, so nothing it holds is ever missed. In windows that
+//! were not empty when first met (a restart, an earlier instance) the local *no*
+//! proves nothing: there every ID not pending is looked up, and the rest is the
+//! same (journal after output, compaction).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -54,7 +57,8 @@ const COMPACT_TRIES: usize = 4;
 /// `j - c ..= j`? `KEYS[1]` routes the call (a key of the queries' group);
 /// `ARGV[1]` the key prefix, `ARGV[2]` nd, `ARGV[3..]` the nd window indices, then
 /// the 9-byte header per query and the members, as for the check-and-insert
-/// script. Answers one bit per query.
+/// script. Answers two bitmaps of one bit per query, one after the other: seen in
+/// any of its windows; seen in its own window `j` (then it need not be added).
 pub(super) const LOOKUP: &str = r#"
 local prefix, nd = ARGV[1], tonumber(ARGV[2])
 local hdr = ARGV[3 + nd]
@@ -73,30 +77,32 @@ local function meta(g, j)
   end
   return r
 end
-local out, byte = {}, 0
+local out, own, byte, obyte = {}, {}, 0, 0
 for i = 1, nq do
   local p = 9 * i - 8
   local g, j1, j0, c1, c0, a3, a2, a1, a0 = string.byte(hdr, p, p + 8)
   local j, c = j1 * 256 + j0, c1 * 256 + c0
   local a = ((a3 * 256 + a2) * 256 + a1) * 256 + a0
   local m = ARGV[mbase + i]
-  for k = j - c, j do
+  for k = j, j - c, -1 do
     local r = meta(g, k)
     if r.n > 0 then
       local b = a % r.m1
       if b < r.s then b = a % r.m2 end
       if redis.call('SISMEMBER', r.base .. ':b' .. b, m) == 1 then
         byte = byte + 2 ^ ((i - 1) % 8)
+        if k == j then obyte = obyte + 2 ^ ((i - 1) % 8) end
         break
       end
     end
   end
   if i % 8 == 0 or i == nq then
     out[#out + 1] = string.char(byte)
-    byte = 0
+    own[#own + 1] = string.char(obyte)
+    byte, obyte = 0, 0
   end
 end
-return table.concat(out)
+return table.concat(out) .. table.concat(own)
 "#;
 
 /// Applies one (group, window)'s compaction if its directory is unchanged.
@@ -506,12 +512,20 @@ impl RedisTier {
         let results = self.exec(sent);
         let journal_ok = results.iter().take(lookup_from).all(|r| r.is_ok());
         let mut error = results.iter().find_map(|r| r.as_ref().err().cloned());
+        // IDs Redis already holds in their own window need no journal or compaction
+        // (a restart over data written before meets mostly those).
+        let mut held: HashSet<Entry> = HashSet::new();
         for (p, r) in parts.iter().zip(&results[lookup_from..]) {
             match r {
-                Ok(Value::BulkString(bits)) if bits.len() == p.len().div_ceil(8) => {
+                Ok(Value::BulkString(bits)) if bits.len() == 2 * p.len().div_ceil(8) => {
+                    let (seen, own) = bits.split_at(p.len().div_ceil(8));
                     for (n, &i) in p.iter().enumerate() {
-                        let seen = bits[n / 8] >> (n % 8) & 1 == 1;
-                        answers[i] = if seen { ExactAnswer::Seen } else { ExactAnswer::New };
+                        let bit = |b: &[u8]| b[n / 8] >> (n % 8) & 1 == 1;
+                        answers[i] = if bit(seen) { ExactAnswer::Seen } else { ExactAnswer::New };
+                        if bit(own) {
+                            let q = &queries[i];
+                            held.insert((q.own.0, group(q.fp) as u8, member(q.fp)));
+                        }
                     }
                 }
                 Ok(other) => {
@@ -519,6 +533,13 @@ impl RedisTier {
                 }
                 Err(_) => {}
             }
+        }
+        if !held.is_empty() {
+            // Each was added by this batch (a pending ID is not looked up).
+            for e in &held {
+                fast.pending.remove(e);
+            }
+            fast.fresh.retain(|e| !held.contains(e));
         }
         // A journal that could not be written leaves the answers as they are (the
         // local tier's are exact here); the IDs stay pending and are inserted by
@@ -639,7 +660,7 @@ impl RedisTier {
             let per = if self.cluster { 256 } else { 1 };
             for (k, &w) in unknown.iter().enumerate() {
                 let rs = &results[k * per..(k + 1) * per];
-                // An unanswered window is not owned: the per-query script decides.
+                // An unanswered window is not owned: every ID in it is looked up.
                 let owned = rs.iter().all(|r| matches!(r, Ok(Value::Int(0))));
                 fast.owned.insert(w, owned);
             }

@@ -49,10 +49,11 @@
 //!
 //! # One instance: journal and compaction
 //!
-//! Without `--shared`, windows this process owns (empty in Redis when first met)
-//! take the path in `journal.rs`: a journal string per batch, a pending set in
-//! process, and grouped compaction into the buckets above on a second connection.
-//! Everything below applies to `--shared` and to windows not owned.
+//! Without `--shared`, every window takes the path in `journal.rs`: a journal
+//! string per batch, a pending set in process, and grouped compaction into the
+//! buckets above on a second connection. In windows this process owns (empty in
+//! Redis when first met) a local *no* is trusted; in the others every ID is looked
+//! up. Everything below applies to `--shared`.
 //!
 //! # Atomicity and lost replies
 //!
@@ -977,8 +978,11 @@ impl ExactTier for RedisTier {
             self.slow(queries, answers);
             return Ok(());
         }
-        // One instance: runs of queries whose windows are all owned take the fast
-        // path, the others the script; in order, so each sees the ones before.
+        // One instance: in a window it owns, a local *no* is new at once. A window
+        // that held data when first met (a restart, a second run) may hold IDs the
+        // local tier never saw, so there every ID is looked up. Either way new IDs
+        // are journaled only once their records are out (kill -9 loses nothing).
+        // Runs are taken in order, so each sees the ones before.
         let owned = self.owns(queries);
         let mut start = 0;
         while start < queries.len() {
@@ -989,14 +993,9 @@ impl ExactTier for RedisTier {
             if kind {
                 self.fast_batch(qs, ans);
             } else {
-                // Pending IDs are in no bucket yet: they answer for themselves.
-                let seen: Vec<bool> = qs.iter().map(|q| self.pending_seen(q)).collect();
-                self.slow(qs, ans);
-                for (a, s) in ans.iter_mut().zip(seen) {
-                    if s && *a != ExactAnswer::Failed {
-                        *a = ExactAnswer::Seen;
-                    }
-                }
+                let ask: Vec<ExactQuery> =
+                    qs.iter().map(|q| ExactQuery { local_new: false, ..*q }).collect();
+                self.fast_batch(&ask, ans);
             }
             start = end;
         }
