@@ -207,7 +207,12 @@ fn exact(text: &str, timeout: &str, shared: bool) -> Result<ExactConfig, ConfigE
             .iter()
             .any(|p| url.starts_with(p)) =>
         {
-            Ok(ExactConfig::Redis(RedisConfig { url: url.to_string(), timeout, shared }))
+            Ok(ExactConfig::Redis(RedisConfig {
+                url: url.to_string(),
+                timeout,
+                shared,
+                preload_max: RedisConfig::DEFAULT_PRELOAD_MAX,
+            }))
         }
         other => Err(ConfigError::new(
             "--exact",

@@ -194,6 +194,15 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Several instances over the same key space (`--shared`).
     pub shared: bool,
+    /// One instance: the most IDs a window that already holds data may hold for
+    /// the process to read it whole when it first meets it (then that window is
+    /// decided in process, like one it owns); larger ones are asked ID by ID.
+    pub preload_max: u64,
+}
+
+impl RedisConfig {
+    /// The default [`RedisConfig::preload_max`]: 8Mi IDs (~30 B each in process).
+    pub const DEFAULT_PRELOAD_MAX: u64 = 8 << 20;
 }
 
 /// The record-level policies.

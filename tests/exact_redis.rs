@@ -363,7 +363,17 @@ fn tier_queries(n: usize, seed: u64, own: i64, oldest: i64) -> Vec<ExactQuery> {
 }
 
 fn tier(url: &str, window: WindowConfig) -> Box<dyn ExactTier> {
-    let cfg = RedisConfig { url: url.into(), timeout: Duration::from_secs(5), shared: false };
+    tier_reading(url, window, RedisConfig::DEFAULT_PRELOAD_MAX)
+}
+
+/// One instance that reads whole the windows of at most `preload_max` IDs.
+fn tier_reading(url: &str, window: WindowConfig, preload_max: u64) -> Box<dyn ExactTier> {
+    let cfg = RedisConfig {
+        url: url.into(),
+        timeout: Duration::from_secs(5),
+        shared: false,
+        preload_max,
+    };
     logdedup::exact::redis::connect(&cfg, &window, None).unwrap().0
 }
 
@@ -451,7 +461,12 @@ fn splits_keep_every_member_findable() {
 }
 
 fn shared_tier(url: &str) -> Box<dyn ExactTier> {
-    let cfg = RedisConfig { url: url.into(), timeout: Duration::from_secs(5), shared: true };
+    let cfg = RedisConfig {
+        url: url.into(),
+        timeout: Duration::from_secs(5),
+        shared: true,
+        preload_max: RedisConfig::DEFAULT_PRELOAD_MAX,
+    };
     logdedup::exact::redis::connect(&cfg, &WindowConfig::default(), None).unwrap().0
 }
 
@@ -493,6 +508,51 @@ fn a_journal_left_behind_is_moved_by_the_next_process() {
     assert!(answers(t.as_mut(), &qs).iter().all(|&a| a == ExactAnswer::Seen));
     assert!(answers(t.as_mut(), &unwritten).iter().all(|&a| a == ExactAnswer::New));
     check_buckets(&server, 0, &[0, 128, 255]);
+}
+
+#[test]
+fn a_window_met_with_data_is_read_whole_or_asked_alike() {
+    // A restarted instance meets windows that already hold IDs. Read whole (the
+    // default) or asked ID by ID (`preload_max` 0), it answers as the memory tier
+    // does over both runs: IDs held in its own window, IDs held only in an older
+    // one (which must then join the own window), and new IDs, each twice.
+    let first: Vec<ExactQuery> =
+        [tier_queries(3_000, 41, 0, 0), tier_queries(3_000, 43, 1, 0)].concat();
+    let mut second: Vec<ExactQuery> = Vec::new();
+    for base in [tier_queries(1_500, 41, 1, 0), tier_queries(1_500, 43, 1, 0)] {
+        second.extend(&base);
+    }
+    second.extend(tier_queries(3_000, 47, 1, 0));
+    let mut met: HashSet<u128> = HashSet::new();
+    for q in &mut second {
+        // A fresh local tier says *no* to an ID's first occurrence in this run.
+        q.local_new = met.insert(q.fp);
+    }
+    let again: Vec<ExactQuery> =
+        second.iter().map(|q| ExactQuery { local_new: false, ..*q }).collect();
+    let second = [second, again].concat();
+    let mut memory = logdedup::exact::MemoryTier::new();
+    answers(&mut memory, &first);
+    let want = answers(&mut memory, &second);
+    assert!(want.contains(&ExactAnswer::New) && want.contains(&ExactAnswer::Seen));
+    for preload_max in [RedisConfig::DEFAULT_PRELOAD_MAX, 0] {
+        let server = RedisServer::start();
+        let mut t = tier(&server.url(), WindowConfig::default());
+        answers(t.as_mut(), &first);
+        t.flush();
+        drop(t);
+        let mut t = tier_reading(&server.url(), WindowConfig::default(), preload_max);
+        assert_eq!(answers(t.as_mut(), &second), want, "preload_max {preload_max}");
+        t.flush();
+        drop(t);
+        // What the second run added is in Redis, in window 1 (also the IDs it
+        // held only in window 0): a third process asking window 1 alone agrees.
+        let mut t = tier_reading(&server.url(), WindowConfig::default(), preload_max);
+        let only_own: Vec<ExactQuery> =
+            second.iter().map(|q| ExactQuery { oldest: q.own, ..*q }).collect();
+        let third = answers(t.as_mut(), &only_own);
+        assert!(third.iter().all(|&a| a == ExactAnswer::Seen), "preload_max {preload_max}");
+    }
 }
 
 #[test]
@@ -759,9 +819,14 @@ fn server_killed_mid_stream_open() {
     assert!(keys > 1, "nothing was written after the restart");
 }
 
+/// Keyed by `.id` against `url` with a short timeout and `--on-exact-error POLICY`.
+fn outage_args<'a>(url: &'a str, policy: &'a str) -> Vec<&'a str> {
+    vec!["--key", ".id", "--exact", url, "--exact-timeout", "300ms", "--on-exact-error", policy]
+}
+
 /// Kills the server at the third of ten chunks under `--on-exact-error abort`
-/// (after a first run over the same input when `prefill`): the run must stop with
-/// exit 2 and say why.
+/// (after a first run over the same input, then `--shared`, when `prefill`): the
+/// run must stop with exit 2 and say why.
 fn abort_when_the_server_dies(seed: u64, prefill: bool) {
     let mut server = RedisServer::start();
     let url = server.url();
@@ -769,8 +834,10 @@ fn abort_when_the_server_dies(seed: u64, prefill: bool) {
     if prefill {
         run(&url, &["--key", ".id"], &input);
     }
-    let args =
-        ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms", "--on-exact-error", "abort"];
+    let mut args = outage_args(&url, "abort");
+    if prefill {
+        args.push("--shared");
+    }
     let out = slow_run(&args, &input, 10, |c| {
         if c == 3 {
             server.kill();
@@ -783,7 +850,8 @@ fn abort_when_the_server_dies(seed: u64, prefill: bool) {
 #[test]
 fn server_killed_mid_stream_abort() {
     // Abort: the first failure stops the run with exit 2, whether or not a record
-    // needed Redis's answer (here a first run filled Redis, so every ID does).
+    // needed Redis's answer (here a first run filled Redis and `--shared` makes
+    // Redis decide every ID; one instance would read the window whole instead).
     abort_when_the_server_dies(22, true);
 }
 
@@ -796,13 +864,13 @@ fn abort_also_stops_on_a_journal_that_cannot_be_written() {
 
 #[test]
 fn closed_policy_drops_unconfirmed() {
-    // A first run filled Redis, so the second asks Redis about every ID.
+    // A first run filled Redis, and `--shared` asks Redis about every ID.
     let mut server = RedisServer::start();
     let url = server.url();
     let input = stream(6_000, 23);
     run(&url, &["--key", ".id"], &input);
-    let args =
-        ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms", "--on-exact-error", "closed"];
+    let mut args = outage_args(&url, "closed");
+    args.push("--shared");
     let out = slow_run(&args, &input, 6, |c| {
         if c == 2 {
             server.kill();

@@ -46,6 +46,8 @@ const COMPACT_AT: usize = 1 << 19;
 /// members: a window that stops there has buckets a quarter full (~50 members,
 /// still ~10.6 B per ID), one that grows moves about half as many members.
 const PRESIZE: u64 = 4;
+/// Bucket reads sent per round trip when a window is read whole.
+const PRELOAD_READS: usize = 4096;
 /// The set of journal keys not yet compacted (one slot on a cluster).
 pub(super) const JOURNAL_DIR: &str = "logdedup:{j}:dir";
 /// Journal format version (the first bytes of every journal).
@@ -223,6 +225,9 @@ impl Hasher for MixHasher {
 
 type Mix = BuildHasherDefault<MixHasher>;
 
+/// The (group, member) pairs Redis held in one window, read whole.
+type Held = HashSet<(u8, i64), Mix>;
+
 /// A pending entry: (window, group, member).
 type Entry = (i64, u8, i64);
 
@@ -242,9 +247,20 @@ pub(super) struct Fast {
     unjournaled: Vec<Entry>,
     /// Directories as this process last wrote them (checked by compare and set).
     dirs: HashMap<(u8, i64), Dir>,
+    /// What Redis held in each window not owned when this process met it, read
+    /// whole (`None`: too large, or the read failed). This process is the only
+    /// writer, so with it the local tier's *no* is exact there as well.
+    held: HashMap<i64, Option<Held>>,
+    /// The most IDs a window may hold to be read whole.
+    preload_max: u64,
 }
 
 impl Fast {
+    /// Empty, reading whole the windows of at most `preload_max` IDs.
+    pub(super) fn new(preload_max: u64) -> Fast {
+        Fast { preload_max, ..Fast::default() }
+    }
+
     /// Forgets windows older than `oldest`: their IDs are no longer looked for.
     pub(super) fn retire_before(&mut self, oldest: i64) {
         self.owned.retain(|&w, _| w >= oldest);
@@ -252,6 +268,7 @@ impl Fast {
         self.fresh.retain(|e| e.0 >= oldest);
         self.unjournaled.retain(|e| e.0 >= oldest);
         self.dirs.retain(|k, _| k.1 >= oldest);
+        self.held.retain(|&w, _| w >= oldest);
     }
 }
 
@@ -663,6 +680,10 @@ impl RedisTier {
                 // An unanswered window is not owned: every ID in it is looked up.
                 let owned = rs.iter().all(|r| matches!(r, Ok(Value::Int(0))));
                 fast.owned.insert(w, owned);
+                if !owned {
+                    let held = self.read_window(&mut fast, w);
+                    fast.held.insert(w, held);
+                }
             }
         }
         let mut last = None;
@@ -681,6 +702,76 @@ impl RedisTier {
         out
     }
 
+    /// Reads every member Redis holds in window `w` (its directories, then every
+    /// bucket), or `None` if it holds more than `preload_max` IDs or a read fails.
+    /// The directories read are kept for the next compaction.
+    fn read_window(&mut self, fast: &mut Fast, w: i64) -> Option<Held> {
+        if fast.preload_max == 0 {
+            return None;
+        }
+        let sent = (0..=255u8)
+            .map(|g| {
+                let c = redis::cmd("HMGET").arg(dir_key(g, w)).arg("L").arg("s").arg("n").clone();
+                (Arc::new(c), None)
+            })
+            .collect();
+        let mut dirs = Vec::with_capacity(256);
+        for (g, r) in (0..=255u8).zip(self.exec(sent)) {
+            let f: Vec<Option<u64>> = redis::from_redis_value(r.ok()?).ok()?;
+            let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
+            dirs.push((g, Dir { l: get(0).min(62) as u32, s: get(1), n: get(2) }));
+        }
+        if dirs.iter().map(|d| d.1.n).sum::<u64>() > fast.preload_max {
+            return None;
+        }
+        let reads: Vec<(u8, u64)> = dirs
+            .iter()
+            .filter(|d| d.1.n > 0)
+            .flat_map(|&(g, d)| (0..d.buckets()).map(move |b| (g, b)))
+            .collect();
+        let mut held = Held::default();
+        for part in reads.chunks(PRELOAD_READS) {
+            let sent = part
+                .iter()
+                .map(|&(g, b)| {
+                    (Arc::new(redis::cmd("SMEMBERS").arg(bucket_key(g, w, b)).clone()), None)
+                })
+                .collect();
+            for (&(g, _), r) in part.iter().zip(self.exec(sent)) {
+                let members: Vec<i64> = redis::from_redis_value(r.ok()?).ok()?;
+                held.extend(members.into_iter().map(|m| (g, m)));
+            }
+        }
+        for (g, d) in dirs {
+            fast.dirs.entry((g, w)).or_insert(d);
+        }
+        Some(held)
+    }
+
+    /// Where a window read whole holds `q`'s ID: `Some(true)` in its own window,
+    /// `Some(false)` only in an older one.
+    pub(super) fn held_at(&self, q: &ExactQuery) -> Option<bool> {
+        let fast = self.fast.as_ref()?;
+        let id = (group(q.fp) as u8, member(q.fp));
+        let has = |w: i64| matches!(fast.held.get(&w), Some(Some(h)) if h.contains(&id));
+        if has(q.own.0) {
+            return Some(true);
+        }
+        (q.oldest.0.min(q.own.0)..q.own.0).any(has).then_some(false)
+    }
+
+    /// Whether the local tier's *no* for `q` is exact: in every window of its
+    /// range this process owns, or has read whole without finding the ID.
+    pub(super) fn local_no_holds(&self, q: &ExactQuery) -> bool {
+        let Some(fast) = &self.fast else { return false };
+        let id = (group(q.fp) as u8, member(q.fp));
+        (q.oldest.0.min(q.own.0)..=q.own.0).all(|w| match fast.owned.get(&w) {
+            Some(true) => true,
+            Some(false) => matches!(fast.held.get(&w), Some(Some(h)) if !h.contains(&id)),
+            None => false,
+        })
+    }
+
     /// Adds `q`'s ID to the pending set of its own window (inserted into Redis by
     /// the next compaction), when Redis cannot be asked now.
     pub(super) fn pending_insert(&mut self, q: &ExactQuery) {
@@ -690,12 +781,6 @@ impl RedisTier {
                 fast.fresh.push(e);
             }
         }
-    }
-
-    /// Whether every window of `q` is known to be owned (without asking Redis).
-    pub(super) fn owned_known(&self, q: &ExactQuery) -> bool {
-        let Some(fast) = &self.fast else { return false };
-        (q.oldest.0.min(q.own.0)..=q.own.0).all(|w| fast.owned.get(&w) == Some(&true))
     }
 
     /// Whether an ID of `q` is pending in one of its windows (so it was seen).

@@ -396,7 +396,7 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         backoff: BACKOFF_MIN,
         retry_at: None,
         by_group: vec![Vec::new(); GROUPS],
-        fast: (!cfg.shared).then(journal::Fast::default),
+        fast: (!cfg.shared).then(|| journal::Fast::new(cfg.preload_max)),
         worker: None,
     })
 }
@@ -964,8 +964,8 @@ impl ExactTier for RedisTier {
                     if self.pending_seen(q) {
                         *a = ExactAnswer::Seen;
                     } else {
-                        // In an owned window the local tier's *no* is exact.
-                        if q.local_new && self.owned_known(q) {
+                        // Where the local tier's *no* is exact, it is new.
+                        if q.local_new && self.local_no_holds(q) {
                             *a = ExactAnswer::New;
                         }
                         self.pending_insert(q);
@@ -993,9 +993,30 @@ impl ExactTier for RedisTier {
             if kind {
                 self.fast_batch(qs, ans);
             } else {
-                let ask: Vec<ExactQuery> =
-                    qs.iter().map(|q| ExactQuery { local_new: false, ..*q }).collect();
-                self.fast_batch(&ask, ans);
+                // What Redis held when the window was met answers for itself (an ID
+                // held only in an older window still joins its own); the rest
+                // trusts the local *no* where that is exact, else looks up.
+                let (mut ask, mut at) = (Vec::with_capacity(qs.len()), Vec::new());
+                for (k, q) in qs.iter().enumerate() {
+                    match self.held_at(q) {
+                        Some(own) => {
+                            if !own {
+                                self.pending_insert(q);
+                            }
+                            ans[k] = ExactAnswer::Seen;
+                        }
+                        None => {
+                            let local_new = q.local_new && self.local_no_holds(q);
+                            ask.push(ExactQuery { local_new, ..*q });
+                            at.push(k);
+                        }
+                    }
+                }
+                let mut got = vec![ExactAnswer::Failed; ask.len()];
+                self.fast_batch(&ask, &mut got);
+                for (k, a) in at.into_iter().zip(got) {
+                    ans[k] = a;
+                }
             }
             start = end;
         }
