@@ -225,6 +225,17 @@ impl Hasher for MixHasher {
 
 type Mix = BuildHasherDefault<MixHasher>;
 
+/// What one process knows of an ID without asking Redis ([`RedisTier::known`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Known {
+    /// Redis held it in a window read whole (`own`: in the query's own window).
+    Held { own: bool },
+    /// Every window is owned or was read whole without it: the local *no* is exact.
+    Exact,
+    /// Some window is neither: only Redis can tell.
+    Unknown,
+}
+
 /// The (group, member) pairs Redis held in one window, read whole.
 type Held = HashSet<(u8, i64), Mix>;
 
@@ -304,6 +315,19 @@ fn bucket_key(g: u8, w: i64, b: u64) -> String {
 
 fn dir_key(g: u8, w: i64) -> String {
     format!("{PREFIX}:{{g{g}}}:w{w}:m")
+}
+
+/// The read of (g, w)'s directory: `HMGET` of `L`, `s`, `n`.
+fn read_dir(g: u8, w: i64) -> Sent {
+    (Arc::new(redis::cmd("HMGET").arg(dir_key(g, w)).arg("L").arg("s").arg("n").clone()), None)
+}
+
+/// A directory from [`read_dir`]'s reply (absent fields are 0); `None` if the
+/// reply is not one.
+fn parse_dir(v: Value) -> Option<Dir> {
+    let f: Vec<Option<u64>> = redis::from_redis_value(v).ok()?;
+    let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
+    Some(Dir { l: get(0).min(62) as u32, s: get(1), n: get(2) })
 }
 
 /// Encodes journal entries: magic, then per window `w (i64 LE) | n (u32 LE) | n ×
@@ -709,17 +733,10 @@ impl RedisTier {
         if fast.preload_max == 0 {
             return None;
         }
-        let sent = (0..=255u8)
-            .map(|g| {
-                let c = redis::cmd("HMGET").arg(dir_key(g, w)).arg("L").arg("s").arg("n").clone();
-                (Arc::new(c), None)
-            })
-            .collect();
+        let sent = (0..=255u8).map(|g| read_dir(g, w)).collect();
         let mut dirs = Vec::with_capacity(256);
         for (g, r) in (0..=255u8).zip(self.exec(sent)) {
-            let f: Vec<Option<u64>> = redis::from_redis_value(r.ok()?).ok()?;
-            let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
-            dirs.push((g, Dir { l: get(0).min(62) as u32, s: get(1), n: get(2) }));
+            dirs.push((g, parse_dir(r.ok()?)?));
         }
         if dirs.iter().map(|d| d.1.n).sum::<u64>() > fast.preload_max {
             return None;
@@ -748,28 +765,25 @@ impl RedisTier {
         Some(held)
     }
 
-    /// Where a window read whole holds `q`'s ID: `Some(true)` in its own window,
-    /// `Some(false)` only in an older one.
-    pub(super) fn held_at(&self, q: &ExactQuery) -> Option<bool> {
-        let fast = self.fast.as_ref()?;
+    /// What this process knows of `q`'s ID from the windows of its range, without
+    /// asking Redis (windows it owns, windows it read whole).
+    pub(super) fn known(&self, q: &ExactQuery) -> Known {
+        let Some(fast) = &self.fast else { return Known::Unknown };
         let id = (group(q.fp) as u8, member(q.fp));
-        let has = |w: i64| matches!(fast.held.get(&w), Some(Some(h)) if h.contains(&id));
-        if has(q.own.0) {
-            return Some(true);
+        let mut out = Known::Exact;
+        // The own window first, so that `own` says whether it holds the ID.
+        for w in (q.oldest.0.min(q.own.0)..=q.own.0).rev() {
+            match (fast.owned.get(&w), fast.held.get(&w)) {
+                (Some(true), _) => {}
+                (Some(false), Some(Some(h))) => {
+                    if h.contains(&id) {
+                        return Known::Held { own: w == q.own.0 };
+                    }
+                }
+                _ => out = Known::Unknown,
+            }
         }
-        (q.oldest.0.min(q.own.0)..q.own.0).any(has).then_some(false)
-    }
-
-    /// Whether the local tier's *no* for `q` is exact: in every window of its
-    /// range this process owns, or has read whole without finding the ID.
-    pub(super) fn local_no_holds(&self, q: &ExactQuery) -> bool {
-        let Some(fast) = &self.fast else { return false };
-        let id = (group(q.fp) as u8, member(q.fp));
-        (q.oldest.0.min(q.own.0)..=q.own.0).all(|w| match fast.owned.get(&w) {
-            Some(true) => true,
-            Some(false) => matches!(fast.held.get(&w), Some(Some(h)) if !h.contains(&id)),
-            None => false,
-        })
+        out
     }
 
     /// Adds `q`'s ID to the pending set of its own window (inserted into Redis by
@@ -846,22 +860,13 @@ impl RedisTier {
         let unknown: Vec<(u8, i64)> =
             todo.iter().map(|t| t.0).filter(|k| !fast.dirs.contains_key(k)).collect();
         if !unknown.is_empty() {
-            let sent = unknown
-                .iter()
-                .map(|&(g, w)| {
-                    let c =
-                        redis::cmd("HMGET").arg(dir_key(g, w)).arg("L").arg("s").arg("n").clone();
-                    (Arc::new(c), None)
-                })
-                .collect();
+            let sent = unknown.iter().map(|&(g, w)| read_dir(g, w)).collect();
             let results = self.exec(sent);
             for (k, r) in unknown.iter().zip(results) {
                 match r {
                     Ok(v) => {
-                        let f: Vec<Option<u64>> = redis::from_redis_value(v).unwrap_or_default();
-                        let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
-                        let l = get(0).min(62) as u32;
-                        fast.dirs.insert(*k, Dir { l, s: get(1), n: get(2) });
+                        let d = parse_dir(v).unwrap_or_default();
+                        fast.dirs.insert(*k, d);
                     }
                     Err(e) => self.fail(e),
                 }

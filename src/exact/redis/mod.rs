@@ -965,7 +965,7 @@ impl ExactTier for RedisTier {
                         *a = ExactAnswer::Seen;
                     } else {
                         // Where the local tier's *no* is exact, it is new.
-                        if q.local_new && self.local_no_holds(q) {
+                        if q.local_new && self.known(q) == journal::Known::Exact {
                             *a = ExactAnswer::New;
                         }
                         self.pending_insert(q);
@@ -998,15 +998,15 @@ impl ExactTier for RedisTier {
                 // trusts the local *no* where that is exact, else looks up.
                 let (mut ask, mut at) = (Vec::with_capacity(qs.len()), Vec::new());
                 for (k, q) in qs.iter().enumerate() {
-                    match self.held_at(q) {
-                        Some(own) => {
+                    match self.known(q) {
+                        journal::Known::Held { own } => {
                             if !own {
                                 self.pending_insert(q);
                             }
                             ans[k] = ExactAnswer::Seen;
                         }
-                        None => {
-                            let local_new = q.local_new && self.local_no_holds(q);
+                        known => {
+                            let local_new = q.local_new && known == journal::Known::Exact;
                             ask.push(ExactQuery { local_new, ..*q });
                             at.push(k);
                         }
