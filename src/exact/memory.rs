@@ -7,16 +7,18 @@
 //! probing would walk a dozen. Nothing is ever deleted (a window is dropped whole),
 //! so the first empty slot ends every probe.
 //!
-//! Growth: a table is rebuilt ×1.5 larger at a load of 0.9, and the tables'
-//! starting sizes are staggered over one growth step, so at any moment their loads
-//! spread over [0.6, 0.9] instead of all dropping together after a doubling:
-//! ~22 B per ID on average (16 B / mean load), and only one table of 64 is ever
-//! being rebuilt, so the peak is within ~2.5 % of the resting size. (×1.25 gives
-//! ~20 B per ID but moves every ID four times instead of twice; measured in
-//! `benches/tiers.rs`, the rebuilds were half the insert cost.) (One `HashSet<u128>` costs 17 B per
-//! slot at a load that swings between 0.44 and 0.875 and briefly holds two tables.)
-//! Tables live on huge pages ([`HugeBuf`]): rebuilding into fresh memory would
-//! otherwise be dominated by 4 KiB page faults.
+//! Growth: a table is rebuilt ×1.5 larger at a load of 0.9, in its own memory
+//! (moved and lengthened with `mremap`, then re-placed from the top down), and the
+//! tables' starting sizes are staggered over one growth step, so at any moment
+//! their loads spread over [0.6, 0.9] instead of all dropping together after a
+//! doubling: ~22 B per ID on average (16 B / mean load), and no old and new copy
+//! of a table are ever resident together. (×1.25 gives ~20 B per ID but moves
+//! every ID four times instead of twice; measured in `benches/tiers.rs`, the
+//! rebuilds were half the insert cost.) (One `HashSet<u128>` costs 17 B per slot
+//! at a load that swings between 0.44 and 0.875 and briefly holds two tables.)
+//! Tables live on huge pages once they pass 2 MiB ([`HugeBuf`]), and only a
+//! growth's new tail is faulted in: rebuilding into fresh memory was dominated by
+//! zeroing and faulting pages.
 
 use std::io::{self, Read, Write};
 
@@ -107,29 +109,47 @@ impl Table {
         }
     }
 
+    /// Rebuilds the table ×[`GROWTH`] in its own memory (see [`HugeBuf::grow`]).
+    ///
+    /// The home bucket `(x · n) >> 64` is monotone in `x`, so a fingerprint's new
+    /// home is at least its old one scaled by the growth. Walking the old buckets
+    /// from the top down, each fingerprint is cleared from its bucket and placed
+    /// from its new home upward: everything at or above the bucket being walked is
+    /// already rebuilt or fresh, everything below is still old. The few whose new
+    /// home lies below that line (a long probe near the start) or whose probe would
+    /// wrap past the end are held back and placed last, when no old bucket is left
+    /// to be cleared under a probe path.
     fn grow(&mut self) {
         let n = self.buckets.len();
-        let new_n = ((n as f64 * GROWTH) as usize).max(n + 1);
-        let old = std::mem::replace(self, Table::with_buckets(new_n));
-        // The old table is read in order, the new one written at random: each
-        // fingerprint's new slot is prefetched this many places before it is written.
-        const AHEAD: usize = 16;
-        let mut ring = [0u128; AHEAD];
-        let mut k = 0usize;
-        for fp in old.iter() {
-            self.prefetch(fp);
-            let slot = &mut ring[k % AHEAD];
-            if k >= AHEAD {
-                let due = *slot;
-                self.place_unique(due);
+        let m = ((n as f64 * GROWTH) as usize).max(n + 1);
+        self.buckets.grow(m);
+        self.limit = ((m * SLOTS) as f64 * MAX_LOAD) as usize;
+        let mut held = Vec::new();
+        for b in (0..n).rev() {
+            let old = std::mem::take(&mut self.buckets[b]).0;
+            for fp in old.into_iter().take_while(|&v| v != 0) {
+                let home = self.home(fp);
+                if home < b || !self.place_below_end(fp, home) {
+                    held.push(fp);
+                }
             }
-            *slot = fp;
-            k += 1;
         }
-        for j in k.saturating_sub(AHEAD)..k {
-            self.place_unique(ring[j % AHEAD]);
+        for fp in held {
+            self.place_unique(fp);
         }
-        self.len = old.len;
+    }
+
+    /// Puts `fp` into the first free slot from `home` without wrapping past the
+    /// last bucket; false if there is none.
+    #[inline]
+    fn place_below_end(&mut self, fp: u128, home: usize) -> bool {
+        for i in home..self.buckets.len() {
+            if let Some(v) = self.buckets[i].0.iter_mut().find(|v| **v == 0) {
+                *v = fp;
+                return true;
+            }
+        }
+        false
     }
 
     /// Puts a fingerprint known to be absent into the first free slot from its
@@ -413,6 +433,34 @@ mod tests {
         let per_id = s.bytes() as f64 / s.len() as f64;
         assert!(per_id < 24.0, "{per_id} B per ID");
         assert!(s.insert(0) && s.contains(0) && !s.insert(1));
+    }
+
+    #[test]
+    fn growth_in_place_keeps_every_fingerprint_reachable() {
+        // Homes crowd the first and the last buckets, where the in-place rebuild
+        // holds fingerprints back (a new home below the walk, a probe past the end),
+        // mixed with spread ones; every step is checked after each growth.
+        let mut t = Table::with_buckets(1);
+        let mut held: Vec<u128> = Vec::new();
+        for i in 0..40_000u64 {
+            let r = fp(i);
+            let low = match i % 4 {
+                0 => u64::MAX - (r as u64 >> 40),
+                1 => r as u64 >> 40,
+                _ => r as u64,
+            };
+            let v = (r >> 64 << 64) | u128::from(low) | 1 << 100;
+            let grows = t.len >= t.limit;
+            assert!(t.insert(v));
+            held.push(v);
+            if grows || i % 4096 == 0 {
+                assert_eq!(t.len, held.len());
+                assert!(held.iter().all(|&h| t.contains(h)), "lost a fingerprint at {i}");
+                assert_eq!(t.iter().count(), held.len());
+            }
+        }
+        assert!(held.iter().all(|&h| !t.insert(h)));
+        assert!(!t.contains(fp(1 << 40) | 1 << 101));
     }
 
     #[test]
