@@ -143,9 +143,9 @@ impl<T: Copy> HugeBuf<T> {
                 new_span - old_span,
                 MADV_POPULATE_WRITE,
             );
+            self.ptr = NonNull::new(moved as *mut T).expect("mremap returned null");
             self.map = moved;
             self.map_len = new_span;
-            self.ptr = NonNull::new(moved as *mut T)?;
         }
         Some(())
     }
