@@ -31,6 +31,19 @@ pub struct ExactQuery {
     pub local_new: bool,
 }
 
+impl ExactQuery {
+    /// The first window the query looks in: the oldest retained one, or its own
+    /// when that is older still.
+    pub fn first_window(&self) -> i64 {
+        self.oldest.0.min(self.own.0)
+    }
+
+    /// The windows the query looks in, oldest first, its own last.
+    pub fn windows(&self) -> std::ops::RangeInclusive<i64> {
+        self.first_window()..=self.own.0
+    }
+}
+
 /// The answer to one query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExactAnswer {

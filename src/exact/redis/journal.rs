@@ -518,7 +518,7 @@ impl RedisTier {
                     answers[i] = ExactAnswer::Seen;
                     continue;
                 }
-                (q.oldest.0.min(q.own.0)..q.own.0).any(|w| self.is_pending(&fast, &(w, g, m)))
+                (q.first_window()..q.own.0).any(|w| self.is_pending(&fast, &(w, g, m)))
             };
             fast.pending.insert(own);
             fast.fresh.push(own);
@@ -673,7 +673,7 @@ impl RedisTier {
                 continue;
             }
             last = Some((q.oldest, q.own));
-            for w in q.oldest.0.min(q.own.0)..=q.own.0 {
+            for w in q.windows() {
                 if !fast.owned.contains_key(&w) && !unknown.contains(&w) {
                     unknown.push(w);
                 }
@@ -716,7 +716,7 @@ impl RedisTier {
             .map(|q| match last {
                 Some((o, w, v)) if (o, w) == (q.oldest, q.own) => v,
                 _ => {
-                    let v = (q.oldest.0.min(q.own.0)..=q.own.0).all(|w| fast.owned[&w]);
+                    let v = q.windows().all(|w| fast.owned[&w]);
                     last = Some((q.oldest, q.own, v));
                     v
                 }
@@ -772,7 +772,7 @@ impl RedisTier {
         let id = (group(q.fp) as u8, member(q.fp));
         let mut out = Known::Exact;
         // The own window first, so that `own` says whether it holds the ID.
-        for w in (q.oldest.0.min(q.own.0)..=q.own.0).rev() {
+        for w in q.windows().rev() {
             match (fast.owned.get(&w), fast.held.get(&w)) {
                 (Some(true), _) => {}
                 (Some(false), Some(Some(h))) => {
@@ -801,7 +801,7 @@ impl RedisTier {
     pub(super) fn pending_seen(&self, q: &ExactQuery) -> bool {
         let Some(fast) = &self.fast else { return false };
         let (g, m) = (group(q.fp) as u8, member(q.fp));
-        (q.oldest.0.min(q.own.0)..=q.own.0).any(|w| self.is_pending(fast, &(w, g, m)))
+        q.windows().any(|w| self.is_pending(fast, &(w, g, m)))
     }
 
     /// Moves every pending ID into its bucket; deletes the journals when all are in.
@@ -1102,7 +1102,7 @@ fn lookup_cmd(sha: &str, queries: &[ExactQuery], idx: &[usize]) -> Cmd {
     let mut windows: Vec<i64> = Vec::new();
     for &i in idx {
         let q = &queries[i];
-        for w in q.oldest.0.min(q.own.0)..=q.own.0 {
+        for w in q.windows() {
             windows.push(w);
         }
     }

@@ -657,7 +657,7 @@ impl RedisTier {
             let mut end = start;
             while end < idx.len() && end - start < MAX_CALL_QUERIES {
                 let q = &queries[idx[end] as usize];
-                let pair = (q.oldest.0.min(q.own.0), q.own.0);
+                let pair = (q.first_window(), q.own.0);
                 if !pairs.contains(&pair) {
                     let len = (pair.1 - pair.0) as usize + 1;
                     if span + len > MAX_WINDOWS_PER_CALL && end > start {
@@ -824,7 +824,7 @@ fn push_queries(
     for i in idx.clone() {
         let q = &queries[i];
         let j = pos[&q.own.0] as u16;
-        let c = (q.own.0 - q.oldest.0.min(q.own.0)) as u16;
+        let c = (q.own.0 - q.first_window()) as u16;
         hdr.push(group(q.fp) as u8);
         hdr.extend_from_slice(&j.to_be_bytes());
         hdr.extend_from_slice(&c.to_be_bytes());
