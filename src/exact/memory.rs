@@ -456,6 +456,7 @@ mod tests {
             if grows || i % 4096 == 0 {
                 assert_eq!(t.len, held.len());
                 assert!(held.iter().all(|&h| t.contains(h)), "lost a fingerprint at {i}");
+                assert!(held.iter().all(|&h| !t.insert(h)), "a duplicate taken as new at {i}");
                 assert_eq!(t.iter().count(), held.len());
             }
         }
