@@ -153,20 +153,15 @@ impl Table {
     }
 
     /// Puts a fingerprint known to be absent into the first free slot from its
-    /// home (rebuilding: no duplicate check, no growth check, no count).
+    /// home, wrapping to the first bucket past the last (rebuilding: no duplicate
+    /// check, no growth check, no count). The table is never full, so the second
+    /// pass finds a slot before it comes back to the home.
     #[inline]
     fn place_unique(&mut self, fp: u128) {
-        let n = self.buckets.len();
-        let mut i = self.home(fp);
-        loop {
-            if let Some(v) = self.buckets[i].0.iter_mut().find(|v| **v == 0) {
-                *v = fp;
-                return;
-            }
-            i += 1;
-            if i == n {
-                i = 0;
-            }
+        let home = self.home(fp);
+        if !self.place_below_end(fp, home) {
+            let placed = self.place_below_end(fp, 0);
+            debug_assert!(placed, "a table at load <= {MAX_LOAD} has a free slot");
         }
     }
 
