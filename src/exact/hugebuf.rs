@@ -45,39 +45,15 @@ impl<T: Copy> HugeBuf<T> {
             let ptr = NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
             return HugeBuf { ptr, len, map: std::ptr::null_mut(), map_len: 0, _own: PhantomData };
         }
-        // Over-map by one huge page so the table can start 2 MiB-aligned.
-        let huge = bytes >= HUGE;
-        let map_len = if huge { bytes + HUGE } else { bytes };
-        // SAFETY: an anonymous private mapping with no address hint.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert!(map != libc::MAP_FAILED, "out of memory mapping {bytes} bytes");
-        let start = if huge { (map as usize).next_multiple_of(HUGE) } else { map as usize };
-        let advise_len = bytes.next_multiple_of(4096);
-        // Keep only the table's own pages mapped, so that `grow` can move exactly them.
-        let (map, map_len) = trim(map, map_len, start, advise_len);
-        // SAFETY: advice on a range inside our mapping. Populating up front costs
-        // one system call instead of a trap per page (8–13 µs each on the VM this
-        // was measured on); it fails harmlessly on kernels without it.
-        unsafe {
-            if huge {
-                libc::madvise(start as *mut libc::c_void, advise_len, libc::MADV_HUGEPAGE);
-            }
-            libc::madvise(start as *mut libc::c_void, advise_len, MADV_POPULATE_WRITE);
-        }
+        let span = bytes.next_multiple_of(4096);
+        let map =
+            map_range(span, 0).unwrap_or_else(|| panic!("out of memory mapping {bytes} bytes"));
+        populate(map, span, 0);
         HugeBuf {
-            ptr: NonNull::new(start as *mut T).expect("mmap returned null"),
+            ptr: NonNull::new(map as *mut T).expect("mmap returned null"),
             len,
             map,
-            map_len,
+            map_len: span,
             _own: PhantomData,
         }
     }
@@ -104,25 +80,13 @@ impl<T: Copy> HugeBuf<T> {
     /// Moves the mapping's pages to a fresh (2 MiB-aligned when large) range of
     /// `new_bytes` and faults in the tail; `None` (mapping untouched) on failure.
     fn remap(&mut self, new_bytes: usize) -> Option<()> {
-        let huge = new_bytes >= HUGE;
         let new_span = new_bytes.next_multiple_of(4096);
-        let slack = if huge { HUGE } else { 0 };
-        // SAFETY: a placeholder mapping whose aligned middle receives the pages;
-        // `trim` unmaps its ends, `mremap` (MREMAP_FIXED) replaces the middle.
+        // A placeholder whose pages `mremap` (MREMAP_FIXED) replaces: no memory is
+        // committed for it.
+        let dst = map_range(new_span, libc::MAP_NORESERVE)?;
+        // SAFETY: moves our own mapping onto the placeholder, which it replaces
+        // whole; on failure the placeholder is unmapped and ours is untouched.
         unsafe {
-            let place = libc::mmap(
-                std::ptr::null_mut(),
-                new_span + slack,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            );
-            if place == libc::MAP_FAILED {
-                return None;
-            }
-            let dst = if huge { (place as usize).next_multiple_of(HUGE) } else { place as usize };
-            let (dst, _) = trim(place, new_span + slack, dst, new_span);
             let moved = libc::mremap(
                 self.map,
                 self.map_len,
@@ -134,15 +98,7 @@ impl<T: Copy> HugeBuf<T> {
                 libc::munmap(dst, new_span);
                 return None;
             }
-            let old_span = self.map_len;
-            if huge {
-                libc::madvise(moved, new_span, libc::MADV_HUGEPAGE);
-            }
-            libc::madvise(
-                (moved as usize + old_span) as *mut libc::c_void,
-                new_span - old_span,
-                MADV_POPULATE_WRITE,
-            );
+            populate(moved, new_span, self.map_len);
             self.ptr = NonNull::new(moved as *mut T).expect("mremap returned null");
             self.map = moved;
             self.map_len = new_span;
@@ -165,6 +121,47 @@ impl<T: Copy> HugeBuf<T> {
     /// Whether it has no elements (never: at least one is mapped).
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// Maps `span` bytes (a multiple of 4 KiB) of anonymous memory, 2 MiB-aligned
+/// when at least 2 MiB (over-mapped by one huge page, the ends unmapped again), so
+/// that exactly the range is mapped; `None` if the kernel refuses.
+fn map_range(span: usize, flags: libc::c_int) -> Option<*mut libc::c_void> {
+    let slack = if span >= HUGE { HUGE } else { 0 };
+    // SAFETY: an anonymous private mapping with no address hint.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            span + slack,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+            -1,
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        return None;
+    }
+    let start = (map as usize).next_multiple_of(if slack > 0 { HUGE } else { 1 });
+    Some(trim(map, span + slack, start, span).0)
+}
+
+/// Advises huge pages on the mapping `[start, start + span)` when it is large, and
+/// faults in `[start + from, start + span)` in one call rather than by a trap per
+/// page (8–13 µs each on the VM this was measured on); both fail harmlessly on
+/// kernels without them.
+fn populate(start: *mut libc::c_void, span: usize, from: usize) {
+    // SAFETY: advice on a range inside a mapping we own.
+    unsafe {
+        if span >= HUGE {
+            libc::madvise(start, span, libc::MADV_HUGEPAGE);
+        }
+        libc::madvise(
+            (start as usize + from) as *mut libc::c_void,
+            span - from,
+            MADV_POPULATE_WRITE,
+        );
     }
 }
 

@@ -39,6 +39,11 @@ const MIN_BUCKETS: f64 = 4.0;
 #[repr(C, align(64))]
 struct Bucket([u128; SLOTS]);
 
+/// The most fingerprints `n` buckets hold before the table grows.
+fn limit_for(n: usize) -> usize {
+    ((n * SLOTS) as f64 * MAX_LOAD) as usize
+}
+
 #[derive(Debug)]
 struct Table {
     buckets: HugeBuf<Bucket>,
@@ -50,11 +55,7 @@ struct Table {
 impl Table {
     fn with_buckets(n: usize) -> Table {
         let n = n.max(1);
-        Table {
-            buckets: HugeBuf::zeroed(n),
-            len: 0,
-            limit: ((n * SLOTS) as f64 * MAX_LOAD) as usize,
-        }
+        Table { buckets: HugeBuf::zeroed(n), len: 0, limit: limit_for(n) }
     }
 
     #[inline]
@@ -123,7 +124,7 @@ impl Table {
         let n = self.buckets.len();
         let m = ((n as f64 * GROWTH) as usize).max(n + 1);
         self.buckets.grow(m);
-        self.limit = ((m * SLOTS) as f64 * MAX_LOAD) as usize;
+        self.limit = limit_for(m);
         let mut held = Vec::new();
         for b in (0..n).rev() {
             let old = std::mem::take(&mut self.buckets[b]).0;
