@@ -12,6 +12,8 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 const HUGE: usize = 2 << 20;
+/// From this size on, [`HugeBuf::whole_pages`] rounds lengths to whole huge pages.
+const WHOLE_FROM: usize = 4 * HUGE;
 /// Below this, tables come from the global allocator.
 const MAP_MIN: usize = 64 << 10;
 /// `MADV_POPULATE_WRITE` (Linux 5.14): fault the whole range in one call.
@@ -81,6 +83,11 @@ impl<T: Copy> HugeBuf<T> {
     /// `new_bytes` and faults in the tail; `None` (mapping untouched) on failure.
     fn remap(&mut self, new_bytes: usize) -> Option<()> {
         let new_span = new_bytes.next_multiple_of(4096);
+        if self.map_len < WHOLE_FROM && new_span >= WHOLE_FROM {
+            // Pages moved from a buffer not yet sized in whole huge pages may be
+            // small ones, which stay small: copy into a fresh mapping instead.
+            return None;
+        }
         // A placeholder whose pages `mremap` (MREMAP_FIXED) replaces: no memory is
         // committed for it.
         let dst = map_range(new_span, libc::MAP_NORESERVE)?;
@@ -111,6 +118,20 @@ impl<T: Copy> HugeBuf<T> {
             .expect("table size overflow")
             .align_to(64)
             .expect("align")
+    }
+
+    /// The length nearest `len` elements that fills whole huge pages, once `len`
+    /// spans one: a buffer grown through such lengths only ever gets whole,
+    /// aligned 2 MiB tails, which the kernel backs with huge pages (a tail that
+    /// begins inside a huge page is faulted in as small pages, and stays so).
+    pub fn whole_pages(len: usize) -> usize {
+        let size = std::mem::size_of::<T>();
+        match len.checked_mul(size) {
+            Some(bytes) if bytes >= WHOLE_FROM && HUGE.is_multiple_of(size) => {
+                (bytes + HUGE / 2) / HUGE * HUGE / size
+            }
+            _ => len,
+        }
     }
 
     /// The number of elements.
