@@ -14,6 +14,7 @@
 //! window retires, so rotation never races a pending lookup.
 
 use std::io::{self, IsTerminal, Read, Write};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -300,6 +301,7 @@ impl Pipeline {
             stats: Stats::default(),
             verdicts: Vec::new(),
             pending: Vec::new(),
+            kept: Vec::new(),
             queries: Vec::new(),
             answers: Vec::new(),
             rotated: false,
@@ -387,6 +389,8 @@ struct Run<'c> {
     stats: Stats,
     verdicts: Vec<Verdict>,
     pending: Vec<PendingStr>,
+    /// The byte ranges of the batch's records to write, adjacent ones merged.
+    kept: Vec<Range<usize>>,
     queries: Vec<ExactQuery>,
     answers: Vec<ExactAnswer>,
     rotated: bool,
@@ -438,6 +442,10 @@ impl Run<'_> {
         }
         self.resolve_strings()?;
         let c = self.config;
+        // Tagged output is rewritten record by record; the rest is written as runs
+        // of the batch's buffer.
+        let tagging = c.emit.tag.is_some();
+        self.kept.clear();
         for (i, span) in records.spans.iter().enumerate() {
             let v = self.verdicts[i];
             match v {
@@ -451,7 +459,15 @@ impl Run<'_> {
             match decide(v, &c.policies, &c.emit) {
                 Action::Write { tag } => {
                     self.stats.emitted += 1;
-                    self.sink.write(records.raw(span), tag)?;
+                    if tagging {
+                        self.sink.write(records.raw(span), tag)?;
+                    } else {
+                        let (start, end) = (span.start as usize, span.end as usize);
+                        match self.kept.last_mut() {
+                            Some(run) if run.end == start => run.end = end,
+                            _ => self.kept.push(start..end),
+                        }
+                    }
                 }
                 Action::Suppress => self.stats.suppressed += 1,
                 Action::Drop => self.stats.dropped += 1,
@@ -461,6 +477,7 @@ impl Run<'_> {
                 }
             }
         }
+        self.sink.write_runs(&records.data, &self.kept)?;
         if let Some(e) = self.exact.as_mut().filter(|e| e.wants_output_written()) {
             self.sink.flush()?;
             e.output_written(false);
