@@ -2,8 +2,8 @@
 //!
 //! One write per record (a line-buffered stdout) costs ~1.3 µs each into a pipe
 //! here, more than everything else the pipeline does per record, so records are
-//! written in blocks. A batch's kept records are runs of its read buffer (only the
-//! dropped ones break a run); a large batch is written straight from that buffer,
+//! written in blocks. A batch's kept records are runs of its read buffer (a record
+//! not written breaks a run); a large batch is written straight from that buffer,
 //! one slice per run in `writev` calls, and small ones are copied into a 256 KiB
 //! block buffer. Output is the input records byte for byte, in input order; with
 //! `--emit all --tag FIELD`, a JSON object record gets `"FIELD":true|false` as its

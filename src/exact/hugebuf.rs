@@ -121,9 +121,10 @@ impl<T: Copy> HugeBuf<T> {
     }
 
     /// The length nearest `len` elements that fills whole huge pages, once `len`
-    /// spans one: a buffer grown through such lengths only ever gets whole,
-    /// aligned 2 MiB tails, which the kernel backs with huge pages (a tail that
-    /// begins inside a huge page is faulted in as small pages, and stays so).
+    /// elements span [`WHOLE_FROM`] bytes (`len` itself below that): a buffer
+    /// grown through such lengths only ever gets whole, aligned 2 MiB tails, which
+    /// the kernel backs with huge pages (a tail that begins inside a huge page is
+    /// faulted in as small pages, and stays so).
     pub fn whole_pages(len: usize) -> usize {
         let size = std::mem::size_of::<T>();
         match len.checked_mul(size) {

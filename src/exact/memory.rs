@@ -17,14 +17,15 @@
 //!
 //! Pages: the tables are ~200 MB at 9M IDs, far beyond what the TLB maps in 4 KiB
 //! pages, and a lookup is one random cache line, so huge pages matter (measured:
-//! ~10 % less CPU over a 10M-line run). A grown tail gets huge pages only where it covers
-//! whole aligned 2 MiB pages, so once a table passes 8 MiB its size is rounded to
-//! whole huge pages ([`HugeBuf::whole_pages`]), and on passing it the table is
-//! copied into a fresh mapping rather than moved (moved small pages stay small).
-//! Below 8 MiB the sizes stay exact: rounding 16 small tables to 2 MiB steps would
-//! bring them into step with each other (35 B per ID at 1.9M IDs, measured). Why
-//! 16 tables: 64 tables of ~3 MiB rarely fill whole huge pages, and 8 spread their
-//! loads less evenly (24.3 B per ID of peak RSS at 9M IDs, against 23.0).
+//! ~10 % less CPU over a 10M-line run). A grown tail gets huge pages only where it
+//! covers whole aligned 2 MiB pages, so once a table passes 8 MiB its size is
+//! rounded to whole huge pages ([`HugeBuf::whole_pages`]), and on passing it the
+//! table is copied into a fresh mapping rather than moved (moved small pages stay
+//! small). Below 8 MiB the sizes stay exact: rounding 16 small tables to 2 MiB
+//! steps would bring them into step with each other (35 B per ID at 1.9M IDs,
+//! measured). Why 16 tables: 64 tables would be ~3 MiB each at 9M IDs, below 8 MiB
+//! and so on small pages, and 8 spread their loads less evenly (24.3 B per ID of
+//! peak RSS at 9M IDs, against 23.0).
 
 use std::io::{self, Read, Write};
 
