@@ -1,5 +1,5 @@
 //! Criterion: the tiers, ops/s — roaring (dense and random 64-bit IDs), the
-//! bloom filter, and the memory exact tier. The random-i64 pair is the
+//! bloom filter, and the memory exact tier (also grown against presized at 9M IDs). The random-i64 pair is the
 //! measurement behind routing sparse 64-bit IDs to the string path.
 
 mod common;
@@ -76,6 +76,36 @@ fn tiers(c: &mut Criterion) {
                     for batch in queries.chunks(5000) {
                         t.check_and_insert(batch, &mut a).unwrap();
                         new += a.iter().filter(|&&x| x == ExactAnswer::New).count();
+                    }
+                    new
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+
+    // At the size of the 10M-line stream (9M distinct): a set grown from nothing
+    // against one sized for the stream, both prefetched as the memory tier does.
+    // The gap is what growth and the high loads it runs at cost.
+    let big = 10 * N;
+    let mut g = c.benchmark_group("logdedup::exact::memory-9m");
+    g.throughput(Throughput::Elements(big as u64));
+    g.sample_size(10);
+    let fps: Vec<u128> = (0..big as u64)
+        .map(|i| seed.fingerprint(&(i % (big as u64 / 10 * 9)).to_le_bytes()))
+        .collect();
+    for (name, expected) in [("grown", 0), ("presized", big as u64 / 10 * 9)] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || FingerprintSet::with_expected(expected),
+                |mut s| {
+                    let mut new = 0;
+                    for (k, &fp) in fps.iter().enumerate() {
+                        if let Some(&a) = fps.get(k + 16) {
+                            s.prefetch(a);
+                        }
+                        new += usize::from(s.insert(fp));
                     }
                     new
                 },
