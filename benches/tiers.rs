@@ -100,14 +100,12 @@ fn tiers(c: &mut Criterion) {
             b.iter_batched(
                 || FingerprintSet::with_expected(expected),
                 |mut s| {
-                    let mut new = 0;
-                    for (k, &fp) in fps.iter().enumerate() {
-                        if let Some(&a) = fps.get(k + 16) {
-                            s.prefetch(a);
-                        }
-                        new += usize::from(s.insert(fp));
-                    }
-                    new
+                    inserts_prefetched(
+                        &mut s,
+                        &fps,
+                        FingerprintSet::prefetch,
+                        FingerprintSet::insert,
+                    )
                 },
                 BatchSize::LargeInput,
             )
@@ -130,20 +128,29 @@ fn tiers(c: &mut Criterion) {
     g.bench_function("insert-prefetched/uuid-10pct", |b| {
         b.iter_batched(
             || BloomFilter::new(1e-4, 1 << 20),
-            |mut bf| {
-                let mut maybe = 0;
-                for (i, &h) in hs.iter().enumerate() {
-                    if let Some(&a) = hs.get(i + 16) {
-                        bf.prefetch(a);
-                    }
-                    maybe += usize::from(bf.insert(h));
-                }
-                maybe
-            },
+            |mut bf| inserts_prefetched(&mut bf, &hs, BloomFilter::prefetch, BloomFilter::insert),
             BatchSize::LargeInput,
         )
     });
     g.finish();
+}
+
+/// Inserts `keys` into `set`, prefetching 16 keys ahead as the pipeline does;
+/// returns how many inserts answered true.
+fn inserts_prefetched<S, K: Copy>(
+    set: &mut S,
+    keys: &[K],
+    prefetch: fn(&S, K),
+    insert: fn(&mut S, K) -> bool,
+) -> usize {
+    let mut yes = 0;
+    for (i, &k) in keys.iter().enumerate() {
+        if let Some(&a) = keys.get(i + 16) {
+            prefetch(set, a);
+        }
+        yes += usize::from(insert(set, k));
+    }
+    yes
 }
 
 criterion_group!(benches, tiers);

@@ -81,10 +81,7 @@ impl Sink {
         let total: usize = runs.iter().map(|r| r.len()).sum();
         if total < DIRECT {
             for r in runs {
-                self.buf.extend_from_slice(&data[r.clone()]);
-            }
-            if self.buf.len() >= BLOCK {
-                self.drain()?;
+                self.write(&data[r.clone()], None)?;
             }
             return Ok(());
         }
