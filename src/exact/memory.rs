@@ -69,7 +69,7 @@ impl Table {
     }
 
     /// The bucket count at `step`: [`MIN_BUCKETS`] × [`GROWTH`]^`step`, in whole
-    /// huge pages once it spans one. Sizes come from the real-valued schedule, not
+    /// huge pages past 8 MiB ([`HugeBuf::whole_pages`]). Sizes come from the real-valued schedule, not
     /// by compounding rounded sizes, so tables started at different fractional
     /// steps stay apart however often they grow.
     fn size_at(step: f64) -> usize {
@@ -129,7 +129,9 @@ impl Table {
         }
     }
 
-    /// Rebuilds the table ×[`GROWTH`] in its own memory (see [`HugeBuf::grow`]).
+    /// Moves the table to the next larger size of its schedule (×[`GROWTH`], give
+    /// or take the rounding to whole huge pages), in its own memory (see
+    /// [`HugeBuf::grow`]).
     ///
     /// The home bucket `(x · n) >> 64` is monotone in `x`, so a fingerprint's new
     /// home is at least its old one scaled by the growth. Walking the old buckets
