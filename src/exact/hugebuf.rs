@@ -69,7 +69,7 @@ impl<T: Copy> HugeBuf<T> {
         let size = std::mem::size_of::<T>();
         let new_bytes = new_len.checked_mul(size).expect("table size overflow");
         if !self.map.is_null() {
-            if let Some(()) = self.remap(new_bytes) {
+            if self.remap(new_bytes) {
                 self.len = new_len;
                 return;
             }
@@ -80,17 +80,19 @@ impl<T: Copy> HugeBuf<T> {
     }
 
     /// Moves the mapping's pages to a fresh (2 MiB-aligned when large) range of
-    /// `new_bytes` and faults in the tail; `None` (mapping untouched) on failure.
-    fn remap(&mut self, new_bytes: usize) -> Option<()> {
+    /// `new_bytes` and faults in the tail; false (mapping untouched) when it cannot.
+    fn remap(&mut self, new_bytes: usize) -> bool {
         let new_span = new_bytes.next_multiple_of(4096);
         if self.map_len < WHOLE_FROM && new_span >= WHOLE_FROM {
             // Pages moved from a buffer not yet sized in whole huge pages may be
             // small ones, which stay small: copy into a fresh mapping instead.
-            return None;
+            return false;
         }
         // A placeholder whose pages `mremap` (MREMAP_FIXED) replaces: no memory is
         // committed for it.
-        let dst = map_range(new_span, libc::MAP_NORESERVE)?;
+        let Some(dst) = map_range(new_span, libc::MAP_NORESERVE) else {
+            return false;
+        };
         // SAFETY: moves our own mapping onto the placeholder, which it replaces
         // whole; on failure the placeholder is unmapped and ours is untouched.
         unsafe {
@@ -103,14 +105,14 @@ impl<T: Copy> HugeBuf<T> {
             );
             if moved == libc::MAP_FAILED {
                 libc::munmap(dst, new_span);
-                return None;
+                return false;
             }
             populate(moved, new_span, self.map_len);
             self.ptr = NonNull::new(moved as *mut T).expect("mremap returned null");
             self.map = moved;
             self.map_len = new_span;
         }
-        Some(())
+        true
     }
 
     fn layout(len: usize) -> std::alloc::Layout {
