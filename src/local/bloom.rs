@@ -212,10 +212,9 @@ impl BloomFilter {
         if newest.len >= newest.capacity {
             let i = self.filters.len() as u32;
             let spent: f64 = self.filters.iter().map(|f| f.fpr).sum();
-            let next = Sbbf::with_capacity(
-                self.initial_capacity << i.min(40),
-                (self.fpr - spent).max(0.0) * LATER_SHARE,
-            );
+            // (Never zero, which would size a filter without bound.)
+            let left = (self.fpr - spent).max(self.fpr * f64::EPSILON);
+            let next = Sbbf::with_capacity(self.initial_capacity << i.min(40), left * LATER_SHARE);
             // The full filter may still say "maybe"; only the new one takes the key.
             let present = self.filters.last().expect("never empty").contains(h);
             self.filters.push(next);
@@ -310,6 +309,9 @@ impl BloomFilter {
             if nblocks == 0 || nblocks > 1 << 32 {
                 return Err(bad("bad bloom filter size"));
             }
+            if !(ffpr > 0.0 && ffpr < fpr) {
+                return Err(bad("bad bloom filter rate"));
+            }
             let mut blocks = Vec::new();
             blocks
                 .try_reserve_exact(nblocks as usize)
@@ -324,6 +326,10 @@ impl BloomFilter {
                 blocks.push(b);
             }
             filters.push(Sbbf { blocks, capacity, len, fpr: ffpr });
+        }
+        // The filters split `fpr` between them (see `insert`); more is not ours.
+        if filters.iter().map(|f| f.fpr).sum::<f64>() > fpr {
+            return Err(bad("bloom filter rates add up to more than the target"));
         }
         Ok(BloomFilter { filters, fpr, initial_capacity })
     }
@@ -422,5 +428,16 @@ mod tests {
         let c = BloomFilter::read_from(buf.as_slice()).unwrap();
         assert_eq!(b, c);
         assert!(BloomFilter::read_from(&buf[..buf.len() - 3]).is_err());
+        // Filter rates that overspend the target are refused (a later filter would
+        // otherwise be sized for a rate of zero).
+        assert!(b.filter_count() >= 2);
+        for (first, second) in [(2e-2, 1e-4), (6e-3, 6e-3)] {
+            let mut d = b.clone();
+            d.filters[0].fpr = first;
+            d.filters[1].fpr = second;
+            let mut buf = Vec::new();
+            d.write_to(&mut buf).unwrap();
+            assert!(BloomFilter::read_from(buf.as_slice()).is_err(), "{first} {second}");
+        }
     }
 }
