@@ -68,11 +68,9 @@ impl<T: Copy> HugeBuf<T> {
         assert!(new_len >= self.len);
         let size = std::mem::size_of::<T>();
         let new_bytes = new_len.checked_mul(size).expect("table size overflow");
-        if !self.map.is_null() {
-            if self.remap(new_bytes) {
-                self.len = new_len;
-                return;
-            }
+        if !self.map.is_null() && self.remap(new_bytes) {
+            self.len = new_len;
+            return;
         }
         let mut fresh = HugeBuf::zeroed(new_len);
         fresh[..self.len].copy_from_slice(self);
