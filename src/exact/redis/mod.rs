@@ -704,78 +704,40 @@ impl RedisTier {
         Call { idx: idx.to_vec(), cmd: Arc::new(cmd) }
     }
 
-    /// Runs the calls (concurrently), resending failed ones once; fills `answers`
-    /// and returns the first error of a call that never succeeded.
+    /// Runs the calls (concurrently, through [`RedisTier::exec`], which resends
+    /// what failed on the way once); fills `answers` and returns the first error
+    /// of a call that never succeeded.
     fn run(&mut self, calls: Vec<Call>, answers: &mut [ExactAnswer]) -> Option<String> {
-        let conn = self.conn.clone().expect("connected");
-        let mut pending: Vec<Call> = calls;
-        // `fatal`: a call that is not resent; `error`: the latest attempt's failure.
-        let (mut fatal, mut error) = (None, None);
-        for attempt in 0..ATTEMPTS {
-            if pending.is_empty() {
-                break;
-            }
-            self.stats.round_trips += 1;
-            let timeout = self.timeout;
-            let sent = std::mem::take(&mut pending);
-            let results = self.rt.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for (k, call) in sent.iter().enumerate() {
-                    let (mut conn, cmd) = (conn.clone(), call.cmd.clone());
-                    set.spawn(async move { (k, send(&mut conn, &cmd).await) });
+        let sent = calls.iter().map(|c| (c.cmd.clone(), Some(SCRIPT))).collect();
+        let results = self.exec(sent);
+        let mut error = None;
+        for (call, result) in calls.iter().zip(results) {
+            let bits =
+                result.and_then(|v| Vec::<u8>::from_redis_value(v).map_err(|e| e.to_string()));
+            let e = match bits {
+                Ok(bits) if bits.len() == call.idx.len().div_ceil(8) => {
+                    for (n, &i) in call.idx.iter().enumerate() {
+                        let seen = bits[n / 8] >> (n % 8) & 1 == 1;
+                        answers[i as usize] = if seen {
+                            ExactAnswer::Seen
+                        } else {
+                            self.stats.fingerprints += 1;
+                            ExactAnswer::New
+                        };
+                    }
+                    continue;
                 }
-                let mut results: Vec<Option<redis::RedisResult<Vec<u8>>>> =
-                    (0..sent.len()).map(|_| None).collect();
-                let deadline = tokio::time::Instant::now() + timeout;
-                while let Ok(Some(done)) = tokio::time::timeout_at(deadline, set.join_next()).await
-                {
-                    if let Ok((k, r)) = done {
-                        results[k] = Some(r);
-                    }
-                }
-                results
-            });
-            error = None;
-            for (call, result) in sent.into_iter().zip(results) {
-                let e = match result {
-                    Some(Ok(bits)) if bits.len() == call.idx.len().div_ceil(8) => {
-                        for (n, &i) in call.idx.iter().enumerate() {
-                            let seen = bits[n / 8] >> (n % 8) & 1 == 1;
-                            answers[i as usize] = if seen {
-                                ExactAnswer::Seen
-                            } else {
-                                self.stats.fingerprints += 1;
-                                ExactAnswer::New
-                            };
-                        }
-                        continue;
-                    }
-                    Some(Ok(bits)) => format!(
-                        "the script answered {} bytes for {} queries",
-                        bits.len(),
-                        call.idx.len()
-                    ),
-                    Some(Err(e)) if attempt + 1 < ATTEMPTS && !resendable(&e) => {
-                        // A server-side error (out of memory, a script error) would
-                        // only repeat: do not resend.
-                        fatal.get_or_insert(e.to_string());
-                        continue;
-                    }
-                    Some(Err(e)) => e.to_string(),
-                    None => format!("no answer within {timeout:?}"),
-                };
-                error.get_or_insert(e);
-                pending.push(call);
-            }
+                Ok(bits) => format!(
+                    "the script answered {} bytes for {} queries",
+                    bits.len(),
+                    call.idx.len()
+                ),
+                Err(e) => e,
+            };
+            error.get_or_insert(e);
         }
-        fatal.or(error)
+        error
     }
-}
-
-/// Sends one call of the check-and-insert script.
-async fn send(conn: &mut Conn, cmd: &Cmd) -> redis::RedisResult<Vec<u8>> {
-    let v = send_value(conn, cmd, Some(SCRIPT)).await?;
-    Ok(Vec::<u8>::from_redis_value(v)?)
 }
 
 /// Sends one command. For `EVALSHA` (`script` is its text) the command is sent
