@@ -1,6 +1,7 @@
 //! Criterion: the tiers, ops/s — roaring (dense and random 64-bit IDs), the
-//! bloom filter, and the memory exact tier (also grown against presized at 9M IDs). The random-i64 pair is the
-//! measurement behind routing sparse 64-bit IDs to the string path.
+//! bloom filter, and the memory exact tier (also grown against presized at 9M
+//! IDs). The random-i64 pair is the measurement behind routing sparse 64-bit IDs to
+//! the string path.
 
 mod common;
 

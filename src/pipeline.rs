@@ -32,7 +32,7 @@ use crate::framing::{Frame, FrameReader, RawInput, Records};
 use crate::hash::Seed;
 use crate::key::{int, Key, KeySpec};
 use crate::local::LocalTier;
-use crate::sink::Sink;
+use crate::sink::{push_run, Sink};
 use crate::state::StateDir;
 use crate::stats::Stats;
 use crate::time::TimeFormat;
@@ -462,11 +462,7 @@ impl Run<'_> {
                     if tagging {
                         self.sink.write(records.raw(span), tag)?;
                     } else {
-                        let (start, end) = (span.start as usize, span.end as usize);
-                        match self.kept.last_mut() {
-                            Some(run) if run.end == start => run.end = end,
-                            _ => self.kept.push(start..end),
-                        }
+                        push_run(&mut self.kept, span.start as usize..span.end as usize);
                     }
                 }
                 Action::Suppress => self.stats.suppressed += 1,

@@ -129,6 +129,15 @@ impl Sink {
     }
 }
 
+/// Adds the bytes `r` of a batch's buffer to the runs to write, extending the last
+/// run when `r` follows it directly.
+pub fn push_run(runs: &mut Vec<Range<usize>>, r: Range<usize>) {
+    match runs.last_mut() {
+        Some(last) if last.end == r.start => last.end = r.end,
+        _ => runs.push(r),
+    }
+}
+
 /// `write_all` for a list of slices (`Write::write_all_vectored` is unstable).
 fn write_all_slices(out: &mut dyn Write, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
     while !slices.is_empty() {
@@ -255,11 +264,8 @@ mod tests {
         let runs: Vec<Range<usize>> = (0..30_000)
             .filter(|i| i % 3 != 1)
             .map(|i| i * 6..i * 6 + 6)
-            .fold(Vec::new(), |mut v: Vec<Range<usize>>, r| {
-                match v.last_mut() {
-                    Some(last) if last.end == r.start => last.end = r.end,
-                    _ => v.push(r),
-                }
+            .fold(Vec::new(), |mut v, r| {
+                push_run(&mut v, r);
                 v
             });
         let want: Vec<u8> = runs.iter().flat_map(|r| data[r.clone()].to_vec()).collect();

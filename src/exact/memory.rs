@@ -69,9 +69,9 @@ impl Table {
     }
 
     /// The bucket count at `step`: [`MIN_BUCKETS`] × [`GROWTH`]^`step`, in whole
-    /// huge pages past 8 MiB ([`HugeBuf::whole_pages`]). Sizes come from the real-valued schedule, not
-    /// by compounding rounded sizes, so tables started at different fractional
-    /// steps stay apart however often they grow.
+    /// huge pages past 8 MiB ([`HugeBuf::whole_pages`]). Sizes come from the
+    /// real-valued schedule, not by compounding rounded sizes, so tables started at
+    /// different fractional steps stay apart however often they grow.
     fn size_at(step: f64) -> usize {
         let n = (MIN_BUCKETS * GROWTH.powf(step)).ceil() as usize;
         HugeBuf::<Bucket>::whole_pages(n.max(1))

@@ -196,6 +196,11 @@ impl BloomFilter {
         BloomFilter { filters: vec![first], fpr, initial_capacity: initial_capacity.max(1) }
     }
 
+    /// The false-positive rates the filters were sized for, added up.
+    fn spent(&self) -> f64 {
+        self.filters.iter().map(|f| f.fpr).sum()
+    }
+
     /// Whether the key may have been inserted.
     #[inline]
     pub fn contains(&self, h: u64) -> bool {
@@ -211,9 +216,8 @@ impl BloomFilter {
         }
         if newest.len >= newest.capacity {
             let i = self.filters.len() as u32;
-            let spent: f64 = self.filters.iter().map(|f| f.fpr).sum();
             // (Never zero, which would size a filter without bound.)
-            let left = (self.fpr - spent).max(self.fpr * f64::EPSILON);
+            let left = (self.fpr - self.spent()).max(self.fpr * f64::EPSILON);
             let next = Sbbf::with_capacity(self.initial_capacity << i.min(40), left * LATER_SHARE);
             // The full filter may still say "maybe"; only the new one takes the key.
             let present = self.filters.last().expect("never empty").contains(h);
@@ -327,11 +331,12 @@ impl BloomFilter {
             }
             filters.push(Sbbf { blocks, capacity, len, fpr: ffpr });
         }
+        let b = BloomFilter { filters, fpr, initial_capacity };
         // The filters split `fpr` between them (see `insert`); more is not ours.
-        if filters.iter().map(|f| f.fpr).sum::<f64>() > fpr {
+        if b.spent() > fpr {
             return Err(bad("bloom filter rates add up to more than the target"));
         }
-        Ok(BloomFilter { filters, fpr, initial_capacity })
+        Ok(b)
     }
 }
 
@@ -387,8 +392,7 @@ mod tests {
             for i in 0..n {
                 b.insert(h(i));
             }
-            let rates: f64 = b.filters.iter().map(|f| f.fpr).sum();
-            assert!(rates < fpr, "rates sum to {rates}");
+            assert!(b.spent() < fpr, "rates sum to {}", b.spent());
             let halving: u64 = (0..b.filter_count() as i32)
                 .map(|i| Sbbf::with_capacity(1000 << i, fpr / 2f64.powi(i + 1)).bits())
                 .sum();
@@ -403,7 +407,7 @@ mod tests {
             b.insert(h(i));
         }
         assert!(b.filter_count() > 15);
-        assert!(b.filters.iter().map(|f| f.fpr).sum::<f64>() < 1e-3);
+        assert!(b.spent() < 1e-3);
     }
 
     #[test]
