@@ -575,6 +575,52 @@ mod tests {
             });
             proptest::prop_assert_eq!(close_structure(&rec, from, open), slow);
         }
+
+        /// The same on records built of strings (with brackets inside), brackets,
+        /// commas and letters, most closed by as many `}` as are open, so that
+        /// most have an end to find; with and without escapes.
+        #[test]
+        fn close_structure_agrees_on_near_json(
+            pieces in proptest::collection::vec((0u8..7, 0usize..24), 0..40),
+            open in 1usize..5,
+            closed in proptest::bool::weighted(0.8),
+            escapes in proptest::bool::ANY,
+            trail in 0usize..3,
+        ) {
+            let mut rec = Vec::new();
+            for (kind, len) in pieces {
+                match kind {
+                    0 | 1 => {
+                        rec.push(b'"');
+                        for i in 0..len {
+                            rec.push(match i % 7 {
+                                2 => b'}',
+                                4 => b'[',
+                                5 if escapes => b'\\',
+                                _ => b'a',
+                            });
+                            if i % 7 == 5 && escapes {
+                                rec.push(b'"');
+                            }
+                        }
+                        rec.push(b'"');
+                    }
+                    2 => rec.push(b'['),
+                    3 => rec.push(b']'),
+                    4 => rec.push(b'{'),
+                    5 => rec.push(b','),
+                    _ => rec.extend(std::iter::repeat_n(b'a', len)),
+                }
+            }
+            if closed {
+                rec.extend(std::iter::repeat_n(b'}', open));
+            }
+            rec.extend(std::iter::repeat_n(b' ', trail));
+            let slow = close_structure_bytes(&rec, 0, false, open).and_then(|end| {
+                rec[end..].iter().all(|c| matches!(c, b' ' | b'\n')).then_some(())
+            });
+            proptest::prop_assert_eq!(close_structure(&rec, 0, open), slow);
+        }
     }
 
     #[test]
