@@ -294,6 +294,28 @@ fn late_records() {
     assert_eq!(o.stdout_str(), input);
 }
 
+/// A late record follows `--on-late` in every `--emit` mode: under `--emit dups` it
+/// is still written (it was never decided new or duplicate), and under `--emit all
+/// --tag` it is written untagged.
+#[test]
+fn late_records_follow_their_policy_in_every_emit_mode() {
+    let input = ev("a", 35) + &ev("a", 36) + &ev("b", 5);
+    let base = ["--key", ".id", "--window", "10s", "--time-field", ".ts"];
+    let mut dups = base.to_vec();
+    dups.extend(["--emit", "dups"]);
+    let o = run(&dups, &input);
+    assert_eq!(o.stdout_str(), ev("a", 36) + &ev("b", 5));
+    assert_eq!((o.stat("duplicates"), o.stat("late"), o.stat("emitted")), (1, 1, 2));
+    let mut all = base.to_vec();
+    all.extend(["--emit", "all", "--tag", "dup"]);
+    let o = run(&all, &input);
+    let out = o.stdout_str();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].contains(r#""dup":false"#) && lines[1].contains(r#""dup":true"#));
+    assert_eq!(format!("{}\n", lines[2]), ev("b", 5), "the late record is written as read");
+}
+
 #[test]
 fn no_readable_time_is_unkeyed() {
     let args = ["--key", ".id", "--window", "10s", "--time-field", ".ts"];

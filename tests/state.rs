@@ -155,6 +155,54 @@ fn unknown_version_is_named() {
     assert!(o.stderr.contains("version 2"), "{}", o.stderr);
 }
 
+/// Rewrites the snapshot's trailing xxh3-64 so only the intended change remains.
+fn reseal(b: &mut [u8]) {
+    let n = b.len() - 8;
+    let sum = xxhash_rust::xxh3::xxh3_64(&b[..n]);
+    b[n..].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// A snapshot with an older format version (0) is refused by name too, not read
+/// as version 1.
+#[test]
+fn older_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sd(dir.path());
+    let args = ["--state-dir", &s];
+    run(&args, "a\n");
+    let file = PathBuf::from(&s).join("state.bin");
+    let mut b = std::fs::read(&file).unwrap();
+    b[16..20].copy_from_slice(&0u32.to_le_bytes());
+    reseal(&mut b);
+    std::fs::write(&file, &b).unwrap();
+    let o = TestCommand::new(&args).stdin("a\nb\n").run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("version 0"), "{}", o.stderr);
+    assert!(o.stdout.is_empty(), "no silent start");
+}
+
+/// Bytes after the last section are refused even under a valid checksum: the
+/// file is not what this version wrote.
+#[test]
+fn trailing_bytes_under_a_valid_checksum_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sd(dir.path());
+    let args = ["--key", ".id", "--state-dir", &s];
+    let input: String = (0..10).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
+    run(&args, &input);
+    let file = PathBuf::from(&s).join("state.bin");
+    let good = std::fs::read(&file).unwrap();
+    let n = good.len() - 8;
+    let mut b = [&good[..n], b"\0", &good[n..]].concat();
+    reseal(&mut b);
+    std::fs::write(&file, &b).unwrap();
+    let o = TestCommand::new(&args).stdin(&input).run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("trailing bytes"), "{}", o.stderr);
+    assert!(o.stdout.is_empty(), "no silent start");
+    assert_eq!(std::fs::read(&file).unwrap(), b, "the evidence is kept");
+}
+
 /// `--checkpoint-every N` snapshots every N records (in process, small reads,
 /// so batches are small).
 #[test]

@@ -379,6 +379,22 @@ mod tests {
         assert!(KeySpec::parse(&["field:1".into(), "field:2".into()], None, KeyType::Int).is_err());
     }
 
+    /// A part of exactly 128 bytes has the two-byte length `80 01` (LEB128). The
+    /// encoding is a stable format; a one-byte `80` would also make these two
+    /// different composite keys encode alike (the second record would be dropped).
+    #[test]
+    fn composite_length_prefix_of_a_128_byte_part() {
+        let s = spec(&["field:1", "field:2"], KeyType::Str);
+        // ("\x02" + 127×a, 127×b + "\x01c")  vs  (127×a + "\x81\x01" + 127×b, "c")
+        let a = [&[0x02u8][..], &[b'a'; 127], b" ", &[b'b'; 127], &[0x01, b'c']].concat();
+        let b = [&[b'a'; 127][..], &[0x81, 0x01], &[b'b'; 127], b" c"].concat();
+        let (ka, kb) = (key_of(&s, &a).unwrap(), key_of(&s, &b).unwrap());
+        assert_eq!(ka.1[..3], [0x80, 0x01, 0x02]);
+        assert_eq!(ka.1.len(), 2 + 128 + 2 + 129);
+        assert_eq!(kb.1[..2], [0x80, 0x02]);
+        assert_ne!(ka, kb);
+    }
+
     #[test]
     fn regex_groups() {
         let s = spec(&[r"regex:blk_(-?[0-9]+)"], KeyType::Auto);
