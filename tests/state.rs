@@ -99,13 +99,28 @@ fn other_settings_are_refused_and_the_snapshot_kept() {
     }
 }
 
-#[test]
-fn damaged_or_foreign_snapshots_are_errors() {
+/// A state directory written by a run of `n` records keyed on `.id`: the directory's
+/// guard, its path and the input.
+fn keyed_snapshot(n: usize) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let s = sd(dir.path());
+    let input: String = (0..n).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
+    run(&["--key", ".id", "--state-dir", &s], &input);
+    (dir, s, input)
+}
+
+/// Rewrites the snapshot's trailing checksum (xxh3-64 of every byte before it) so
+/// only the intended change remains.
+fn reseal(b: &mut [u8]) {
+    let n = b.len() - 8;
+    let sum = xxhash_rust::xxh3::xxh3_64(&b[..n]);
+    b[n..].copy_from_slice(&sum.to_le_bytes());
+}
+
+#[test]
+fn damaged_or_foreign_snapshots_are_errors() {
+    let (_dir, s, input) = keyed_snapshot(100);
     let args = ["--key", ".id", "--state-dir", &s];
-    let input: String = (0..100).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
-    run(&args, &input);
     let file = PathBuf::from(&s).join("state.bin");
     let good = std::fs::read(&file).unwrap();
     let mut damaged: Vec<(String, Vec<u8>)> = vec![
@@ -135,61 +150,34 @@ fn damaged_or_foreign_snapshots_are_errors() {
     assert!(o.stdout.is_empty());
 }
 
-/// A snapshot from a newer format version is refused by name, not as garbage.
+/// A snapshot from another format version, newer or older, is refused by name,
+/// not read as this one or as garbage.
 #[test]
-fn unknown_version_is_named() {
+fn other_versions_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let s = sd(dir.path());
     let args = ["--state-dir", &s];
     run(&args, "a\n");
     let file = PathBuf::from(&s).join("state.bin");
-    let mut b = std::fs::read(&file).unwrap();
-    b[16] = 2;
-    // Re-seal the checksum (xxh3-64 of every byte before it) so only the version differs.
-    let n = b.len() - 8;
-    let sum = xxhash_rust::xxh3::xxh3_64(&b[..n]);
-    b[n..].copy_from_slice(&sum.to_le_bytes());
-    std::fs::write(&file, &b).unwrap();
-    let o = TestCommand::new(&args).stdin("a\n").run();
-    assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("version 2"), "{}", o.stderr);
-}
-
-/// Rewrites the snapshot's trailing xxh3-64 so only the intended change remains.
-fn reseal(b: &mut [u8]) {
-    let n = b.len() - 8;
-    let sum = xxhash_rust::xxh3::xxh3_64(&b[..n]);
-    b[n..].copy_from_slice(&sum.to_le_bytes());
-}
-
-/// A snapshot with an older format version (0) is refused by name too, not read
-/// as version 1.
-#[test]
-fn older_version_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = sd(dir.path());
-    let args = ["--state-dir", &s];
-    run(&args, "a\n");
-    let file = PathBuf::from(&s).join("state.bin");
-    let mut b = std::fs::read(&file).unwrap();
-    b[16..20].copy_from_slice(&0u32.to_le_bytes());
-    reseal(&mut b);
-    std::fs::write(&file, &b).unwrap();
-    let o = TestCommand::new(&args).stdin("a\nb\n").run();
-    assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("version 0"), "{}", o.stderr);
-    assert!(o.stdout.is_empty(), "no silent start");
+    let good = std::fs::read(&file).unwrap();
+    for version in [2u32, 0] {
+        let mut b = good.clone();
+        b[16..20].copy_from_slice(&version.to_le_bytes());
+        reseal(&mut b);
+        std::fs::write(&file, &b).unwrap();
+        let o = TestCommand::new(&args).stdin("a\nb\n").run();
+        assert_eq!(o.code, 2, "{version}: {}", o.stderr);
+        assert!(o.stderr.contains(&format!("version {version}")), "{}", o.stderr);
+        assert!(o.stdout.is_empty(), "{version}: no silent start");
+    }
 }
 
 /// Bytes after the last section are refused even under a valid checksum: the
 /// file is not what this version wrote.
 #[test]
 fn trailing_bytes_under_a_valid_checksum_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = sd(dir.path());
+    let (_dir, s, input) = keyed_snapshot(10);
     let args = ["--key", ".id", "--state-dir", &s];
-    let input: String = (0..10).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
-    run(&args, &input);
     let file = PathBuf::from(&s).join("state.bin");
     let good = std::fs::read(&file).unwrap();
     let n = good.len() - 8;
