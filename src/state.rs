@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! magic    16 B  "LOGDEDUP-STATE\0\0"
-//! version   4 B  1
+//! version   4 B  2 (1 is still read: its bloom filters have no layout byte)
 //! settings  4 B length + UTF-8: the flags that decide what a key is
 //!                (--key, --key-type, --delimiter, --window, bloom on/off);
 //!                a snapshot written under other settings is refused
@@ -38,7 +38,8 @@ use crate::local::LocalTier;
 use crate::window::WindowIndex;
 
 const MAGIC: &[u8; 16] = b"LOGDEDUP-STATE\0\0";
-const VERSION: u32 = 1;
+/// The format this version writes; every format from 1 up to it is read.
+pub(crate) const VERSION: u32 = 2;
 const FILE: &str = "state.bin";
 
 /// What a snapshot restores.
@@ -171,9 +172,9 @@ impl StateDir {
             Ok(a)
         };
         let version = u32::from_le_bytes(take(4)?.try_into().unwrap());
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(Error::State(format!(
-                "{} has snapshot version {version}; this logdedup reads version {VERSION}",
+                "{} has snapshot version {version}; this logdedup reads versions 1 to {VERSION}",
                 path.display()
             )));
         }
@@ -191,11 +192,30 @@ impl StateDir {
         let newest = i64::from_le_bytes(take(8)?.try_into().unwrap());
         let llen = u64::from_le_bytes(take(8)?.try_into().unwrap()) as usize;
         let mut lsec = take(llen)?;
-        local.load(&mut lsec).map_err(|e| damaged(&format!("local tier: {e}")))?;
+        local.load(&mut lsec, version).map_err(|e| damaged(&format!("local tier: {e}")))?;
         let elen = u64::from_le_bytes(take(8)?.try_into().unwrap()) as usize;
         let mut esec = take(elen)?;
-        if let Some(exact) = exact {
-            exact.load(&mut esec).map_err(|e| damaged(&format!("exact tier: {e}")))?;
+        // The exact tier's section is empty unless the in-process tier wrote it.
+        let changed = |had: &str, has: &str| {
+            Error::State(format!(
+                "{} holds {had} but this run {has}; use the --exact it was written with, or another --state-dir",
+                path.display()
+            ))
+        };
+        match exact {
+            Some(e) if e.keeps_state() => {
+                if esec.is_empty() {
+                    return Err(changed(
+                        "no in-process fingerprints",
+                        "keeps them (--exact memory)",
+                    ));
+                }
+                e.load(&mut esec).map_err(|e| damaged(&format!("exact tier: {e}")))?;
+            }
+            _ if !esec.is_empty() => {
+                return Err(changed("in-process fingerprints (--exact memory)", "keeps none"));
+            }
+            _ => {}
         }
         if !lsec.is_empty() || !esec.is_empty() || !r.is_empty() {
             return Err(damaged("trailing bytes"));

@@ -772,35 +772,51 @@ fn exact_none_drops_no_more_than_the_fpr() {
     }
 }
 
-/// The bloom's memory stays within 1.8 × the information-theoretic bound,
-/// log2(1/fpr) bits per ID, growth included (issue 2, "How it is checked").
-///
-/// Not met yet, so not run by default (`cargo test -- --ignored` runs it):
-/// measured on 1M keys, 13.8 / 28.7 bits per ID at fpr 1e-2 (sized / grown from
-/// 1,000 keys; limit 12.0) and 25.0 / 48.6 at 1e-4 (limit 23.9). The filter sets
-/// 16 bits per key whatever the fpr, sizes its first sub-filter for fpr/2, and
-/// halves the rate at each doubling.
+/// Bits per ID of the bloom filters after `n` unique string IDs under `--exact
+/// none`, and the share of them wrongly dropped.
+fn bloom_bits_per_id(n: usize, fpr: f64, initial_capacity: u64) -> (f64, f64) {
+    let mut c = Config::default();
+    c.key = key_spec(&["line"], None, KeyType::Str);
+    c.exact = ExactConfig::None;
+    c.local.fpr = fpr;
+    c.local.bloom_initial_capacity = initial_capacity;
+    let (_, stats) = run_pipeline(c, unique_strings(n, 0), 1 << 20).unwrap();
+    (stats.bloom_bits as f64 / n as f64, stats.duplicates as f64 / n as f64)
+}
+
+/// A bloom sized for its stream (`--bloom-initial-capacity` = the distinct IDs,
+/// so it never grows) stays within 1.8 × the information-theoretic bound,
+/// log2(1/fpr) bits per ID (issue 2), and drops no more than the fpr allows.
+/// Measured on 1M keys: 11.1 bits per ID at 1e-2 (bound 6.6, 1.67×), 23.5 at 1e-4
+/// (bound 13.3, 1.77×).
 #[test]
-#[ignore = "issue 2's bloom memory target is not met yet; see the doc comment"]
-fn bloom_bits_per_id_within_1_8x_of_the_bound() {
+fn bloom_sized_for_its_stream_within_1_8x_of_the_bound() {
     let n = 1_000_000;
-    let input = unique_strings(n, 0);
+    for fpr in [1e-2, 1e-4] {
+        let (per_id, dropped) = bloom_bits_per_id(n, fpr, n as u64);
+        let bound = (1.0 / fpr).log2();
+        assert!(per_id <= 1.8 * bound, "fpr {fpr}: {per_id:.2} bits per ID > 1.8 x {bound:.2}");
+        assert!(dropped <= 1.5 * fpr, "fpr {fpr}: dropped {dropped}");
+    }
+}
+
+/// The same bound with growth included (issue 2): a filter grown from 1,000 keys
+/// to 1M. Not met, so not run by default (`cargo test -- --ignored` runs it):
+/// 22.5 bits per ID at 1e-2 (limit 12.0) and 39.5 at 1e-4 (limit 23.9). A filter
+/// that grows by adding filters twice as large has, just after a growth step, as
+/// many fresh bits as all the filled ones, and each later filter needs a tighter
+/// rate for the sum to stay within `--fpr`; the README's performance section has
+/// the arithmetic.
+#[test]
+#[ignore = "issue 2's bloom memory target with growth is not met; see the doc comment"]
+fn bloom_grown_within_1_8x_of_the_bound() {
+    let n = 1_000_000;
     let mut failures = Vec::new();
     for fpr in [1e-2, 1e-4] {
-        for cap in [n as u64, 1000] {
-            let mut c = Config::default();
-            c.key = key_spec(&["line"], None, KeyType::Str);
-            c.exact = ExactConfig::None;
-            c.local.fpr = fpr;
-            c.local.bloom_initial_capacity = cap;
-            let (_, stats) = run_pipeline(c, input.clone(), 1 << 20).unwrap();
-            let bound = (1.0 / fpr).log2();
-            let per_id = stats.bloom_bits as f64 / n as f64;
-            if per_id > 1.8 * bound {
-                failures.push(format!(
-                    "fpr {fpr}, initial capacity {cap}: {per_id:.1} bits per ID > 1.8 x {bound:.1}"
-                ));
-            }
+        let (per_id, _) = bloom_bits_per_id(n, fpr, 1000);
+        let bound = (1.0 / fpr).log2();
+        if per_id > 1.8 * bound {
+            failures.push(format!("fpr {fpr}: {per_id:.1} bits per ID > 1.8 x {bound:.1}"));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -160,7 +160,7 @@ fn other_versions_are_named() {
     run(&args, "a\n");
     let file = PathBuf::from(&s).join("state.bin");
     let good = std::fs::read(&file).unwrap();
-    for version in [2u32, 0] {
+    for version in [3u32, 0] {
         let mut b = good.clone();
         b[16..20].copy_from_slice(&version.to_le_bytes());
         reseal(&mut b);
@@ -169,6 +169,34 @@ fn other_versions_are_named() {
         assert_eq!(o.code, 2, "{version}: {}", o.stderr);
         assert!(o.stderr.contains(&format!("version {version}")), "{}", o.stderr);
         assert!(o.stdout.is_empty(), "{version}: no silent start");
+    }
+}
+
+/// A snapshot written with the in-process exact tier does not load into a run
+/// without one, nor the other way round (the bloom setting the same both times):
+/// an error that names `--exact`, not "damaged", and nothing emitted.
+#[test]
+fn a_changed_exact_tier_is_named() {
+    let input: String = (0..20).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
+    let memory = ["--key", ".id", "--local-bloom", "on"];
+    let none = ["--key", ".id", "--local-bloom", "on", "--exact", "none"];
+    for (first, then) in [(&memory[..], &none[..]), (&none[..], &memory[..])] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sd(dir.path());
+        let with = |a: &[&'static str]| -> Vec<&str> {
+            a.iter().copied().chain(["--state-dir", s.as_str()]).collect()
+        };
+        let (f, t) = (with(first), with(then));
+        let o = run(&f, &input);
+        assert_eq!(o.stat("new"), 20);
+        let o = TestCommand::new(&t).stdin(&input).run();
+        assert_eq!(o.code, 2, "{first:?} then {then:?}: {}", o.stderr);
+        assert!(o.stderr.contains("--exact"), "{}", o.stderr);
+        assert!(!o.stderr.contains("damaged"), "{}", o.stderr);
+        assert!(o.stdout.is_empty());
+        // The same flags as before still load it.
+        let o = run(&f, &input);
+        assert_eq!(o.stat("new"), 0);
     }
 }
 
@@ -445,7 +473,8 @@ fn golden(name: &str) -> (tempfile::TempDir, String) {
     let src = util::repo().join("tests/data").join(name).join("state.bin");
     let bytes = std::fs::read(&src).unwrap();
     assert_eq!(&bytes[..16], b"LOGDEDUP-STATE\0\0", "magic");
-    assert_eq!(u32::from_le_bytes(bytes[16..20].try_into().unwrap()), 1, "format version");
+    let version = if name.contains("-v2") { 2 } else { 1 };
+    assert_eq!(u32::from_le_bytes(bytes[16..20].try_into().unwrap()), version, "format version");
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("state");
     std::fs::create_dir(&s).unwrap();
@@ -491,6 +520,9 @@ fn check_golden(name: &str, extra: &[&str]) {
             .concat();
     let o = run(&args(&s), format!("{known}{fresh}"));
     assert_eq!(o.stdout_str(), fresh, "{name}: only the new IDs");
+    // What that run saved (in this version's format) holds both.
+    let o = run(&args(&s), format!("{fresh}{known}"));
+    assert_eq!(o.stdout_str(), "", "{name}: after a save in this version's format");
     // The window clock was restored: hour h-1 is late, hour h+2 retires hour h.
     let (_d, s) = golden(name);
     let o = run(&args(&s), format!("{{\"ts\":{},\"id\":1}}\n", h - 1));
@@ -520,6 +552,12 @@ fn golden_snapshot_v1_loads() {
 #[test]
 fn golden_snapshot_v1_with_bloom_loads() {
     check_golden("golden-state-v1-bloom", &["--local-bloom", "on"]);
+}
+
+/// Format 2 stores each bloom filter's layout (format 1 had split-block only).
+#[test]
+fn golden_snapshot_v2_with_bloom_loads() {
+    check_golden("golden-state-v2-bloom", &["--local-bloom", "on"]);
 }
 
 /// The in-process API loads the golden snapshot too (a restart through the library).

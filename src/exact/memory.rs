@@ -412,6 +412,10 @@ impl ExactTier for MemoryTier {
         Ok(())
     }
 
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
     fn load(&mut self, r: &mut dyn Read) -> io::Result<()> {
         let mut n = [0u8; 4];
         r.read_exact(&mut n)?;

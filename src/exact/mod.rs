@@ -96,6 +96,11 @@ pub trait ExactTier: Send {
         Ok(())
     }
 
+    /// Whether [`ExactTier::save`] writes anything (the in-process tier does).
+    fn keeps_state(&self) -> bool {
+        false
+    }
+
     /// Whether the tier must hear when the records it answered for are written out
     /// ([`ExactTier::output_written`]): a tier that makes IDs durable only after
     /// their records are out, so that a crash in between re-emits, never loses.

@@ -1,33 +1,45 @@
-//! String IDs in a split-block bloom filter that grows when it fills.
+//! String IDs in a cache-line-blocked bloom filter that grows when it fills.
 //!
-//! Layout: 512-bit blocks (one cache line, 16 × u32); a key picks one block from
-//! the high half of its hash and sets one bit in each of the 16 words from the low
-//! half times 16 odd salts (the Parquet split-block idea, widened to a full cache
-//! line because below an fpr of ~2e-4 a 512-bit block costs fewer bits per key
-//! than a 256-bit one). A lookup touches one cache line; the pipeline prefetches
-//! blocks a batch ahead, so misses overlap.
+//! Layout: 512-bit blocks (one cache line, 16 × u32). A key picks one block from
+//! the high half of its hash and sets `k` bits anywhere in it, each bit from the
+//! low half times an odd salt; `k` is chosen per filter from a Poisson model of
+//! the block loads, as the count that fits the most keys per block at that
+//! filter's rate (12 at 1e-4, 6 at 1e-2). Bits anywhere in the line cost fewer
+//! bits per key than one bit in each of the 16 words (the split-block layout,
+//! whose count is fixed at 16): 21.9 against 23.0 at 1e-4, 9.9 against 12.5 at
+//! 1e-2. A lookup touches one cache line; the pipeline prefetches blocks a batch
+//! ahead, so misses overlap. Snapshots of format 1 hold split-block filters; they
+//! are still read and used as they are ([`Layout::Split16`]).
 //!
-//! Growth: no capacity to guess. Filter `i` holds `c0·2^i` keys. The first gets half
-//! of the false-positive budget `fpr`, and each later one [`LATER_SHARE`] of what
-//! is left, so the rates of all filters sum to less than `fpr` however many are
-//! added. Taking 0.3 of the rest rather than half of it gives the large, late
-//! filters (which hold most keys) looser rates: a filter grown from 1,000 to 1M keys
-//! takes 39.3 bits per key at 1e-4 instead of 48.6, 23.0 instead of 28.7 at 1e-2
-//! (`bloom_growth_costs_fewer_bits_than_halving`); a chain of three or four filters
-//! costs about what it did. A lookup asks every filter; inserts go to the newest one.
-//! *No* is certain (no false negatives); *maybe* must be confirmed by the exact tier.
+//! Growth: no capacity to guess. Filter `i` holds `c0·2^i` keys. The first gets
+//! [`FIRST_SHARE`] of the false-positive budget `fpr`, and each later one
+//! [`LATER_SHARE`] of what is left, so the rates of all filters sum to less than
+//! `fpr` however many are added. A lookup asks every filter; inserts go to the
+//! newest one. *No* is certain (no false negatives); *maybe* must be confirmed by
+//! the exact tier.
 
 use std::io::{self, Read, Write};
 
+/// The share of the false-positive budget the first filter gets. A filter sized
+/// for its stream (`--bloom-initial-capacity` at least the distinct IDs) never
+/// grows, and costs 23.5 bits per key at 1e-4 with 0.6 (1.77× log2(1/fpr)), 24.1
+/// with half (1.81×); growth from a small first filter costs ~2 % more bits than
+/// with half (Poisson model).
+const FIRST_SHARE: f64 = 0.6;
+
 /// The share of the remaining false-positive budget each filter after the first
 /// gets. A smaller share leaves more for the later, larger filters, which pays in a
-/// long chain and costs a little in a short one (Poisson model, bits per key:
-/// grown from 1,000 to 1M keys at 1e-4, halving 48.6, 0.3 39.3, 0.2 36.9; from
-/// the default 1M-key first filter to 1M-100M keys, mean 48.1, 47.4, 48.2).
+/// long chain and costs a little in a short one (Poisson model, bits per key of
+/// the split-block layout: grown from 1,000 to 1M keys at 1e-4, halving 48.6, 0.3
+/// 39.3, 0.2 36.9; from the default 1M-key first filter to 1M-100M keys, mean
+/// 48.1, 47.4, 48.2).
 const LATER_SHARE: f64 = 0.3;
 
-/// Odd multipliers that spread the low 32 bits of a hash over each word's 32 bits.
-const SALTS: [u32; 16] = [
+/// The most bits a key sets in its block.
+const MAX_K: u32 = 16;
+
+/// Odd multipliers that spread the low 32 bits of a hash over a block's bits.
+const SALTS: [u32; MAX_K as usize] = [
     0x47b6_137b,
     0x4497_4d91,
     0x8824_ad5b,
@@ -51,29 +63,114 @@ const SALTS: [u32; 16] = [
 #[repr(C, align(64))]
 struct Block([u32; 16]);
 
-#[inline]
-fn mask(h: u64) -> [u32; 16] {
-    let x = h as u32;
-    SALTS.map(|s| 1u32 << (x.wrapping_mul(s) >> 27))
+/// Where a key's bits go in its block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One bit in each of the 16 words (the only layout of snapshot format 1).
+    Split16,
+    /// `k` bits anywhere in the 512, repeats allowed.
+    Bits(u32),
 }
 
-/// A fixed-size split-block bloom filter.
+impl Layout {
+    /// The byte a snapshot stores for the layout: 0 for split-block, else `k`.
+    fn code(self) -> u8 {
+        match self {
+            Layout::Split16 => 0,
+            Layout::Bits(k) => k as u8,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Layout> {
+        match u32::from(c) {
+            0 => Some(Layout::Split16),
+            k @ 1..=MAX_K => Some(Layout::Bits(k)),
+            _ => None,
+        }
+    }
+
+    /// The chance that a key not inserted finds all its bits set in a block that
+    /// holds `j` keys, positions drawn uniformly.
+    fn block_fpr(self, j: u32) -> f64 {
+        match self {
+            Layout::Split16 => (1.0 - (31.0f64 / 32.0).powi(j as i32)).powi(16),
+            Layout::Bits(k) => (1.0 - (511.0f64 / 512.0).powi((j * k) as i32)).powi(k as i32),
+        }
+    }
+
+    /// The chance that a key not inserted finds all its bits set in this block:
+    /// the product of each word's fill (split), or the block's fill to the `k`.
+    fn block_fpr_given(self, b: &Block) -> f64 {
+        match self {
+            Layout::Split16 => b.0.iter().map(|w| f64::from(w.count_ones()) / 32.0).product(),
+            Layout::Bits(k) => {
+                let ones: u32 = b.0.iter().map(|w| w.count_ones()).sum();
+                (f64::from(ones) / 512.0).powi(k as i32)
+            }
+        }
+    }
+
+    /// The false-positive rate with `lambda` keys per block on average (keys per
+    /// block are Poisson).
+    fn fpr(self, lambda: f64) -> f64 {
+        let mut total = 0.0;
+        let mut p = (-lambda).exp(); // P(j = 0)
+        let limit = (lambda + 12.0 * lambda.sqrt() + 20.0) as u32;
+        for j in 0..=limit {
+            if j > 0 {
+                p *= lambda / f64::from(j);
+            }
+            total += p * self.block_fpr(j);
+        }
+        total
+    }
+
+    /// The most keys per block that keeps the false-positive rate at or below `fpr`.
+    fn keys_per_block(self, fpr: f64) -> f64 {
+        let (mut lo, mut hi) = (1e-3, 512.0);
+        for _ in 0..60 {
+            let mid = (lo + hi) / 2.0;
+            if self.fpr(mid) > fpr {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        lo
+    }
+
+    /// The bit count that fits the most keys per block at `fpr`.
+    fn best_for(fpr: f64) -> Layout {
+        (1..=MAX_K)
+            .map(Layout::Bits)
+            .max_by(|a, b| a.keys_per_block(fpr).total_cmp(&b.keys_per_block(fpr)))
+            .expect("not empty")
+    }
+}
+
+/// A fixed-size blocked bloom filter.
 #[derive(Debug, Clone, PartialEq)]
 struct Sbbf {
     blocks: Vec<Block>,
+    layout: Layout,
     capacity: u64,
     len: u64,
     fpr: f64,
 }
 
 impl Sbbf {
+    /// A filter for `capacity` keys at `fpr`, in the layout that needs the fewest bits.
     fn with_capacity(capacity: u64, fpr: f64) -> Sbbf {
-        let per_block = keys_per_block(fpr);
+        Sbbf::with_layout(capacity, fpr, Layout::best_for(fpr))
+    }
+
+    fn with_layout(capacity: u64, fpr: f64, layout: Layout) -> Sbbf {
+        let per_block = layout.keys_per_block(fpr);
         let n = ((capacity as f64 / per_block).ceil() as usize).max(1);
         let mut blocks = Vec::with_capacity(n);
         advise_huge_pages(blocks.as_ptr() as *const u8, n * std::mem::size_of::<Block>());
         blocks.resize(n, Block::default());
-        Sbbf { blocks, capacity, len: 0, fpr }
+        Sbbf { blocks, layout, capacity, len: 0, fpr }
     }
 
     #[inline]
@@ -84,8 +181,14 @@ impl Sbbf {
     #[inline]
     fn contains(&self, h: u64) -> bool {
         let b = &self.blocks[self.index(h)].0;
-        let m = mask(h);
-        (0..16).all(|i| b[i] & m[i] != 0)
+        let x = h as u32;
+        match self.layout {
+            Layout::Split16 => (0..16).all(|w| b[w] & (1 << (x.wrapping_mul(SALTS[w]) >> 27)) != 0),
+            Layout::Bits(k) => SALTS[..k as usize].iter().all(|&s| {
+                let p = x.wrapping_mul(s) >> 23;
+                b[(p >> 5) as usize] & (1 << (p & 31)) != 0
+            }),
+        }
     }
 
     /// Sets the key's bits; returns whether they were all set already.
@@ -93,11 +196,24 @@ impl Sbbf {
     fn insert(&mut self, h: u64) -> bool {
         let i = self.index(h);
         let b = &mut self.blocks[i].0;
-        let m = mask(h);
+        let x = h as u32;
         let mut present = true;
-        for w in 0..16 {
-            present &= b[w] & m[w] != 0;
-            b[w] |= m[w];
+        let mut set = |w: usize, m: u32| {
+            present &= b[w] & m != 0;
+            b[w] |= m;
+        };
+        match self.layout {
+            Layout::Split16 => {
+                for (w, s) in SALTS.iter().enumerate() {
+                    set(w, 1 << (x.wrapping_mul(*s) >> 27));
+                }
+            }
+            Layout::Bits(k) => {
+                for s in &SALTS[..k as usize] {
+                    let p = x.wrapping_mul(*s) >> 23;
+                    set((p >> 5) as usize, 1 << (p & 31));
+                }
+            }
         }
         if !present {
             self.len += 1;
@@ -119,44 +235,11 @@ impl Sbbf {
     }
 
     /// The exact chance that a key not inserted is reported present, given the bits
-    /// now set: the mean over blocks of the product of each word's fill.
+    /// now set: the mean over blocks of each block's chance.
     fn measured_fpr(&self) -> f64 {
-        let sum: f64 = self
-            .blocks
-            .iter()
-            .map(|b| b.0.iter().map(|w| f64::from(w.count_ones()) / 32.0).product::<f64>())
-            .sum();
+        let sum: f64 = self.blocks.iter().map(|b| self.layout.block_fpr_given(b)).sum();
         sum / self.blocks.len() as f64
     }
-}
-
-/// The false-positive rate of a split-block filter with `lambda` keys per block on
-/// average: keys per block are Poisson, each key sets one of 32 bits in each word.
-fn sbbf_fpr(lambda: f64) -> f64 {
-    let mut total = 0.0;
-    let mut p = (-lambda).exp(); // P(j = 0)
-    let limit = (lambda + 12.0 * lambda.sqrt() + 20.0) as u32;
-    for j in 0..=limit {
-        if j > 0 {
-            p *= lambda / f64::from(j);
-        }
-        total += p * (1.0 - (31.0f64 / 32.0).powi(j as i32)).powi(16);
-    }
-    total
-}
-
-/// The most keys per block that keeps the false-positive rate at or below `fpr`.
-fn keys_per_block(fpr: f64) -> f64 {
-    let (mut lo, mut hi) = (1e-3, 512.0);
-    for _ in 0..60 {
-        let mid = (lo + hi) / 2.0;
-        if sbbf_fpr(mid) > fpr {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    lo
 }
 
 /// Asks the kernel for transparent huge pages on a large table: a first touch of
@@ -192,7 +275,7 @@ pub struct BloomFilter {
 impl BloomFilter {
     /// An empty filter with an overall false-positive rate of at most `fpr`.
     pub fn new(fpr: f64, initial_capacity: u64) -> BloomFilter {
-        let first = Sbbf::with_capacity(initial_capacity.max(1), fpr / 2.0);
+        let first = Sbbf::with_capacity(initial_capacity.max(1), fpr * FIRST_SHARE);
         BloomFilter { filters: vec![first], fpr, initial_capacity: initial_capacity.max(1) }
     }
 
@@ -279,6 +362,7 @@ impl BloomFilter {
             w.write_all(&f.len.to_le_bytes())?;
             w.write_all(&f.fpr.to_le_bytes())?;
             w.write_all(&(f.blocks.len() as u64).to_le_bytes())?;
+            w.write_all(&[f.layout.code()])?;
             let mut buf = Vec::with_capacity(64 * 1024);
             for chunk in f.blocks.chunks(1024) {
                 buf.clear();
@@ -293,8 +377,9 @@ impl BloomFilter {
         Ok(())
     }
 
-    /// Reads what [`BloomFilter::write_to`] wrote.
-    pub fn read_from<R: Read>(mut r: R) -> io::Result<BloomFilter> {
+    /// Reads what [`BloomFilter::write_to`] wrote into a snapshot of format
+    /// `version`: format 1 has no layout byte, its filters are all split-block.
+    pub fn read_from<R: Read>(mut r: R, version: u32) -> io::Result<BloomFilter> {
         let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
         let fpr = f64::from_le_bytes(read8(&mut r)?);
         let initial_capacity = u64::from_le_bytes(read8(&mut r)?);
@@ -316,6 +401,13 @@ impl BloomFilter {
             if !(ffpr > 0.0 && ffpr < fpr) {
                 return Err(bad("bad bloom filter rate"));
             }
+            let layout = if version == 1 {
+                Layout::Split16
+            } else {
+                let mut c = [0u8; 1];
+                r.read_exact(&mut c)?;
+                Layout::from_code(c[0]).ok_or_else(|| bad("bad bloom filter layout"))?
+            };
             let mut blocks = Vec::new();
             blocks
                 .try_reserve_exact(nblocks as usize)
@@ -329,7 +421,7 @@ impl BloomFilter {
                 }
                 blocks.push(b);
             }
-            filters.push(Sbbf { blocks, capacity, len, fpr: ffpr });
+            filters.push(Sbbf { blocks, layout, capacity, len, fpr: ffpr });
         }
         let b = BloomFilter { filters, fpr, initial_capacity };
         // The filters split `fpr` between them (see `insert`); more is not ours.
@@ -413,12 +505,72 @@ mod tests {
     #[test]
     fn sizing_model() {
         // More keys per block, more false positives.
-        assert!(sbbf_fpr(10.0) < sbbf_fpr(30.0));
-        let k = keys_per_block(1e-4);
-        assert!((sbbf_fpr(k) - 1e-4).abs() < 1e-6);
-        // ~23 bits per key at 1e-4 for 512-bit blocks.
-        let bits = 512.0 / k;
-        assert!((20.0..26.0).contains(&bits), "{bits}");
+        let l = Layout::best_for(1e-4);
+        assert!(l.fpr(10.0) < l.fpr(30.0));
+        let k = l.keys_per_block(1e-4);
+        assert!((l.fpr(k) - 1e-4).abs() < 1e-6);
+        // At 1e-4, 12 bits anywhere in the block: 21.9 bits per key against 23.0
+        // for one bit in each of the 16 words; at 1e-2, 6 bits: 9.9 against 12.5.
+        for (fpr, want_k, bits, split_bits) in [(1e-4, 12, 21.9, 23.0), (1e-2, 6, 9.9, 12.5)] {
+            let l = Layout::best_for(fpr);
+            assert_eq!(l, Layout::Bits(want_k), "fpr {fpr}");
+            let per_key = 512.0 / l.keys_per_block(fpr);
+            let split = 512.0 / Layout::Split16.keys_per_block(fpr);
+            assert!((per_key - bits).abs() < 0.1, "fpr {fpr}: {per_key}");
+            assert!((split - split_bits).abs() < 0.1, "fpr {fpr}: {split}");
+        }
+    }
+
+    /// Every layout's false-positive rate, measured on keys never inserted into a
+    /// filter filled to its capacity, is what the model sized it for (the salts
+    /// spread the positions as if they were independent).
+    #[test]
+    fn measured_rate_matches_the_model_in_every_layout() {
+        for (layout, fpr) in [
+            (Layout::Split16, 1e-3),
+            (Layout::Bits(12), 1e-3),
+            (Layout::Bits(8), 1e-2),
+            (Layout::Bits(3), 1e-1),
+            (Layout::Bits(16), 1e-3),
+        ] {
+            let n = 100_000u64;
+            let mut f = Sbbf::with_layout(n, fpr, layout);
+            for i in 0..n {
+                f.insert(h(i));
+            }
+            assert!((0..n).all(|i| f.contains(h(i))), "{layout:?}: no false negatives");
+            let probes = 1_000_000u64;
+            let fp = (n..n + probes).filter(|&i| f.contains(h(i))).count() as f64;
+            let achieved = fp / probes as f64;
+            assert!(
+                (0.8 * fpr..1.2 * fpr).contains(&achieved),
+                "{layout:?} at {fpr}: achieved {achieved}"
+            );
+            let bits = f.measured_fpr();
+            assert!(
+                (0.9 * fpr..1.1 * fpr).contains(&bits),
+                "{layout:?} at {fpr}: from bits {bits}"
+            );
+        }
+    }
+
+    /// A format 1 snapshot has no layout byte and only split-block filters: read
+    /// as such, its keys are found; read in another layout they would not be.
+    #[test]
+    fn format_1_filters_read_as_split_block() {
+        let mut b = BloomFilter::new(1e-3, 50);
+        b.filters[0] = Sbbf::with_layout(50, 5e-4, Layout::Split16);
+        for i in 0..40 {
+            b.insert(h(i));
+        }
+        assert_eq!(b.filter_count(), 1);
+        let mut buf = Vec::new();
+        b.write_to(&mut buf).unwrap();
+        assert_eq!(buf[52], 0, "the layout byte");
+        buf.remove(52);
+        let c = BloomFilter::read_from(buf.as_slice(), 1).unwrap();
+        assert_eq!(b, c);
+        assert!((0..40).all(|i| c.contains(h(i))));
     }
 
     #[test]
@@ -427,11 +579,26 @@ mod tests {
         for i in 0..100 {
             b.insert(h(i));
         }
+        // A split-block filter (as format 1 snapshots hold) beside a newer layout.
+        b.filters[0] = Sbbf::with_layout(10, b.filters[0].fpr, Layout::Split16);
+        for i in 0..10 {
+            b.filters[0].insert(h(i));
+        }
+        let v = crate::state::VERSION;
         let mut buf = Vec::new();
         b.write_to(&mut buf).unwrap();
-        let c = BloomFilter::read_from(buf.as_slice()).unwrap();
+        let c = BloomFilter::read_from(buf.as_slice(), v).unwrap();
         assert_eq!(b, c);
-        assert!(BloomFilter::read_from(&buf[..buf.len() - 3]).is_err());
+        assert_eq!(c.filters[0].layout, Layout::Split16);
+        assert!(matches!(c.filters[1].layout, Layout::Bits(_)));
+        assert!(BloomFilter::read_from(&buf[..buf.len() - 3], v).is_err());
+        // The first filter's layout byte follows the header (20 bytes) and its four
+        // numbers (32): a count above 16 is refused.
+        let mut bad = buf.clone();
+        assert_eq!(bad[52], 0);
+        bad[52] = 17;
+        let e = BloomFilter::read_from(bad.as_slice(), v).unwrap_err();
+        assert!(e.to_string().contains("layout"), "{e}");
         // Filter rates that overspend the target are refused (a later filter would
         // otherwise be sized for a rate of zero).
         assert!(b.filter_count() >= 2);
@@ -441,7 +608,7 @@ mod tests {
             d.filters[1].fpr = second;
             let mut buf = Vec::new();
             d.write_to(&mut buf).unwrap();
-            assert!(BloomFilter::read_from(buf.as_slice()).is_err(), "{first} {second}");
+            assert!(BloomFilter::read_from(buf.as_slice(), v).is_err(), "{first} {second}");
         }
     }
 }

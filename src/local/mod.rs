@@ -145,9 +145,10 @@ impl LocalTier {
         Ok(())
     }
 
-    /// Reads what [`LocalTier::save`] wrote. A snapshot with blooms loads into a
-    /// tier without (they are dropped) but not the other way round.
-    pub fn load(&mut self, r: &mut dyn Read) -> io::Result<()> {
+    /// Reads what [`LocalTier::save`] wrote into a snapshot of format `version`. A
+    /// snapshot with blooms loads into a tier without (they are dropped) but not the
+    /// other way round.
+    pub fn load(&mut self, r: &mut dyn Read, version: u32) -> io::Result<()> {
         let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
         let n = read_u32(r)?;
         if n > 1 << 20 {
@@ -167,7 +168,7 @@ impl LocalTier {
             }
             for _ in 0..n {
                 let w = WindowIndex(read_i64(r)?);
-                let b = BloomFilter::read_from(&mut *r)?;
+                let b = BloomFilter::read_from(&mut *r, version)?;
                 *blooms.get_or_insert_with(w, || BloomFilter::new(0.5, 1)) = b;
             }
         } else if self.blooms.is_some() {
@@ -210,10 +211,10 @@ mod tests {
         let mut buf = Vec::new();
         t.save(&mut buf).unwrap();
         let mut u = LocalTier::new(false, 1e-4, 100);
-        u.load(&mut buf.as_slice()).unwrap();
+        u.load(&mut buf.as_slice(), crate::state::VERSION).unwrap();
         assert!(u.check_insert_int(7, w(2), w(2)));
         let mut v = LocalTier::new(true, 1e-4, 100);
-        assert!(v.load(&mut buf.as_slice()).is_err());
+        assert!(v.load(&mut buf.as_slice(), crate::state::VERSION).is_err());
     }
 
     #[test]
