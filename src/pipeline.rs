@@ -164,9 +164,9 @@ impl Pipeline {
 
     /// The settings that decide what a key is; a state directory is bound to them.
     ///
-    /// The text is part of the snapshot format (version 1): every piece is spelled
-    /// out here rather than taken from `Debug`, so renaming a type cannot break
-    /// loading an old snapshot.
+    /// The text is part of the snapshot format (unchanged since version 1): every
+    /// piece is spelled out here rather than taken from `Debug`, so renaming a type
+    /// cannot break loading an old snapshot.
     fn settings(&self, bloom: bool) -> String {
         let c = &self.config;
         let key_type = match c.key.key_type() {
