@@ -127,8 +127,13 @@ impl Layout {
 
     /// The most keys per block that keeps the false-positive rate at or below `fpr`.
     fn keys_per_block(self, fpr: f64) -> f64 {
-        let (mut lo, mut hi) = (1e-3, 512.0);
-        for _ in 0..60 {
+        // The Poisson sum grows with the load: bracket from below before bisecting.
+        let mut hi = 1.0;
+        while hi < 512.0 && self.fpr(hi) <= fpr {
+            hi *= 2.0;
+        }
+        let mut lo = 1e-3;
+        for _ in 0..50 {
             let mid = (lo + hi) / 2.0;
             if self.fpr(mid) > fpr {
                 hi = mid;
@@ -139,12 +144,27 @@ impl Layout {
         lo
     }
 
-    /// The bit count that fits the most keys per block at `fpr`.
+    /// The bit count that fits the most keys per block at `fpr`. Keys per block
+    /// rise and then fall with `k`, so the search walks from a guess near the
+    /// optimum (a few model evaluations: a new filter per window must be cheap).
     fn best_for(fpr: f64) -> Layout {
-        (1..=MAX_K)
-            .map(Layout::Bits)
-            .max_by(|a, b| a.keys_per_block(fpr).total_cmp(&b.keys_per_block(fpr)))
-            .expect("not empty")
+        let kpb = |k: u32| Layout::Bits(k).keys_per_block(fpr);
+        let guess = (0.9 * (1.0 / fpr).log2()).round().clamp(1.0, f64::from(MAX_K)) as u32;
+        let (mut k, mut at) = (guess, kpb(guess));
+        for step in [1i32, -1] {
+            loop {
+                let next = k.saturating_add_signed(step);
+                if !(1..=MAX_K).contains(&next) {
+                    break;
+                }
+                let there = kpb(next);
+                if there <= at {
+                    break;
+                }
+                (k, at) = (next, there);
+            }
+        }
+        Layout::Bits(k)
     }
 }
 
@@ -518,6 +538,18 @@ mod tests {
             let split = 512.0 / Layout::Split16.keys_per_block(fpr);
             assert!((per_key - bits).abs() < 0.1, "fpr {fpr}: {per_key}");
             assert!((split - split_bits).abs() < 0.1, "fpr {fpr}: {split}");
+        }
+    }
+
+    /// The walk from a guess finds the bit count an exhaustive search finds.
+    #[test]
+    fn best_layout_is_the_exhaustive_optimum() {
+        for e in 1..=48 {
+            let fpr = 0.5f64.powf(f64::from(e) * 0.75);
+            let Layout::Bits(k) = Layout::best_for(fpr) else { panic!("bits") };
+            let best = (1..=MAX_K).map(|k| Layout::Bits(k).keys_per_block(fpr)).fold(0.0, f64::max);
+            let got = Layout::Bits(k).keys_per_block(fpr);
+            assert!(got >= best * (1.0 - 1e-9), "fpr {fpr}: k {k} fits {got}, the best {best}");
         }
     }
 
