@@ -96,6 +96,18 @@ fn runtime_errors_exit_2() {
     assert!(o.stderr.starts_with("logdedup: error: "), "{}", o.stderr);
 }
 
+/// A reject file that cannot be written is a run-time error (exit 2) naming
+/// `--reject-file`, also when the rejects fit its buffer until the end.
+#[test]
+fn reject_file_write_error_exits_2() {
+    let o =
+        TestCommand::raw(&["--key", ".id", "--on-unkeyed", "reject", "--reject-file", "/dev/full"])
+            .stdin("{\"id\":1}\nplain\n")
+            .run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("--reject-file"), "{}", o.stderr);
+}
+
 /// `logdedup | head -1`: stdout closes early; the program ends quietly with 0.
 #[test]
 fn closed_stdout_exits_0_quietly() {

@@ -9,7 +9,7 @@ use logdedup::config::TimeConfig;
 use logdedup::window::ManualClock;
 use logdedup::{Config, KeyType, Pipeline};
 
-use crate::util::{key_spec, SharedBuf, TestCommand};
+use crate::util::{self, key_spec, SharedBuf, TestCommand};
 
 /// Runs the binary, checks exit 0 and conservation, returns the output.
 fn run(args: &[&str], input: &str) -> crate::util::Output {
@@ -276,6 +276,37 @@ fn older_retained_window_sees_only_windows_up_to_its_own() {
     assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("late")), (3, 2, 0));
 }
 
+/// A window that falls out is dropped whole from every tier: once the clock has
+/// moved on, only the IDs of the retained windows are held (memory stays flat).
+/// The records are read from a file in one read, so they are one batch: the string
+/// IDs of the old window are decided (and inserted) before it retires.
+#[test]
+fn retired_windows_are_dropped_from_every_tier() {
+    // Window 0: strings a, b and integers 1, 2. Window 1: c, 3, and a again (new:
+    // its window 0 record fell out).
+    let input = [("a", 1), ("1", 2), ("b", 3), ("2", 4), ("c", 15), ("3", 16), ("a", 17)]
+        .map(|(id, ts)| ev(id, ts))
+        .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in");
+    std::fs::write(&file, &input).unwrap();
+    let args = ["--key", ".id", "--window", "10s", "--time-field", ".ts"];
+    // (extra flags, fingerprints held, bloom keys held)
+    for (extra, fingerprints, bloom_keys) in
+        [(&[][..], 2, 0), (&["--local-bloom", "on"][..], 2, 2), (&["--exact", "none"][..], 0, 2)]
+    {
+        let o = TestCommand::new(&[&args[..], extra].concat()).arg(&file).run();
+        o.assert_ok();
+        assert_eq!(o.stdout_str(), input, "{extra:?}");
+        assert_eq!(
+            ["new", "windows_rotated", "bitmap_ids", "exact_fingerprints", "bloom_keys"]
+                .map(|k| o.stat(k)),
+            [7, 1, 1, fingerprints, bloom_keys],
+            "{extra:?}: only window 1's IDs (c, 3, a) are held"
+        );
+    }
+}
+
 #[test]
 fn late_records() {
     let args = ["--key", ".id", "--window", "10s", "--time-field", ".ts"];
@@ -492,6 +523,83 @@ fn oversized_records_by_policy() {
     let o = run(&["--max-record-bytes", "50"], &format!("{at}\r\n{at}\n"));
     assert_eq!(o.stdout_str(), format!("{at}\r\n"));
     assert_eq!(o.stat("oversized"), 0);
+}
+
+/// Runs `--max-record-bytes LIMIT --on-oversized POLICY --reject-file REJECTS FILE`
+/// and checks that it wrote `want`.
+fn oversized_from_file(
+    limit: &str,
+    policy: &str,
+    rejects: &std::path::Path,
+    file: &std::path::Path,
+    want: &str,
+) -> util::Output {
+    let o = TestCommand::new(&["--max-record-bytes", limit, "--on-oversized", policy])
+        .arg("--reject-file")
+        .arg(rejects)
+        .arg(file)
+        .run();
+    o.assert_ok();
+    assert!(o.stdout == want.as_bytes(), "{policy}: {} bytes written", o.stdout.len());
+    o
+}
+
+/// The `\r` of a `\r\n` is not counted against `--max-record-bytes`, also while
+/// the record is still incomplete in the read buffer: a file's first read is
+/// 64 KiB, so it ends right after the `\r` of a first record of 64 KiB - 1 bytes.
+/// That record (exactly the limit) is kept and deduplicated; one byte more is
+/// oversized and follows `--on-oversized`.
+#[test]
+fn cr_allowance_of_max_record_bytes_is_exact() {
+    let max = (64 << 10) - 1;
+    let at = "y".repeat(max);
+    let over = "z".repeat(max + 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in");
+    std::fs::write(&file, format!("{at}\r\n{over}\r\n{at}\r\nb\n")).unwrap();
+    let rf = dir.path().join("rejects");
+    let limit = max.to_string();
+    let kept = format!("{at}\r\nb\n");
+    for (policy, want, rejects, dropped, rejected) in [
+        ("emit", format!("{at}\r\n{over}\r\nb\n"), String::new(), 0, 0),
+        ("drop", kept.clone(), String::new(), 1, 0),
+        ("reject", kept, format!("{over}\r\n"), 0, 1),
+    ] {
+        let o = oversized_from_file(&limit, policy, &rf, &file, &want);
+        assert_eq!(
+            ["records_in", "new", "duplicates", "oversized", "dropped", "rejected"]
+                .map(|k| o.stat(k)),
+            [4, 2, 1, 1, dropped, rejected],
+            "{policy}"
+        );
+        assert!(std::fs::read_to_string(&rf).unwrap() == rejects, "{policy}: reject file");
+    }
+}
+
+/// A record far over the limit is streamed in parts (a file's reads grow from
+/// 64 KiB), and each policy sees every part: written in order, or in the reject
+/// file whole.
+#[test]
+fn oversized_record_in_parts_follows_its_policy_whole() {
+    let big: String = (0..100_000).map(|i| format!("{i:07}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in");
+    let input = format!("a\n{big}\r\nb\na\n");
+    std::fs::write(&file, &input).unwrap();
+    let rf = dir.path().join("rejects");
+    for (policy, want, rejects) in [
+        ("emit", format!("a\n{big}\r\nb\n"), String::new()),
+        ("drop", "a\nb\n".to_string(), String::new()),
+        ("reject", "a\nb\n".to_string(), format!("{big}\r\n")),
+    ] {
+        let o = oversized_from_file("1KiB", policy, &rf, &file, &want);
+        assert!(std::fs::read_to_string(&rf).unwrap() == rejects, "{policy}: reject file");
+        assert_eq!(
+            ["records_in", "oversized", "duplicates", "bytes_in"].map(|k| o.stat(k)),
+            [4, 1, 1, input.len() as u64],
+            "{policy}"
+        );
+    }
 }
 
 /// A 100 MB line passes through with bounded memory (counted, not buffered whole).

@@ -420,11 +420,18 @@ impl ExactTier for MemoryTier {
         let mut n = [0u8; 4];
         r.read_exact(&mut n)?;
         let mut gens = Generations::default();
+        let mut last = None;
         for _ in 0..u32::from_le_bytes(n) {
             let mut w = [0u8; 8];
             r.read_exact(&mut w)?;
+            let w = WindowIndex(i64::from_le_bytes(w));
+            // Written oldest first, each once: anything else would overwrite a set.
+            if last.is_some_and(|l| w <= l) {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "windows out of order"));
+            }
+            last = Some(w);
             let set = FingerprintSet::read_from(r)?;
-            *gens.get_or_insert_with(WindowIndex(i64::from_le_bytes(w)), FingerprintSet::new) = set;
+            *gens.get_or_insert_with(w, FingerprintSet::new) = set;
         }
         self.gens = gens;
         Ok(())
@@ -533,5 +540,68 @@ mod tests {
         u.check_and_insert(&[q(3, 2, 2), q(1, 1, 1)], &mut a).unwrap();
         assert_eq!(a, vec![Seen, Seen]);
         assert_eq!(u.stats().fingerprints, t.stats().fingerprints);
+    }
+
+    /// A snapshot holds every fingerprint of every window, also a window's list
+    /// long enough to be written in several blocks, each in its own window.
+    #[test]
+    fn snapshot_keeps_every_fingerprint_in_its_window() {
+        let q = |i: u64, own| ExactQuery {
+            fp: fp(i),
+            oldest: WindowIndex(7),
+            own: WindowIndex(own),
+            local_new: false,
+        };
+        // 20,000 fingerprints (320 kB) in window 7, 5,000 in window 8.
+        let queries: Vec<ExactQuery> =
+            (0..25_000).map(|i| q(i, if i < 20_000 { 7 } else { 8 })).collect();
+        let mut t = MemoryTier::new();
+        let mut a = Vec::new();
+        t.check_and_insert(&queries, &mut a).unwrap();
+        let mut buf = Vec::new();
+        t.save(&mut buf).unwrap();
+        assert_eq!(buf.len(), 4 + 2 * (8 + 8) + 25_000 * 16);
+        let mut u = MemoryTier::new();
+        u.load(&mut buf.as_slice()).unwrap();
+        let sizes: Vec<(i64, u64)> = u.generations().iter().map(|(w, s)| (w.0, s.len())).collect();
+        assert_eq!(sizes, [(7, 20_000), (8, 5_000)]);
+        // A record of window 7 sees window 7's fingerprints only.
+        let again: Vec<ExactQuery> = (0..25_000).map(|i| q(i, 7)).collect();
+        u.check_and_insert(&again, &mut a).unwrap();
+        assert!(a[..20_000].iter().all(|&x| x == ExactAnswer::Seen));
+        assert!(a[20_000..].iter().all(|&x| x == ExactAnswer::New));
+    }
+
+    /// A fingerprint list holding a 0, or one fingerprint twice, or fewer than it
+    /// says, is refused (never loaded as a smaller set), and so is a window listed
+    /// twice.
+    #[test]
+    fn damaged_fingerprint_lists_are_refused() {
+        // One window (3) with the given list.
+        let snapshot = |fps: &[u128]| {
+            let mut b = 1u32.to_le_bytes().to_vec();
+            b.extend(3i64.to_le_bytes());
+            b.extend((fps.len() as u64).to_le_bytes());
+            fps.iter().for_each(|f| b.extend(f.to_le_bytes()));
+            b
+        };
+        let mut t = MemoryTier::new();
+        t.load(&mut snapshot(&[fp(1), fp(2)]).as_slice()).unwrap();
+        assert_eq!(t.stats().fingerprints, 2);
+        let mut short = snapshot(&[fp(1), fp(2)]);
+        short.truncate(short.len() - 1);
+        // Window 3 twice: the second list would replace the first.
+        let mut twice = snapshot(&[fp(1)]);
+        twice[..4].copy_from_slice(&2u32.to_le_bytes());
+        twice.extend_from_slice(&snapshot(&[fp(2)])[4..]);
+        let e = MemoryTier::new().load(&mut twice.as_slice()).unwrap_err();
+        assert!(e.to_string().contains("order"), "{e}");
+        for bad in [snapshot(&[fp(1), fp(2), fp(1)]), snapshot(&[fp(1), 0]), short] {
+            let e = MemoryTier::new().load(&mut bad.as_slice()).unwrap_err();
+            assert!(
+                matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof),
+                "{e}"
+            );
+        }
     }
 }
