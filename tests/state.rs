@@ -99,12 +99,17 @@ fn other_settings_are_refused_and_the_snapshot_kept() {
     }
 }
 
+/// `n` JSON records with the distinct string IDs k0, k1, ….
+fn keyed_input(n: usize) -> String {
+    (0..n).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect()
+}
+
 /// A state directory written by a run of `n` records keyed on `.id`: the directory's
 /// guard, its path and the input.
 fn keyed_snapshot(n: usize) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let s = sd(dir.path());
-    let input: String = (0..n).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
+    let input = keyed_input(n);
     run(&["--key", ".id", "--state-dir", &s], &input);
     (dir, s, input)
 }
@@ -177,7 +182,7 @@ fn other_versions_are_named() {
 /// an error that names `--exact`, not "damaged", and nothing emitted.
 #[test]
 fn a_changed_exact_tier_is_named() {
-    let input: String = (0..20).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
+    let input = keyed_input(20);
     let memory = ["--key", ".id", "--local-bloom", "on"];
     let none = ["--key", ".id", "--local-bloom", "on", "--exact", "none"];
     for (first, then) in [(&memory[..], &none[..]), (&none[..], &memory[..])] {
