@@ -441,11 +441,12 @@ impl FingerprintSet {
         let n = u64::from_le_bytes(n);
         let bad = || io::Error::new(io::ErrorKind::InvalidData, "bad fingerprint list");
         let mut set = FingerprintSet::new();
-        let mut bytes = vec![0u8; 64 * 1024];
-        let mut fps = Vec::with_capacity(bytes.len() / 16);
+        const CHUNK: usize = 4096;
+        let mut bytes = vec![0u8; CHUNK * 16];
+        let mut fps = Vec::with_capacity(CHUNK);
         let mut left = n;
         while left > 0 {
-            let k = left.min(fps.capacity() as u64) as usize;
+            let k = left.min(CHUNK as u64) as usize;
             r.read_exact(&mut bytes[..k * 16])?;
             fps.clear();
             fps.extend(
@@ -648,10 +649,10 @@ mod tests {
     }
 
     /// Batched inserts answer as inserts one by one do, and batched lookups as
-    /// lookups one by one: a `HashSet` model over
-    /// streams with repeats close together (inside the in-flight window and just
-    /// past it) and far apart, in batches of many sizes through growth, with homes
-    /// spread and homes crowded into a few buckets (long walks that cross).
+    /// lookups one by one: a `HashSet` model over streams with repeats close
+    /// together (inside the in-flight window and just past it) and far apart, in
+    /// batches of many sizes through growth, with homes spread and homes crowded
+    /// onto 256 points per table (long walks that run into each other).
     #[test]
     fn insert_all_answers_as_inserts_in_order() {
         for crowded in [false, true] {
@@ -662,12 +663,12 @@ mod tests {
                 // Every third is a repeat: of the one just before, of one up to
                 // 2 x IN_FLIGHT back, or of one anywhere earlier.
                 let v = match i % 6 {
-                    1 if i > 0 => stream[i as usize - 1],
+                    1 => stream[i as usize - 1],
                     3 => {
                         stream[i as usize - 1 - (i as usize / 6) % (2 * IN_FLIGHT).min(i as usize)]
                     }
                     5 => stream[(fp(i) % i as u128) as usize],
-                    _ if crowded => fp(i) >> 64 << 64 | u128::from(fp(i) as u64 >> 58),
+                    _ if crowded => fp(i) >> 64 << 64 | u128::from(fp(i) as u64 >> 56 << 56),
                     _ => fp(i),
                 };
                 stream.push(v);
