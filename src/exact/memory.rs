@@ -249,6 +249,9 @@ enum Probe {
 /// How many walks [`interleave`] keeps in flight.
 const IN_FLIGHT: usize = 32;
 
+/// How many fingerprints [`FingerprintSet::insert_all`] makes room for at a time.
+const INSERT_CHUNK: usize = 4096;
+
 /// Walks items `0..n` through a table [`IN_FLIGHT`] at a time, in turn, one
 /// bucket each. `step(i, None)` starts item `i` and returns the bucket it goes to
 /// first (prefetched); `step(i, Some(bucket))` looks at that bucket and returns
@@ -349,9 +352,18 @@ impl FingerprintSet {
     /// of many inserts overlap instead of only their first. Two inserts of one
     /// fingerprint walk the same buckets, the earlier always at least one turn
     /// ahead, so the later one finds what the earlier one put in: the answers are
-    /// those of inserting in order. Tables are grown before the walks start (by the
-    /// count the batch sends to each), since growing moves everything.
+    /// those of inserting in order. Tables are grown before the walks start, since
+    /// growing moves everything: by the count each receives of the next
+    /// [`INSERT_CHUNK`] fingerprints, repeats included, so a table grows at most
+    /// that many fingerprints early (a batch of a million repeats of one line does
+    /// not make room for a million).
     pub fn insert_all(&mut self, fps: &[u128], mut seen: impl FnMut(usize)) {
+        for (c, chunk) in fps.chunks(INSERT_CHUNK).enumerate() {
+            self.insert_chunk(chunk, |i| seen(c * INSERT_CHUNK + i));
+        }
+    }
+
+    fn insert_chunk(&mut self, fps: &[u128], mut seen: impl FnMut(usize)) {
         let mut incoming = [0usize; SHARDS];
         for &fp in fps {
             incoming[Self::shard(Self::norm(fp))] += 1;
@@ -674,7 +686,7 @@ mod tests {
                 stream.push(v);
             }
             let mut at = 0;
-            for (k, size) in [1usize, 7, 33, 1000, 5000].iter().cycle().enumerate() {
+            for (k, size) in [1usize, 7, 33, 1000, 9000].iter().cycle().enumerate() {
                 if at == stream.len() {
                     break;
                 }
@@ -697,6 +709,18 @@ mod tests {
                 assert_eq!(f, model.contains(v), "crowded {crowded}");
             }
         }
+    }
+
+    /// Room is made per chunk of a batch, repeats counted: a large batch of one
+    /// fingerprint leaves the set with room for one chunk, not for the batch.
+    #[test]
+    fn a_batch_of_repeats_does_not_grow_the_set() {
+        let mut s = FingerprintSet::new();
+        let mut seen = 0;
+        s.insert_all(&vec![fp(7); 1_000_000], |_| seen += 1);
+        assert_eq!((s.len(), seen), (1, 999_999));
+        // Room for one chunk in one table is ~70 kB; for the whole batch, 21 MB.
+        assert!(s.bytes() < 1 << 20, "{} bytes", s.bytes());
     }
 
     #[test]
