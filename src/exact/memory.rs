@@ -208,22 +208,30 @@ impl Table {
         }
     }
 
-    #[inline]
-    fn prefetch(&self, fp: u128) {
-        prefetch(&self.buckets[self.home(fp)]);
-    }
-
     /// Prefetches the home of `fp` and returns it: the first step of a walk.
     #[inline]
     fn start(&self, fp: u128) -> usize {
-        self.start_at(self.home(fp))
+        let home = self.home(fp);
+        prefetch(&self.buckets[home]);
+        home
     }
 
-    /// Prefetches bucket `i` and returns it: the next step of a walk.
+    /// What a walk does after a step that found `step`: goes on to the next
+    /// bucket (prefetched, returned) or ends, calling `found` if the fingerprint
+    /// was there.
     #[inline]
-    fn start_at(&self, i: usize) -> usize {
-        prefetch(&self.buckets[i]);
-        i
+    fn after(&self, step: Probe, found: impl FnOnce()) -> Option<usize> {
+        match step {
+            Probe::Next(b) => {
+                prefetch(&self.buckets[b]);
+                Some(b)
+            }
+            Probe::Found => {
+                found();
+                None
+            }
+            Probe::Free => None,
+        }
     }
 
     fn bytes(&self) -> u64 {
@@ -379,14 +387,8 @@ impl FingerprintSet {
             let Some(bucket) = at else {
                 return Some(table.start(fp));
             };
-            match table.probe(fp, bucket) {
-                Probe::Next(b) => Some(table.start_at(b)),
-                Probe::Found => {
-                    seen(i);
-                    None
-                }
-                Probe::Free => None,
-            }
+            let step = table.probe(fp, bucket);
+            table.after(step, || seen(i))
         });
     }
 
@@ -399,14 +401,7 @@ impl FingerprintSet {
             let Some(bucket) = at else {
                 return Some(table.start(fp));
             };
-            match table.look(fp, bucket) {
-                Probe::Next(b) => Some(table.start_at(b)),
-                Probe::Found => {
-                    found(i);
-                    None
-                }
-                Probe::Free => None,
-            }
+            table.after(table.look(fp, bucket), || found(i))
         });
     }
 
@@ -414,7 +409,7 @@ impl FingerprintSet {
     #[inline]
     pub fn prefetch(&self, fp: u128) {
         let fp = Self::norm(fp);
-        self.shards[Self::shard(fp)].prefetch(fp);
+        self.shards[Self::shard(fp)].start(fp);
     }
 
     /// Fingerprints held.
