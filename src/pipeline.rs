@@ -92,23 +92,30 @@ impl Classifier {
         items.reserve(records.spans.len());
         for span in &records.spans {
             let content = records.content(span);
-            let time_ns = match (&self.time, tscratch.as_mut()) {
+            // A JSON time field's check of the rest of the record is made once,
+            // with the key's (see `KeySpec::extract_after`); the time counts as
+            // read (`last_time`) once that check holds, keyed or not.
+            let (time_ns, pending) = match (&self.time, tscratch.as_mut()) {
                 (Some((tk, fmt)), Some(ts)) => {
                     let near = self.last_time.unwrap_or(arrival_ns);
-                    match tk.extract_text(content, ts).and_then(|t| fmt.parse_near(t, near)) {
-                        Some(t) => {
-                            self.last_time = Some(t);
-                            t
-                        }
+                    match tk
+                        .extract_text_deferred(content, ts)
+                        .and_then(|(t, rest)| Some((fmt.parse_near(t, near)?, rest)))
+                    {
+                        Some((t, rest)) => (t, rest),
                         None => {
                             items.push(Item { id: Id::Unkeyed, time_ns: 0 });
                             continue;
                         }
                     }
                 }
-                _ => arrival_ns,
+                _ => (arrival_ns, None),
             };
-            let id = match self.key.extract(content, &mut kscratch) {
+            let key = self.key.extract_after(content, &mut kscratch, pending);
+            if self.time.is_some() && (key.is_some() || pending.is_none_or(|r| r.holds(content))) {
+                self.last_time = Some(time_ns);
+            }
+            let id = match key {
                 None => Id::Unkeyed,
                 Some(Key::Int { value, .. }) if int::is_dense_range(value) && !self.ints_exact => {
                     Id::Int(value)

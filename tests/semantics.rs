@@ -256,6 +256,40 @@ fn windows_forget_what_fell_out() {
     assert_eq!(o.stdout_str(), input);
 }
 
+/// A JSON time field is only read from a whole JSON record: one cut short after
+/// its time is unkeyed whatever the key (the time's check of the rest of the
+/// record is made once with the key's, so a key that is not JSON must still make it).
+#[test]
+fn a_time_field_is_not_read_from_a_cut_record() {
+    let cut = "{\"ts\":5,\"m\":\"a\"\n";
+    let whole = "{\"ts\":5,\"m\":\"a\"}\n";
+    for key in [&["--key", "line"][..], &["--key", "field:1"], &["--key", ".m"], &["--key", ".ts"]]
+    {
+        let mut args = key.to_vec();
+        args.extend(["--time-field", ".ts", "--window", "10s", "--on-unkeyed", "drop"]);
+        let o = run(&args, &format!("{cut}{whole}{cut}"));
+        assert_eq!(o.stdout_str(), whole, "{key:?}");
+        assert_eq!((o.stat("unkeyed"), o.stat("dropped")), (2, 2), "{key:?}");
+    }
+    // The key before the time and the time before the key, nested or not: cut
+    // anywhere after both, the record is unkeyed; whole, it is keyed.
+    for rec in [
+        r#"{"id":"a","x":{"y":[1,"}"]},"ts":5,"z":"q\"}"}"#,
+        r#"{"ts":5,"x":{"y":[1,"}"]},"id":"a","z":"q\"}"}"#,
+        r#"{"o":{"id":"a"},"ts":5,"z":"]"}"#,
+    ] {
+        let key = if rec.starts_with(r#"{"o""#) { ".o.id" } else { ".id" };
+        let args = ["--key", key, "--time-field", ".ts", "--window", "10s", "--on-unkeyed", "drop"];
+        let after = rec.find(",\"z\"").unwrap();
+        for end in after..rec.len() {
+            let o = run(&args, &format!("{}\n", &rec[..end]));
+            assert_eq!((o.stat("unkeyed"), o.stdout_str()), (1, String::new()), "{}", &rec[..end]);
+        }
+        let o = run(&args, &format!("{rec}\n{rec}\n"));
+        assert_eq!((o.stat("new"), o.stat("duplicates")), (1, 1), "{rec}");
+    }
+}
+
 /// Windows are epoch-aligned, also before 1970.
 #[test]
 fn windows_are_epoch_aligned() {
@@ -426,6 +460,33 @@ fn syslog_times_cross_new_year() {
     assert_eq!(o.stat("late"), 0);
     assert_eq!(o.stat("duplicates"), 2);
     assert_eq!(o.stat("windows_rotated"), 1);
+}
+
+/// A year-less time is read near the stream's last time, not near the arrival
+/// clock: months of syslog from January to September replayed in December (the
+/// clock's year and the next are both a guess) stay in order. Read near the
+/// clock, June would be the June before and every record from it late.
+#[test]
+fn a_time_without_year_follows_the_stream_not_the_clock() {
+    let december = 1_796_169_600 * 1_000_000_000; // 2026-12-02T00:00:00Z
+    let syslog = "Jan 15 10:00:00 a\nMar  1 10:00:00 b\nJun 10 10:00:00 c\nSep  1 10:00:00 d\nSep  1 10:00:01 d\n";
+    let mut c = Config::default();
+    c.key = key_spec(&["field:4"], None, KeyType::Auto);
+    c.time = Some(TimeConfig {
+        field: key_spec(&[r"regex:^(\w+ +\d+ [\d:]+)"], None, KeyType::Str),
+        format: Some("%b %e %T".into()),
+    });
+    c.window.width_ns = Some(3_600_000_000_000);
+    let out = SharedBuf::default();
+    let stats = Pipeline::new(c)
+        .with_clock(Arc::new(ManualClock::new(december)))
+        .run(syslog.as_bytes(), Box::new(out.clone()))
+        .unwrap();
+    assert_eq!((stats.late, stats.duplicates), (0, 1));
+    assert_eq!(
+        String::from_utf8(out.bytes()).unwrap(),
+        syslog.rsplit_once("Sep  1 10:00:01").unwrap().0
+    );
 }
 
 /// Without `--time-field` the window is the arrival time, from an injected clock.

@@ -196,9 +196,34 @@ impl KeySpec {
     /// Extracts the key of `record` (its bytes without the line terminator).
     /// `None` means the record is unkeyed.
     pub fn extract<'a>(&self, record: &'a [u8], scratch: &'a mut Scratch) -> Option<Key<'a>> {
+        self.extract_after(record, scratch, None)
+    }
+
+    /// [`KeySpec::extract`] for a record whose time field was found by
+    /// [`KeySpec::extract_text_deferred`], which left its check of the rest of the
+    /// record to be made here: the key's JSON parts and the time field need only
+    /// the check that starts earliest (see [`json::RestCheck::earliest`]), made
+    /// once. A record that fails it is unkeyed, as it would be for either alone.
+    pub fn extract_after<'a>(
+        &self,
+        record: &'a [u8],
+        scratch: &'a mut Scratch,
+        pending: Option<json::RestCheck>,
+    ) -> Option<Key<'a>> {
         let Scratch { part, key, locs } = scratch;
+        let mut rest = pending;
         if self.parts.len() == 1 {
-            let text = extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0])?;
+            let text = extract_part(
+                &self.parts[0],
+                self.delimiter,
+                record,
+                part,
+                &mut locs[0],
+                &mut rest,
+            )?;
+            if rest.is_some_and(|r| !r.holds(record)) {
+                return None;
+            }
             return Some(match self.key_type {
                 KeyType::Str => Key::Str(text),
                 KeyType::Auto => match int::parse_canonical_i64(text) {
@@ -213,16 +238,8 @@ impl KeySpec {
         }
         key.clear();
         // JSON parts check the rest of the record once, from the earliest value.
-        let mut rest: Option<json::RestCheck> = None;
         for (p, loc) in self.parts.iter().zip(locs.iter_mut()) {
-            let text = match p {
-                KeyPart::Json(path) => {
-                    let (text, check) = path.find_value(record, part)?;
-                    rest = Some(rest.map_or(check, |r| r.earliest(check)));
-                    text
-                }
-                _ => extract_part(p, self.delimiter, record, part, loc)?,
-            };
+            let text = extract_part(p, self.delimiter, record, part, loc, &mut rest)?;
             push_varint(key, text.len() as u64);
             key.extend_from_slice(text);
         }
@@ -232,23 +249,40 @@ impl KeySpec {
         Some(Key::Str(key.as_slice()))
     }
 
-    /// Extracts the text of the first part only (used for the time field).
-    pub fn extract_text<'a>(&self, record: &'a [u8], scratch: &'a mut Scratch) -> Option<&'a [u8]> {
+    /// Extracts the text of the first part only (used for the time field). For a
+    /// JSON path, the check of the rest of the record is returned, not made: pass
+    /// it to [`KeySpec::extract_after`], and do not take the text as found in a
+    /// JSON record unless that check holds.
+    pub fn extract_text_deferred<'a>(
+        &self,
+        record: &'a [u8],
+        scratch: &'a mut Scratch,
+    ) -> Option<(&'a [u8], Option<json::RestCheck>)> {
         let Scratch { part, locs, .. } = scratch;
-        extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0])
+        let mut rest = None;
+        let text =
+            extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0], &mut rest)?;
+        Some((text, rest))
     }
 }
 
+/// The text of one part of a key. A JSON path's check of the rest of the record is
+/// not made but merged into `rest` (the earliest check of all parts so far).
 fn extract_part<'a>(
     part: &KeyPart,
     delimiter: Option<u8>,
     record: &'a [u8],
     scratch: &'a mut Vec<u8>,
     locs: &mut Option<CaptureLocations>,
+    rest: &mut Option<json::RestCheck>,
 ) -> Option<&'a [u8]> {
     match part {
         KeyPart::Line => Some(record),
-        KeyPart::Json(path) => path.find(record, scratch),
+        KeyPart::Json(path) => {
+            let (text, check) = path.find_value(record, scratch)?;
+            *rest = Some(rest.map_or(check, |r| r.earliest(check)));
+            Some(text)
+        }
         KeyPart::Field(n) => match delimiter {
             Some(d) => field::delimited_field(record, d, *n),
             None => field::whitespace_field(record, *n),
