@@ -482,6 +482,9 @@ pub struct MemoryTier {
     queries: u64,
     /// The fingerprints of a run of queries (reused).
     fps: Vec<u128>,
+    /// Those new to their own window, and their places in the run (reused).
+    unseen: Vec<u128>,
+    unseen_at: Vec<usize>,
 }
 
 impl MemoryTier {
@@ -517,15 +520,28 @@ impl ExactTier for MemoryTier {
             answers.resize(base + run_len, ExactAnswer::New);
             self.fps.clear();
             self.fps.extend(run.iter().map(|q| q.fp));
-            if oldest < own {
-                for set in self.gens.range(oldest, WindowIndex(own.0 - 1)) {
-                    set.contains_all(&self.fps, |k| answers[base + k] = ExactAnswer::Seen);
-                }
-            }
             // A new window is sized like the newest one held.
             let hint = self.gens.iter().last().map_or(0, |(_, s)| s.len());
             let set = self.gens.get_or_insert_with(own, || FingerprintSet::with_expected(hint));
             set.insert_all(&self.fps, |k| answers[base + k] = ExactAnswer::Seen);
+            if oldest < own {
+                // Only what is new to its own window is looked up in the older ones
+                // (a run's older windows take no inserts from it, so the order of
+                // the two steps does not matter).
+                self.unseen.clear();
+                self.unseen_at.clear();
+                for (k, &fp) in self.fps.iter().enumerate() {
+                    if answers[base + k] == ExactAnswer::New {
+                        self.unseen.push(fp);
+                        self.unseen_at.push(k);
+                    }
+                }
+                for set in self.gens.range(oldest, WindowIndex(own.0 - 1)) {
+                    set.contains_all(&self.unseen, |j| {
+                        answers[base + self.unseen_at[j]] = ExactAnswer::Seen
+                    });
+                }
+            }
             i += run_len;
         }
         Ok(())
