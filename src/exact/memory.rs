@@ -448,12 +448,12 @@ impl FingerprintSet {
         let n = u64::from_le_bytes(n);
         let bad = || io::Error::new(io::ErrorKind::InvalidData, "bad fingerprint list");
         let mut set = FingerprintSet::new();
-        const CHUNK: usize = 4096;
-        let mut bytes = vec![0u8; CHUNK * 16];
-        let mut fps = Vec::with_capacity(CHUNK);
+        // One read per chunk that `insert_all` makes room for at a time.
+        let mut bytes = vec![0u8; INSERT_CHUNK * 16];
+        let mut fps = Vec::with_capacity(INSERT_CHUNK);
         let mut left = n;
         while left > 0 {
-            let k = left.min(CHUNK as u64) as usize;
+            let k = left.min(INSERT_CHUNK as u64) as usize;
             r.read_exact(&mut bytes[..k * 16])?;
             fps.clear();
             fps.extend(
