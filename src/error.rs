@@ -45,6 +45,9 @@ pub enum Error {
     /// The exact tier failed and the policy says to stop.
     #[error("exact tier: {0}")]
     Exact(String),
+    /// A bug: a thread of the run stopped on a panic (its message is on stderr).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -15,9 +15,10 @@
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::ops::Range;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery, ExactTier, MemoryTier};
-use crate::framing::{Frame, FrameReader, RawInput, Records};
+use crate::framing::{Frame, FrameReader, RawInput, Records, Span};
 use crate::hash::Seed;
 use crate::key::{int, Key, KeySpec};
 use crate::local::LocalTier;
@@ -64,12 +65,80 @@ struct Item {
 
 /// What the reader thread sends.
 enum Work {
-    Batch(Records, Vec<Item>),
+    Batch(Arc<Batch>),
     Oversized { part: Bytes, last: bool },
     Failed(io::Error),
 }
 
-/// Everything the reader thread needs to classify records.
+/// Records per segment of a [`Batch`]: the unit of classifying that either
+/// thread may claim.
+const SEGMENT: usize = 512;
+
+/// A batch of framed records, classified a segment at a time.
+///
+/// The reader thread classifies what it reads, but the cost per batch of the two
+/// threads varies (table loads and growth on the main thread, the pipe and the
+/// record shapes on the reader), so with a short queue each sometimes waits for
+/// the other; on two cores a waiting main thread is an idle core. So a batch is
+/// handed on as soon as the queue has room, and the two threads classify its
+/// segments together, each claiming the next unclaimed one: the main thread,
+/// having nothing else to do, helps with the batch it is about to decide, and
+/// waits only for segments the reader has already begun.
+struct Batch {
+    records: Records,
+    arrival_ns: i64,
+    segments: Vec<OnceLock<Vec<Item>>>,
+    /// The first segment no thread has claimed.
+    next: AtomicUsize,
+}
+
+impl Batch {
+    fn new(records: Records, arrival_ns: i64) -> Batch {
+        let segments =
+            (0..records.spans.len().div_ceil(SEGMENT)).map(|_| OnceLock::new()).collect();
+        Batch { records, arrival_ns, segments, next: AtomicUsize::new(0) }
+    }
+
+    /// Claims and classifies segments until none is left unclaimed.
+    fn classify_unclaimed(&self, classifier: &Classifier, last_time: &mut Option<i64>) {
+        loop {
+            let s = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = self.segments.get(s) else { return };
+            let end = ((s + 1) * SEGMENT).min(self.records.spans.len());
+            let claim = Claim(slot);
+            let mut items = Vec::with_capacity(end - s * SEGMENT);
+            let spans = &self.records.spans[s * SEGMENT..end];
+            classifier.classify(&self.records, spans, self.arrival_ns, last_time, &mut items);
+            // Claimed by this thread alone, so the slot is empty.
+            let _ = claim.0.set(items);
+        }
+    }
+
+    /// Every record's item, in order, once every segment is classified (waiting
+    /// for those another thread is still on); `None` if a segment came back short
+    /// (its thread panicked).
+    fn items(&self) -> Option<impl Iterator<Item = &Item>> {
+        let n = self.records.spans.len();
+        let whole = self
+            .segments
+            .iter()
+            .enumerate()
+            .all(|(k, s)| s.wait().len() == ((k + 1) * SEGMENT).min(n) - k * SEGMENT);
+        whole.then(|| self.segments.iter().flat_map(|s| s.wait().iter()))
+    }
+}
+
+/// A claimed segment: filled even if classifying it panics (with nothing, which
+/// [`Batch::items`] reports), so the other thread never waits on it forever.
+struct Claim<'a>(&'a OnceLock<Vec<Item>>);
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set(Vec::new());
+    }
+}
+
+/// Everything a thread needs to classify records.
 struct Classifier {
     key: KeySpec,
     time: Option<(KeySpec, TimeFormat)>,
@@ -79,25 +148,37 @@ struct Classifier {
     /// Integer IDs go to the exact tier too (a shared, remote tier is the authority
     /// for them as well: `--shared`, restarts without a state directory).
     ints_exact: bool,
-    /// The last event time read: a time format without a year takes the year that
-    /// puts each record closest to the one before (the arrival time for the first).
-    last_time: Option<i64>,
 }
 
 impl Classifier {
-    fn classify(&mut self, records: &Records, arrival_ns: i64, items: &mut Vec<Item>) {
+    /// Whether records may be classified out of order, by two threads: not when a
+    /// time without a year is read relative to the record before.
+    fn shareable(&self) -> bool {
+        self.time.as_ref().is_none_or(|(_, f)| !f.lacks_year())
+    }
+
+    /// Appends the items of the records at `spans` to `items`. `last_time` is the
+    /// last event time read: a time format without a year takes the year that puts
+    /// each record closest to the one before (the arrival time for the first).
+    fn classify(
+        &self,
+        records: &Records,
+        spans: &[Span],
+        arrival_ns: i64,
+        last_time: &mut Option<i64>,
+        items: &mut Vec<Item>,
+    ) {
         let mut kscratch = self.key.scratch();
         let mut tscratch = self.time.as_ref().map(|(k, _)| k.scratch());
-        items.clear();
-        items.reserve(records.spans.len());
-        for span in &records.spans {
+        items.reserve(spans.len());
+        for span in spans {
             let content = records.content(span);
             // A JSON time field's check of the rest of the record is made once,
             // with the key's (see `KeySpec::extract_after`); the time counts as
             // read (`last_time`) once that check holds, keyed or not.
             let (time_ns, pending) = match (&self.time, tscratch.as_mut()) {
                 (Some((tk, fmt)), Some(ts)) => {
-                    let near = self.last_time.unwrap_or(arrival_ns);
+                    let near = last_time.unwrap_or(arrival_ns);
                     match tk
                         .extract_text_deferred(content, ts)
                         .and_then(|(t, rest)| Some((fmt.parse_near(t, near)?, rest)))
@@ -113,7 +194,7 @@ impl Classifier {
             };
             let key = self.key.extract_after(content, &mut kscratch, pending);
             if self.time.is_some() && (key.is_some() || pending.is_none_or(|r| r.holds(content))) {
-                self.last_time = Some(time_ns);
+                *last_time = Some(time_ns);
             }
             let id = match key {
                 None => Id::Unkeyed,
@@ -243,15 +324,15 @@ impl Pipeline {
             )),
             None => None,
         };
-        let mut classifier = Classifier {
+        let classifier = Arc::new(Classifier {
             key: c.key.clone(),
             time,
             seed,
             need_bloom: bloom_on,
             need_fp: exact.is_some(),
             ints_exact: matches!(c.exact, ExactConfig::Redis(_)),
-            last_time: None,
-        };
+        });
+        let shared = classifier.shareable();
         let sink = Sink::new(output, c.emit.reject_file.as_deref(), c.emit.tag.as_deref())?;
         if let Some(p) = &c.report.stats_json {
             // Found out now, not after hours of stream: the counters must have a home.
@@ -267,9 +348,12 @@ impl Pipeline {
         let shutdown = self.shutdown.clone();
         let clock = self.clock.clone();
         let (chunk, max_record) = (c.framing.chunk_bytes, c.framing.max_record_bytes);
+        let reader_classifier = classifier.clone();
         let reader = thread::Builder::new()
             .name("logdedup-reader".into())
             .spawn(move || {
+                let classifier = reader_classifier;
+                let mut last_time = None;
                 let mut fr = FrameReader::new(input, chunk, max_record).with_raw_input();
                 loop {
                     if shutdown.load(Ordering::Relaxed) {
@@ -278,9 +362,21 @@ impl Pipeline {
                     let work = match fr.next_frame() {
                         Ok(None) => break,
                         Ok(Some(Frame::Records(rs))) => {
-                            let mut items = Vec::new();
-                            classifier.classify(&rs, clock.now_ns(), &mut items);
-                            Work::Batch(rs, items)
+                            let batch = Arc::new(Batch::new(rs, clock.now_ns()));
+                            if shared {
+                                // Handed on first when there is room, so an idle
+                                // main thread can help (see `Batch`).
+                                match tx.try_send(Work::Batch(batch.clone())) {
+                                    Ok(()) => {
+                                        batch.classify_unclaimed(&classifier, &mut last_time);
+                                        continue;
+                                    }
+                                    Err(TrySendError::Full(_)) => {}
+                                    Err(TrySendError::Disconnected(_)) => break,
+                                }
+                            }
+                            batch.classify_unclaimed(&classifier, &mut last_time);
+                            Work::Batch(batch)
                         }
                         Ok(Some(Frame::Oversized { part, last, .. })) => {
                             Work::Oversized { part, last }
@@ -320,7 +416,15 @@ impl Pipeline {
         let result = (|| -> Result<()> {
             loop {
                 match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(Work::Batch(records, items)) => run.batch(&records, &items)?,
+                    Ok(Work::Batch(b)) => {
+                        if shared {
+                            b.classify_unclaimed(&classifier, &mut None);
+                        }
+                        let items = b.items().ok_or_else(|| {
+                            Error::Internal("classifying a batch of records failed".into())
+                        })?;
+                        run.batch(&b.records, items)?
+                    }
                     Ok(Work::Oversized { part, last }) => run.oversized(&part, last)?,
                     Ok(Work::Failed(e)) => return Err(Error::io("reading input", e)),
                     Err(RecvTimeoutError::Timeout) => {
@@ -338,7 +442,14 @@ impl Pipeline {
                             break;
                         }
                     }
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // The reader has ended; a panic must not pass for the end
+                        // of the input.
+                        if reader.join().is_err() {
+                            return Err(Error::Internal("the reader thread panicked".into()));
+                        }
+                        break;
+                    }
                 }
                 run.maybe_checkpoint()?;
                 if progress && last_progress.elapsed() >= Duration::from_secs(1) {
@@ -406,15 +517,19 @@ struct Run<'c> {
 }
 
 impl Run<'_> {
-    fn batch(&mut self, records: &Records, items: &[Item]) -> Result<()> {
-        let n = items.len();
+    fn batch<'i>(
+        &mut self,
+        records: &Records,
+        items: impl Iterator<Item = &'i Item>,
+    ) -> Result<()> {
+        let n = records.spans.len();
         self.stats.records_in += n as u64;
         self.stats.bytes_in += records.data.len() as u64;
         self.since_checkpoint += n as u64;
         self.verdicts.clear();
         self.verdicts.resize(n, Verdict::Unkeyed);
         self.pending.clear();
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.enumerate() {
             if item.id == Id::Unkeyed {
                 continue;
             }
@@ -633,5 +748,102 @@ impl Run<'_> {
             s.exact_errors = es.errors;
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classifier(key: &str, time: Option<&str>) -> Classifier {
+        Classifier {
+            key: KeySpec::parse(&[key.to_string()], None, KeyType::Auto).unwrap(),
+            time: time.map(|t| {
+                (KeySpec::parse(&[t.to_string()], None, KeyType::Auto).unwrap(), TimeFormat::Auto)
+            }),
+            seed: Seed::random(),
+            need_bloom: true,
+            need_fp: true,
+            ints_exact: false,
+        }
+    }
+
+    /// One batch of `n` records: string, integer and missing IDs, some cut.
+    fn records(n: usize) -> Records {
+        let mut data = Vec::new();
+        for i in 0..n {
+            let line = match i % 5 {
+                0 => format!("{{\"id\":\"s{}\",\"t\":{}}}\n", i % 97, 1_700_000_000 + i),
+                1 => format!("{{\"id\":{},\"t\":{}}}\n", i % 89, 1_700_000_000 + i),
+                2 => format!("{{\"other\":{i}}}\n"),
+                3 => format!("{{\"id\":\"cut{i}\",\"t\":1\n"),
+                _ => format!("{{\"t\":{},\"id\":\"s{}\"}}\r\n", 1_700_000_000 + i, i % 13),
+            };
+            data.extend_from_slice(line.as_bytes());
+        }
+        let mut fr = FrameReader::new(io::Cursor::new(data), 1 << 24, 1 << 20);
+        match fr.next_frame().unwrap() {
+            Some(Frame::Records(rs)) => rs,
+            _ => panic!("one batch of records expected"),
+        }
+    }
+
+    #[test]
+    fn two_threads_classify_a_batch_as_one_does() {
+        for time in [None, Some(".t")] {
+            let c = Arc::new(classifier(".id", time));
+            assert!(c.shareable());
+            let rs = records(20 * SEGMENT + 7);
+            let mut alone = Vec::new();
+            c.classify(&rs, &rs.spans, 5, &mut None, &mut alone);
+            assert_eq!(alone.len(), rs.spans.len());
+            for _ in 0..20 {
+                let b = Arc::new(Batch::new(rs.clone(), 5));
+                let (b2, c2) = (b.clone(), c.clone());
+                let helper = thread::spawn(move || b2.classify_unclaimed(&c2, &mut None));
+                b.classify_unclaimed(&c, &mut None);
+                let shared: Vec<Item> =
+                    b.items().expect("every segment classified").copied().collect();
+                helper.join().unwrap();
+                assert_eq!(shared.len(), alone.len());
+                for (k, (x, y)) in shared.iter().zip(&alone).enumerate() {
+                    assert!(x.id == y.id && x.time_ns == y.time_ns, "record {k}: {x:?} vs {y:?}");
+                }
+            }
+            // The batch holds every kind of item, so the comparison above means something.
+            assert!(alone.iter().any(|i| matches!(i.id, Id::Str { .. })));
+            assert!(alone.iter().any(|i| matches!(i.id, Id::Int(_))));
+            assert!(alone.iter().any(|i| i.id == Id::Unkeyed));
+        }
+    }
+
+    #[test]
+    fn a_year_less_time_is_read_in_order_by_one_thread() {
+        let mut c = classifier(".id", Some(".t"));
+        c.time.as_mut().unwrap().1 = TimeFormat::strftime("%b %d %H:%M:%S").unwrap();
+        assert!(!c.shareable());
+        assert!(classifier("line", None).shareable());
+    }
+
+    #[test]
+    fn a_segment_whose_thread_panicked_is_reported_not_waited_for() {
+        let b = Arc::new(Batch::new(records(3 * SEGMENT), 0));
+        // Another thread claims the second segment and panics while classifying it.
+        b.next.store(3, Ordering::Relaxed);
+        let b2 = b.clone();
+        let failed = thread::spawn(move || {
+            let _claim = Claim(&b2.segments[1]);
+            panic!("classifying failed");
+        })
+        .join();
+        assert!(failed.is_err());
+        let c = classifier(".id", None);
+        for k in [0, 2] {
+            let spans = &b.records.spans[k * SEGMENT..(k + 1) * SEGMENT];
+            let mut items = Vec::new();
+            c.classify(&b.records, spans, 0, &mut None, &mut items);
+            b.segments[k].set(items).unwrap();
+        }
+        assert!(b.items().is_none());
     }
 }
