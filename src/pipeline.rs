@@ -8,7 +8,9 @@
 //!
 //! Two threads because the machine this was built on has two cores: framing,
 //! key scanning and SipHash run beside the table lookups and the output copy.
-//! Data flows one way, a batch (one read's worth of records) at a time. Within a
+//! Data flows one way, a batch (one read's worth of records) at a time; the main
+//! thread classifies the part of a batch the reader has not reached rather than
+//! wait for it (see [`Batch`]). Within a
 //! batch, integer IDs are decided at once; string IDs are collected and resolved
 //! together (prefetched bloom lookups, one exact-tier call), and always before a
 //! window retires, so rotation never races a pending lookup.
