@@ -145,17 +145,22 @@ fn main() -> ExitCode {
     };
     let summary = config.report.summary;
     let pipeline = Pipeline::new(config).with_shutdown(shutdown);
-    let result = if args.files.is_empty() {
-        pipeline.run(RawInput::stdin(), output)
-    } else {
-        let files = Files {
-            paths: args.files.clone().into_iter(),
-            current: None,
-            last_byte: None,
-            pending_newline: false,
-        };
-        pipeline.run(files, output)
-    };
+    // A panic is a bug, but still a failure at run time: exit 2 (the panic message
+    // is already on stderr), not Rust's 101.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if args.files.is_empty() {
+            pipeline.run(RawInput::stdin(), output)
+        } else {
+            let files = Files {
+                paths: args.files.clone().into_iter(),
+                current: None,
+                last_byte: None,
+                pending_newline: false,
+            };
+            pipeline.run(files, output)
+        }
+    }));
+    let result = run.unwrap_or_else(|_| Err(Error::Internal("logdedup panicked".into())));
     match result {
         Ok(stats) => {
             if summary {
