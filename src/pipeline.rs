@@ -42,8 +42,13 @@ use crate::time::TimeFormat;
 use crate::verdict::{decide, Action, Verdict};
 use crate::window::{Clock, Placement, SystemClock, WindowClock, WindowIndex};
 
-/// Batches in flight between the reader thread and the main thread.
-const CHANNEL_DEPTH: usize = 4;
+/// Batches in flight between the reader thread and the main thread. Each holds a
+/// read's worth of records (512 KiB by default): the queue absorbs the moments when
+/// one thread runs slower than the other (a table growing, the pipe running dry).
+/// 8 × 512 KiB against 4 × 1 MiB, 10M keyed lines, three loops: 4-7 % less wall
+/// time, 2 MiB less peak RSS; 16 × 256 KiB and 12 × 512 KiB were no better than 4 ×
+/// 1 MiB, and 8 × 1 MiB cost 6 MiB of RSS.
+const CHANNEL_DEPTH: usize = 8;
 /// Bloom lookups are prefetched this many keys ahead.
 const PREFETCH_AHEAD: usize = 16;
 
