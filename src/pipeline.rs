@@ -17,8 +17,7 @@
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::ops::Range;
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -106,15 +105,20 @@ impl Batch {
         Batch { records, arrival_ns, segments, next: AtomicUsize::new(0) }
     }
 
+    /// The records of segment `k`.
+    fn spans(&self, k: usize) -> &[Span] {
+        let all = &self.records.spans;
+        &all[k * SEGMENT..((k + 1) * SEGMENT).min(all.len())]
+    }
+
     /// Claims and classifies segments until none is left unclaimed.
     fn classify_unclaimed(&self, classifier: &Classifier, last_time: &mut Option<i64>) {
         loop {
             let s = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = self.segments.get(s) else { return };
-            let end = ((s + 1) * SEGMENT).min(self.records.spans.len());
             let claim = Claim(slot);
-            let mut items = Vec::with_capacity(end - s * SEGMENT);
-            let spans = &self.records.spans[s * SEGMENT..end];
+            let spans = self.spans(s);
+            let mut items = Vec::with_capacity(spans.len());
             classifier.classify(&self.records, spans, self.arrival_ns, last_time, &mut items);
             // Claimed by this thread alone, so the slot is empty.
             let _ = claim.0.set(items);
@@ -125,12 +129,8 @@ impl Batch {
     /// for those another thread is still on); `None` if a segment came back short
     /// (its thread panicked).
     fn items(&self) -> Option<impl Iterator<Item = &Item>> {
-        let n = self.records.spans.len();
-        let whole = self
-            .segments
-            .iter()
-            .enumerate()
-            .all(|(k, s)| s.wait().len() == ((k + 1) * SEGMENT).min(n) - k * SEGMENT);
+        let whole =
+            self.segments.iter().enumerate().all(|(k, s)| s.wait().len() == self.spans(k).len());
         whole.then(|| self.segments.iter().flat_map(|s| s.wait().iter()))
     }
 }
@@ -846,9 +846,8 @@ mod tests {
         assert!(failed.is_err());
         let c = classifier(".id", None);
         for k in [0, 2] {
-            let spans = &b.records.spans[k * SEGMENT..(k + 1) * SEGMENT];
             let mut items = Vec::new();
-            c.classify(&b.records, spans, 0, &mut None, &mut items);
+            c.classify(&b.records, b.spans(k), 0, &mut None, &mut items);
             b.segments[k].set(items).unwrap();
         }
         assert!(b.items().is_none());
