@@ -116,6 +116,27 @@ fn json_string_content_is_the_key() {
 }
 
 #[test]
+fn a_json_name_given_twice_takes_the_last_member() {
+    // As jq reads them: the keys are 2, 2 (a duplicate), none (null), 1, and,
+    // through `.a.b`, the second `a`'s `b`.
+    let input = concat!(
+        r#"{"id":1,"id":2}"#,
+        "\n",
+        r#"{"id":2}"#,
+        "\n",
+        r#"{"id":1,"msg":"x","id":null}"#,
+        "\n",
+        r#"{"id":1}"#,
+        "\n",
+    );
+    let o = run(&["--key", ".id"], input);
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("unkeyed")), (2, 1, 1));
+    assert_eq!(o.lines(), [r#"{"id":1,"id":2}"#, r#"{"id":1,"msg":"x","id":null}"#, r#"{"id":1}"#]);
+    let input = concat!(r#"{"a":{"b":1},"a":{"b":7}}"#, "\n", r#"{"a":{"b":7}}"#, "\n");
+    assert_eq!(out(&["--key", ".a.b"], input), concat!(r#"{"a":{"b":1},"a":{"b":7}}"#, "\n"));
+}
+
+#[test]
 fn quoted_and_bare_integers_are_one_id_under_auto() {
     let input = "{\"id\":42}\n{\"id\":\"42\"}\n{\"id\":\"042\"}\n{\"id\":42.0}\n";
     for kt in ["auto", "str"] {

@@ -9,6 +9,12 @@
 //! value, the rest of the record is followed by structure alone (strings and
 //! brackets, 16 bytes a step) to its final `}`, with only whitespace after it: a
 //! record cut short after its key stays unkeyed.
+//!
+//! A name given twice in one object: the last member counts, as in jq, Python,
+//! JavaScript and serde_json. The scan stops at the first match; only when the
+//! rest of the record could hold the name again (its quoted text appears there, or
+//! an escape that could spell it) does a second walk read every member of each
+//! object on the path.
 
 use std::borrow::Cow;
 
@@ -18,6 +24,14 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonPath {
     segments: Vec<Vec<u8>>,
+    /// Each name with its closing quote, as it follows the opening quote of a
+    /// member written without escapes.
+    closed: Vec<Vec<u8>>,
+    /// The distinct first bytes of `closed`.
+    firsts: Vec<u8>,
+    /// Whether some name holds a byte that an escape other than `\u` can spell
+    /// (`"`, `\`, `/`, a control byte).
+    plain_escapes: bool,
 }
 
 impl JsonPath {
@@ -80,7 +94,13 @@ impl JsonPath {
         if segments.is_empty() {
             return Err(bad("no member name"));
         }
-        Ok(JsonPath { segments })
+        let closed: Vec<Vec<u8>> = segments.iter().map(|seg| [seg, &b"\""[..]].concat()).collect();
+        let mut firsts: Vec<u8> = closed.iter().map(|c| c[0]).collect();
+        firsts.sort_unstable();
+        firsts.dedup();
+        let plain_escapes =
+            segments.iter().flatten().any(|&c| matches!(c, b'"' | b'\\' | b'/') || c < 0x20);
+        Ok(JsonPath { segments, closed, firsts, plain_escapes })
     }
 
     /// The member names.
@@ -108,14 +128,14 @@ impl JsonPath {
         for (depth, seg) in self.segments.iter().enumerate() {
             s.ws();
             if s.peek()? != b'{' {
-                return None;
+                return self.find_later(depth, record, s.i, scratch);
             }
             s.i += 1;
             // Walk the members of this object until the name matches.
             loop {
                 s.ws();
                 match s.peek()? {
-                    b'}' => return None,
+                    b'}' => return self.find_later(depth, record, s.i, scratch),
                     b'"' => {}
                     _ => return None,
                 }
@@ -134,6 +154,11 @@ impl JsonPath {
                 };
                 if matches {
                     if depth == last {
+                        // Every later member lies after this point: if none of them
+                        // can be one of the path's names, this match is the last.
+                        if self.may_repeat(&record[s.i..]) {
+                            return self.find_last(record, scratch);
+                        }
                         let text = s.value_text(scratch)?;
                         // A record cut short after its key (a truncated write) is
                         // not JSON: it must stay unkeyed, or it would stand in for
@@ -147,11 +172,131 @@ impl JsonPath {
                 s.ws();
                 match s.peek()? {
                     b',' => s.i += 1,
-                    _ => return None, // `}` (not found) or malformed
+                    b'}' => return self.find_later(depth, record, s.i, scratch),
+                    _ => return None,
                 }
             }
         }
         None
+    }
+
+    /// After the first member named like an outer name held no way on to the
+    /// path (at `depth`, from `at`): a later member with that name may.
+    fn find_later<'a>(
+        &self,
+        depth: usize,
+        record: &'a [u8],
+        at: usize,
+        scratch: &'a mut Vec<u8>,
+    ) -> Option<(&'a [u8], RestCheck)> {
+        if depth > 0 && self.may_repeat(&record[at..]) {
+            self.find_last(record, scratch)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `rest` could hold a member named like one of the path's names: a
+    /// quote followed by the name and its closing quote, or an escape that could
+    /// spell one. Sixteen bytes a step.
+    #[inline]
+    fn may_repeat(&self, rest: &[u8]) -> bool {
+        let (mut quote_before, mut slash_before) = (0u32, 0u32);
+        for (k, chunk) in rest.chunks(16).enumerate() {
+            let mut buf = [0u8; 16];
+            let block: &[u8; 16] = match chunk.try_into() {
+                Ok(full) => full,
+                Err(_) => {
+                    buf[..chunk.len()].copy_from_slice(chunk);
+                    &buf
+                }
+            };
+            let quote = eq16(block, b'"');
+            let slash = eq16(block, b'\\');
+            if slash | slash_before != 0
+                && (self.plain_escapes || ((slash << 1) | slash_before) & eq16(block, b'u') != 0)
+            {
+                return true;
+            }
+            let opened = (quote << 1) | quote_before;
+            for &first in &self.firsts {
+                let mut at = opened & eq16(block, first);
+                while at != 0 {
+                    let i = k * 16 + at.trailing_zeros() as usize;
+                    at &= at - 1;
+                    if self.closed.iter().any(|c| rest[i..].starts_with(c)) {
+                        return true;
+                    }
+                }
+            }
+            quote_before = quote >> 15;
+            slash_before = slash >> 15;
+        }
+        false
+    }
+
+    /// [`JsonPath::find_value`] by reading every member of each object on the path
+    /// and descending into the last one with the name.
+    fn find_last<'a>(
+        &self,
+        record: &'a [u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Option<(&'a [u8], RestCheck)> {
+        let mut s = Scanner { b: record, i: 0 };
+        let mut outer_close = 0;
+        for (depth, seg) in self.segments.iter().enumerate() {
+            s.ws();
+            if s.peek()? != b'{' {
+                return None;
+            }
+            s.i += 1;
+            s.ws();
+            let mut found = None;
+            if s.peek()? == b'}' {
+                s.i += 1;
+            } else {
+                loop {
+                    s.ws();
+                    if s.peek()? != b'"' {
+                        return None;
+                    }
+                    let (start, end, escaped) = s.string()?;
+                    s.ws();
+                    if s.peek()? != b':' {
+                        return None;
+                    }
+                    s.i += 1;
+                    s.ws();
+                    let name = &record[start..end];
+                    let matches = if escaped {
+                        unescape(name).is_some_and(|n| n.as_ref() == seg.as_slice())
+                    } else {
+                        name == seg.as_slice()
+                    };
+                    if matches {
+                        found = Some(s.i);
+                    }
+                    s.skip_value()?;
+                    s.ws();
+                    match s.peek()? {
+                        b',' => s.i += 1,
+                        b'}' => {
+                            s.i += 1;
+                            break;
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            if depth == 0 {
+                outer_close = s.i - 1;
+            }
+            s.i = found?;
+        }
+        let text = s.value_text(scratch)?;
+        // The outermost object has been read to its `}`: what remains to check is
+        // that only whitespace follows it.
+        Some((text, RestCheck { from: outer_close, open: 1 }))
     }
 }
 
@@ -432,6 +577,25 @@ fn classify16(chunk: &[u8]) -> (u32, u32, u32, u32) {
     }
 }
 
+/// Bit mask of the bytes equal to `c` in `block` (bit i: byte i).
+#[inline(always)]
+fn eq16(block: &[u8; 16], c: u8) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes
+        // of `block`.
+        unsafe {
+            let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8))) as u32
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        block.iter().enumerate().fold(0, |m, (i, &b)| m | u32::from(b == c) << i)
+    }
+}
+
 /// The first `"` or `\\` at or after `from`. Strings in log records are short
 /// (names, UUIDs, messages of a few dozen bytes), where a call into `memchr2`
 /// costs more than the scan: this one is inlined and looks at 16 bytes a step.
@@ -636,6 +800,177 @@ mod tests {
         let escaped = long.replace("xxxx", "x\\\"");
         assert_eq!(find(".k", &escaped).as_deref(), Some("v"));
         assert_eq!(find(".k", &escaped[..escaped.len() - 2]), None);
+    }
+
+    #[test]
+    fn a_name_given_twice_takes_the_last_member() {
+        assert_eq!(find(".id", r#"{"id":1,"id":2}"#).as_deref(), Some("2"));
+        assert_eq!(find(".id", r#"{"id":1,"x":"id","y":3}"#).as_deref(), Some("1"));
+        assert_eq!(find(".id", r#"{"id":1,"id":null}"#), None);
+        assert_eq!(find(".id", r#"{"id":null,"id":"z"}"#).as_deref(), Some("z"));
+        // Spelled with an escape, the name is the same name.
+        assert_eq!(find(".id", r#"{"id":1,"i\u0064":2}"#).as_deref(), Some("2"));
+        assert_eq!(find(".id", r#"{"id":1,"m":"\u0041"}"#).as_deref(), Some("1"));
+        assert_eq!(find(".a/b", r#"{"a/b":1,"a\/b":2}"#).as_deref(), Some("2"));
+        // Inner names, and an outer name given twice.
+        assert_eq!(find(".a.b", r#"{"a":{"b":1,"b":2}}"#).as_deref(), Some("2"));
+        assert_eq!(find(".a.b", r#"{"a":{"b":1},"a":{"b":3}}"#).as_deref(), Some("3"));
+        assert_eq!(find(".a.b", r#"{"a":{"b":1},"a":{"c":3}}"#), None);
+        assert_eq!(find(".a.b", r#"{"a":{"c":1},"a":{"b":4}}"#).as_deref(), Some("4"));
+        // The same name deeper down is another member.
+        assert_eq!(find(".id", r#"{"id":1,"n":{"id":2}}"#).as_deref(), Some("1"));
+        // The second walk keeps the first one's rules: malformed or cut short, no key.
+        assert_eq!(find(".id", r#"{"id":1,"id":2"#), None);
+        assert_eq!(find(".id", r#"{"id":1,"id":2,}"#), None);
+        assert_eq!(find(".id", r#"{"id":1,"id":2} x"#), None);
+        assert_eq!(find(".id", "{\"id\":1,\"id\":2}\r\n").as_deref(), Some("2"));
+    }
+
+    /// A JSON value, rendered by [`render`] with the spacing and escapes a noise
+    /// stream chooses.
+    #[derive(Debug, Clone)]
+    enum Model {
+        Str(String),
+        Int(i64),
+        Bool(bool),
+        Null,
+        Arr(Vec<Model>),
+        Obj(Vec<(String, Model)>),
+    }
+
+    /// Names few enough to repeat, some with dots, escapable or non-ASCII bytes.
+    const NAMES: [&str; 7] = ["a", "b", "id", "a.b", "é", "/", "x\"y"];
+
+    /// A member name: mostly `a` or `b`, so that paths through them and names given
+    /// twice are common.
+    fn name() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => Just("a"),
+            3 => Just("b"),
+            2 => proptest::sample::select(NAMES.to_vec()),
+        ]
+        .prop_map(String::from)
+    }
+
+    fn model() -> impl proptest::strategy::Strategy<Value = Model> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            "[a-z\"\\\\}\\]{é/]{0,6}".prop_map(Model::Str),
+            any::<i64>().prop_map(Model::Int),
+            any::<bool>().prop_map(Model::Bool),
+            Just(Model::Null),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                1 => proptest::collection::vec(inner.clone(), 0..4).prop_map(Model::Arr),
+                3 => proptest::collection::vec((name(), inner), 0..5).prop_map(Model::Obj),
+            ]
+        })
+    }
+
+    fn render(m: &Model, noise: &mut impl Iterator<Item = u8>, out: &mut Vec<u8>) {
+        let ws = |noise: &mut dyn Iterator<Item = u8>, out: &mut Vec<u8>| {
+            if noise.next().unwrap() % 4 == 0 {
+                out.extend_from_slice(b" \t"[..1 + (noise.next().unwrap() % 2) as usize].as_ref());
+            }
+        };
+        let string = |s: &str, noise: &mut dyn Iterator<Item = u8>, out: &mut Vec<u8>| {
+            out.push(b'"');
+            for ch in s.chars() {
+                let n = noise.next().unwrap() % 4;
+                match ch {
+                    _ if n == 0 && (ch as u32) < 0x10000 => {
+                        out.extend_from_slice(format!("\\u{:04x}", ch as u32).as_bytes())
+                    }
+                    '"' => out.extend_from_slice(b"\\\""),
+                    '\\' => out.extend_from_slice(b"\\\\"),
+                    '/' if n == 1 => out.extend_from_slice(b"\\/"),
+                    _ => out.extend_from_slice(ch.to_string().as_bytes()),
+                }
+            }
+            out.push(b'"');
+        };
+        ws(noise, out);
+        match m {
+            Model::Str(s) => string(s, noise, out),
+            Model::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            Model::Bool(b) => out.extend_from_slice(b.to_string().as_bytes()),
+            Model::Null => out.extend_from_slice(b"null"),
+            Model::Arr(items) => {
+                out.push(b'[');
+                for (k, item) in items.iter().enumerate() {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    render(item, noise, out);
+                }
+                ws(noise, out);
+                out.push(b']');
+            }
+            Model::Obj(members) => {
+                out.push(b'{');
+                for (k, (name, value)) in members.iter().enumerate() {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    ws(noise, out);
+                    string(name, noise, out);
+                    ws(noise, out);
+                    out.push(b':');
+                    render(value, noise, out);
+                }
+                ws(noise, out);
+                out.push(b'}');
+            }
+        }
+        ws(noise, out);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// On valid JSON objects with names given twice, escaped names, nested
+        /// objects and arrays, the key is what serde_json reads at the path: a
+        /// string's content, a number's or literal's text, a container that parses
+        /// to the same value; `null` and a missing member give none.
+        #[test]
+        fn the_key_is_what_a_full_parser_reads(
+            members in proptest::collection::vec((name(), model()), 0..7),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
+            path in proptest::sample::select(vec![
+                ".a", ".b", ".id", ".\"a.b\"", ".é", ".\"/\"", ".\"x\\\"y\"",
+                ".a.b", ".b.a", ".a.a", ".a.id", ".b.a.b", ".\"a.b\".a",
+            ]),
+        ) {
+            let mut rec = Vec::new();
+            render(&Model::Obj(members), &mut noise.iter().copied().cycle(), &mut rec);
+            let parsed: serde_json::Value = serde_json::from_slice(&rec).unwrap();
+            let p = JsonPath::parse("--key", path).unwrap();
+            let mut at = Some(&parsed);
+            for seg in p.segments() {
+                let name = std::str::from_utf8(seg).unwrap();
+                at = at.and_then(|v| v.as_object()).and_then(|o| o.get(name));
+            }
+            let mut scratch = Vec::new();
+            let got = p.find(&rec, &mut scratch);
+            let show = String::from_utf8_lossy(&rec);
+            match at {
+                None | Some(serde_json::Value::Null) => proptest::prop_assert_eq!(got, None, "{}", show),
+                Some(serde_json::Value::String(s)) => {
+                    proptest::prop_assert_eq!(got, Some(s.as_bytes()), "{}", show)
+                }
+                Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+                    let text = v.to_string();
+                    proptest::prop_assert_eq!(got, Some(text.as_bytes()), "{}", show)
+                }
+                Some(v) => {
+                    let got = got.expect("a container is a key");
+                    let back: serde_json::Value = serde_json::from_slice(got).unwrap();
+                    proptest::prop_assert_eq!(&back, v, "{}", show);
+                }
+            }
+        }
     }
 
     #[test]
