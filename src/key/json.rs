@@ -871,7 +871,7 @@ mod tests {
 
     fn render(m: &Model, noise: &mut impl Iterator<Item = u8>, out: &mut Vec<u8>) {
         let ws = |noise: &mut dyn Iterator<Item = u8>, out: &mut Vec<u8>| {
-            if noise.next().unwrap() % 4 == 0 {
+            if noise.next().unwrap().is_multiple_of(4) {
                 out.extend_from_slice(b" \t"[..1 + (noise.next().unwrap() % 2) as usize].as_ref());
             }
         };
