@@ -180,29 +180,25 @@ impl Classifier {
         items.reserve(spans.len());
         for span in spans {
             let content = records.content(span);
-            // A JSON time field's check of the rest of the record is made once,
-            // with the key's (see `KeySpec::extract_after`); the time counts as
-            // read (`last_time`) once that check holds, keyed or not.
-            let (time_ns, pending) = match (&self.time, tscratch.as_mut()) {
+            // A time that can be read counts (`last_time`), keyed or not: a JSON
+            // time field is only found in a whole JSON record.
+            let time_ns = match (&self.time, tscratch.as_mut()) {
                 (Some((tk, fmt)), Some(ts)) => {
                     let near = last_time.unwrap_or(arrival_ns);
-                    match tk
-                        .extract_text_deferred(content, ts)
-                        .and_then(|(t, rest)| Some((fmt.parse_near(t, near)?, rest)))
-                    {
-                        Some((t, rest)) => (t, rest),
+                    match tk.extract_text(content, ts).and_then(|t| fmt.parse_near(t, near)) {
+                        Some(t) => {
+                            *last_time = Some(t);
+                            t
+                        }
                         None => {
                             items.push(Item { id: Id::Unkeyed, time_ns: 0 });
                             continue;
                         }
                     }
                 }
-                _ => (arrival_ns, None),
+                _ => arrival_ns,
             };
-            let key = self.key.extract_after(content, &mut kscratch, pending);
-            if self.time.is_some() && (key.is_some() || pending.is_none_or(|r| r.holds(content))) {
-                *last_time = Some(time_ns);
-            }
+            let key = self.key.extract(content, &mut kscratch);
             let id = match key {
                 None => Id::Unkeyed,
                 Some(Key::Int { value, .. }) if int::is_dense_range(value) && !self.ints_exact => {

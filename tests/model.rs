@@ -969,7 +969,7 @@ proptest! {
                     let mut scratch = spec.scratch();
                     let _ = spec.extract(&input, &mut scratch);
                     let mut scratch = spec.scratch();
-                    let _ = spec.extract_text_deferred(&input, &mut scratch);
+                    let _ = spec.extract_text(&input, &mut scratch);
                 }
             }
         }

@@ -196,34 +196,9 @@ impl KeySpec {
     /// Extracts the key of `record` (its bytes without the line terminator).
     /// `None` means the record is unkeyed.
     pub fn extract<'a>(&self, record: &'a [u8], scratch: &'a mut Scratch) -> Option<Key<'a>> {
-        self.extract_after(record, scratch, None)
-    }
-
-    /// [`KeySpec::extract`] for a record whose time field was found by
-    /// [`KeySpec::extract_text_deferred`], which left its check of the rest of the
-    /// record to be made here: the key's JSON parts and the time field need only
-    /// the check that starts earliest (see [`json::RestCheck::earliest`]), made
-    /// once. A record that fails it is unkeyed, as it would be for either alone.
-    pub fn extract_after<'a>(
-        &self,
-        record: &'a [u8],
-        scratch: &'a mut Scratch,
-        pending: Option<json::RestCheck>,
-    ) -> Option<Key<'a>> {
         let Scratch { part, key, locs } = scratch;
-        let mut rest = pending;
         if self.parts.len() == 1 {
-            let text = extract_part(
-                &self.parts[0],
-                self.delimiter,
-                record,
-                part,
-                &mut locs[0],
-                &mut rest,
-            )?;
-            if rest.is_some_and(|r| !r.holds(record)) {
-                return None;
-            }
+            let text = extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0])?;
             return Some(match self.key_type {
                 KeyType::Str => Key::Str(text),
                 KeyType::Auto => match int::parse_canonical_i64(text) {
@@ -237,52 +212,32 @@ impl KeySpec {
             });
         }
         key.clear();
-        // JSON parts check the rest of the record once, from the earliest value.
         for (p, loc) in self.parts.iter().zip(locs.iter_mut()) {
-            let text = extract_part(p, self.delimiter, record, part, loc, &mut rest)?;
+            let text = extract_part(p, self.delimiter, record, part, loc)?;
             push_varint(key, text.len() as u64);
             key.extend_from_slice(text);
-        }
-        if rest.is_some_and(|r| !r.holds(record)) {
-            return None;
         }
         Some(Key::Str(key.as_slice()))
     }
 
-    /// Extracts the text of the first part only (used for the time field). For a
-    /// JSON path, the check of the rest of the record is returned, not made: pass
-    /// it to [`KeySpec::extract_after`], and do not take the text as found in a
-    /// JSON record unless that check holds.
-    pub fn extract_text_deferred<'a>(
-        &self,
-        record: &'a [u8],
-        scratch: &'a mut Scratch,
-    ) -> Option<(&'a [u8], Option<json::RestCheck>)> {
+    /// Extracts the text of the first part only (used for the time field).
+    pub fn extract_text<'a>(&self, record: &'a [u8], scratch: &'a mut Scratch) -> Option<&'a [u8]> {
         let Scratch { part, locs, .. } = scratch;
-        let mut rest = None;
-        let text =
-            extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0], &mut rest)?;
-        Some((text, rest))
+        extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0])
     }
 }
 
-/// The text of one part of a key. A JSON path's check of the rest of the record is
-/// not made but merged into `rest` (the earliest check of all parts so far).
+/// The text of one part of a key.
 fn extract_part<'a>(
     part: &KeyPart,
     delimiter: Option<u8>,
     record: &'a [u8],
     scratch: &'a mut Vec<u8>,
     locs: &mut Option<CaptureLocations>,
-    rest: &mut Option<json::RestCheck>,
 ) -> Option<&'a [u8]> {
     match part {
         KeyPart::Line => Some(record),
-        KeyPart::Json(path) => {
-            let (text, check) = path.find_value(record, scratch)?;
-            *rest = Some(rest.map_or(check, |r| r.earliest(check)));
-            Some(text)
-        }
+        KeyPart::Json(path) => path.find(record, scratch),
         KeyPart::Field(n) => match delimiter {
             Some(d) => field::delimited_field(record, d, *n),
             None => field::whitespace_field(record, *n),
@@ -384,11 +339,10 @@ mod tests {
         assert_eq!(spec.describe(), ".\"a\".\"b.c\" + field:3 + line");
     }
 
-    /// A composite of JSON paths checks the rest of the record once, from the
-    /// earliest value, whatever order the paths come in: a record cut short after
-    /// every key, or malformed between them, is still unkeyed.
+    /// A composite of JSON paths, whatever order the paths come in: a record cut
+    /// short after every key, or malformed between them, is unkeyed.
     #[test]
-    fn composite_json_checks_the_record_once() {
+    fn composite_json_needs_the_whole_record() {
         for keys in [[".a", ".b.c"], [".b.c", ".a"]] {
             let s = spec(&keys, KeyType::Str);
             let whole = br#"{"a":"x","b":{"c":1,"d":[2]},"e":"}"}"#;
