@@ -137,6 +137,27 @@ fn a_json_name_given_twice_takes_the_last_member() {
 }
 
 #[test]
+fn a_json_time_field_given_twice_takes_the_last_member() {
+    // The first record's time is its last `ts` (00:05), so the second falls in its
+    // window and is a duplicate; read from the first `ts` (00:00), it would be in
+    // an older window, dropped by the time the second arrives.
+    let args = ["--key", ".id", "--time-field", ".ts", "--window", "1m"];
+    let input = concat!(
+        r#"{"ts":"2026-01-01T00:00:00Z","id":1,"ts":"2026-01-01T00:05:00Z"}"#,
+        "\n",
+        r#"{"ts":"2026-01-01T00:05:30Z","id":1}"#,
+        "\n",
+        // The key given twice after the time: the last `id` (2) counts.
+        r#"{"ts":"2026-01-01T00:05:40Z","id":3,"id":2}"#,
+        "\n",
+        r#"{"ts":"2026-01-01T00:05:50Z","id":2}"#,
+        "\n",
+    );
+    let o = run(&args, input);
+    assert_eq!((o.stat("new"), o.stat("duplicates"), o.stat("late")), (2, 2, 0));
+}
+
+#[test]
 fn quoted_and_bare_integers_are_one_id_under_auto() {
     let input = "{\"id\":42}\n{\"id\":\"42\"}\n{\"id\":\"042\"}\n{\"id\":42.0}\n";
     for kt in ["auto", "str"] {

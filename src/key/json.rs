@@ -934,6 +934,23 @@ mod tests {
     /// Names few enough to repeat, some with dots, escapable or non-ASCII bytes.
     const NAMES: [&str; 7] = ["a", "b", "id", "a.b", "é", "/", "x\"y"];
 
+    /// Paths through those names.
+    const PATHS: [&str; 13] = [
+        ".a",
+        ".b",
+        ".id",
+        ".\"a.b\"",
+        ".é",
+        ".\"/\"",
+        ".\"x\\\"y\"",
+        ".a.b",
+        ".b.a",
+        ".a.a",
+        ".a.id",
+        ".b.a.b",
+        ".\"a.b\".a",
+    ];
+
     /// A member name: mostly `a` or `b`, so that paths through them and names given
     /// twice are common.
     fn name() -> impl proptest::strategy::Strategy<Value = String> {
@@ -1031,10 +1048,7 @@ mod tests {
         fn the_key_is_what_a_full_parser_reads(
             members in proptest::collection::vec((name(), model()), 0..7),
             noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
-            path in proptest::sample::select(vec![
-                ".a", ".b", ".id", ".\"a.b\"", ".é", ".\"/\"", ".\"x\\\"y\"",
-                ".a.b", ".b.a", ".a.a", ".a.id", ".b.a.b", ".\"a.b\".a",
-            ]),
+            path in proptest::sample::select(PATHS.to_vec()),
         ) {
             let mut rec = Vec::new();
             render(&Model::Obj(members), &mut noise.iter().copied().cycle(), &mut rec);
@@ -1063,6 +1077,53 @@ mod tests {
                     proptest::prop_assert_eq!(&back, v, "{}", show);
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// A composite of two paths keys a record exactly when each path alone
+        /// does, with the same texts, names given twice included.
+        #[test]
+        fn a_composite_reads_what_each_path_reads(
+            members in proptest::collection::vec((name(), model()), 0..7),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
+            first in proptest::sample::select(PATHS.to_vec()),
+            second in proptest::sample::select(PATHS.to_vec()),
+        ) {
+            let mut rec = Vec::new();
+            render(&Model::Obj(members), &mut noise.iter().copied().cycle(), &mut rec);
+            let alone = |path: &str| {
+                let mut scratch = Vec::new();
+                JsonPath::parse("--key", path)
+                    .unwrap()
+                    .find(&rec, &mut scratch)
+                    .map(<[u8]>::to_vec)
+            };
+            let expected = alone(first).zip(alone(second)).map(|(a, b)| {
+                let mut k = Vec::new();
+                for part in [a, b] {
+                    // The encoding's length prefix: LEB128.
+                    let mut n = part.len();
+                    while n >= 0x80 {
+                        k.push((n as u8) | 0x80);
+                        n >>= 7;
+                    }
+                    k.push(n as u8);
+                    k.extend_from_slice(&part);
+                }
+                k
+            });
+            let spec = crate::key::KeySpec::parse(
+                &[first.to_string(), second.to_string()],
+                None,
+                crate::config::KeyType::Str,
+            )
+            .unwrap();
+            let mut scratch = spec.scratch();
+            let got = spec.extract(&rec, &mut scratch).map(|k| k.bytes().to_vec());
+            proptest::prop_assert_eq!(got, expected, "{}", String::from_utf8_lossy(&rec));
         }
     }
 
