@@ -217,20 +217,7 @@ impl JsonPath {
                     b'"' => {}
                     _ => return None,
                 }
-                let (start, end, escaped) = s.string()?;
-                s.ws();
-                if s.peek()? != b':' {
-                    return None;
-                }
-                s.i += 1;
-                s.ws();
-                let name = &record[start..end];
-                let matches = if escaped {
-                    unescape(name).is_some_and(|n| n.as_ref() == seg.as_slice())
-                } else {
-                    name == seg.as_slice()
-                };
-                if matches {
+                if s.member_named(seg)? {
                     if depth == last {
                         let value = s.i;
                         let Some(found) = s.value_found(scratch) else {
@@ -299,20 +286,7 @@ impl JsonPath {
                     if s.peek()? != b'"' {
                         return None;
                     }
-                    let (start, end, escaped) = s.string()?;
-                    s.ws();
-                    if s.peek()? != b':' {
-                        return None;
-                    }
-                    s.i += 1;
-                    s.ws();
-                    let name = &record[start..end];
-                    let matches = if escaped {
-                        unescape(name).is_some_and(|n| n.as_ref() == seg.as_slice())
-                    } else {
-                        name == seg.as_slice()
-                    };
-                    if matches {
+                    if s.member_named(seg)? {
                         found = Some(s.i);
                     }
                     s.skip_value()?;
@@ -403,6 +377,21 @@ impl<'a> Scanner<'a> {
                 return Some((start, j, escaped));
             }
         }
+    }
+
+    /// At a member's opening quote: moves past its name and `:` to the value and
+    /// returns whether the name (unescaped) is `seg`.
+    #[inline]
+    fn member_named(&mut self, seg: &[u8]) -> Option<bool> {
+        let (start, end, escaped) = self.string()?;
+        self.ws();
+        if self.peek()? != b':' {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        let name = &self.b[start..end];
+        Some(if escaped { unescape(name).is_some_and(|n| n.as_ref() == seg) } else { name == seg })
     }
 
     /// Skips one value of any kind.
