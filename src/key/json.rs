@@ -968,6 +968,21 @@ mod tests {
         })
     }
 
+    /// A JSON object record of up to six members, rendered with the spacing and
+    /// escapes a noise stream chooses.
+    fn record() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        (
+            proptest::collection::vec((name(), model()), 0..7),
+            proptest::collection::vec(any::<u8>(), 1..64),
+        )
+            .prop_map(|(members, noise)| {
+                let mut rec = Vec::new();
+                render(&Model::Obj(members), &mut noise.iter().copied().cycle(), &mut rec);
+                rec
+            })
+    }
+
     fn render(m: &Model, noise: &mut impl Iterator<Item = u8>, out: &mut Vec<u8>) {
         let ws = |noise: &mut dyn Iterator<Item = u8>, out: &mut Vec<u8>| {
             if noise.next().unwrap().is_multiple_of(4) {
@@ -1035,12 +1050,9 @@ mod tests {
         /// to the same value; `null` and a missing member give none.
         #[test]
         fn the_key_is_what_a_full_parser_reads(
-            members in proptest::collection::vec((name(), model()), 0..7),
-            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
+            rec in record(),
             path in proptest::sample::select(PATHS.to_vec()),
         ) {
-            let mut rec = Vec::new();
-            render(&Model::Obj(members), &mut noise.iter().copied().cycle(), &mut rec);
             let parsed: serde_json::Value = serde_json::from_slice(&rec).unwrap();
             let p = JsonPath::parse("--key", path).unwrap();
             let mut at = Some(&parsed);
@@ -1076,13 +1088,10 @@ mod tests {
         /// does, with the same texts, names given twice included.
         #[test]
         fn a_composite_reads_what_each_path_reads(
-            members in proptest::collection::vec((name(), model()), 0..7),
-            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
+            rec in record(),
             first in proptest::sample::select(PATHS.to_vec()),
             second in proptest::sample::select(PATHS.to_vec()),
         ) {
-            let mut rec = Vec::new();
-            render(&Model::Obj(members), &mut noise.iter().copied().cycle(), &mut rec);
             let alone = |path: &str| {
                 let mut scratch = Vec::new();
                 JsonPath::parse("--key", path)
