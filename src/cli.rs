@@ -131,7 +131,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = EmitArg::New, value_name = "MODE")]
     pub emit: EmitArg,
 
-    /// With --emit all: add "FIELD":true (duplicate) or false as the first
+    /// With --emit all: add "FIELD":true (duplicate) or false as the last
     /// member of each JSON object record. Other records pass unchanged.
     #[arg(long, value_name = "FIELD")]
     pub tag: Option<String>,

@@ -7,7 +7,7 @@
 //! one slice per run in `writev` calls, and small ones are copied into a 256 KiB
 //! block buffer. Output is the input records byte for byte, in input order; with
 //! `--emit all --tag FIELD`, a JSON object record gets `"FIELD":true|false` as its
-//! first member (always copied).
+//! last member (always copied).
 
 use std::fs::File;
 use std::io::{self, BufWriter, IoSlice, Write};
@@ -151,21 +151,25 @@ fn write_all_slices(out: &mut dyn Write, mut slices: &mut [IoSlice<'_>]) -> io::
     Ok(())
 }
 
-/// Appends `raw` with `"FIELD":dup` inserted as the first member if `raw` is a
-/// JSON object; other records are appended unchanged.
+/// Appends `raw` with `"FIELD":dup` added as the last member if `raw` is a JSON
+/// object (first byte other than white space `{`, last `}`); other records are
+/// appended unchanged. The last member, because readers that meet a name twice (jq,
+/// serde_json, Python, JavaScript, and this program's own key scanner) take the last
+/// one: a record that already has FIELD reads as tagged.
 fn tag_json(out: &mut Vec<u8>, raw: &[u8], field: &[u8], dup: bool) {
     let open = raw.iter().position(|b| !b.is_ascii_whitespace());
-    match open {
-        Some(i) if raw[i] == b'{' => {
-            out.extend_from_slice(&raw[..=i]);
-            out.extend_from_slice(field);
-            out.extend_from_slice(if dup { b"true" } else { b"false" });
-            let rest = &raw[i + 1..];
-            let next = rest.iter().position(|b| !b.is_ascii_whitespace());
-            if next.is_some_and(|j| rest[j] != b'}') {
+    let close = raw.iter().rposition(|b| !b.is_ascii_whitespace());
+    match (open, close) {
+        (Some(i), Some(j)) if i < j && raw[i] == b'{' && raw[j] == b'}' => {
+            let body = &raw[..j];
+            out.extend_from_slice(body);
+            let last = body.iter().rposition(|b| !b.is_ascii_whitespace());
+            if last != Some(i) {
                 out.push(b',');
             }
-            out.extend_from_slice(rest);
+            out.extend_from_slice(field);
+            out.extend_from_slice(if dup { b"true" } else { b"false" });
+            out.extend_from_slice(&raw[j..]);
         }
         _ => out.extend_from_slice(raw),
     }
@@ -197,10 +201,14 @@ mod tests {
 
     #[test]
     fn tags_json_objects_only() {
-        assert_eq!(tagged("{\"a\":1}\n", true), "{\"dup\":true,\"a\":1}\n");
-        assert_eq!(tagged("  { \"a\":1}\r\n", false), "  {\"dup\":false, \"a\":1}\r\n");
+        assert_eq!(tagged("{\"a\":1}\n", true), "{\"a\":1,\"dup\":true}\n");
+        assert_eq!(tagged("  { \"a\":1 }\r\n", false), "  { \"a\":1 ,\"dup\":false}\r\n");
+        assert_eq!(tagged("{\"a\":{}}", true), "{\"a\":{},\"dup\":true}");
         assert_eq!(tagged("{}\n", true), "{\"dup\":true}\n");
-        assert_eq!(tagged("{ }", true), "{\"dup\":true }");
+        assert_eq!(tagged("{ }", true), "{ \"dup\":true}");
+        assert_eq!(tagged("{\"a\":1", true), "{\"a\":1", "no closing brace: not an object");
+        assert_eq!(tagged("}{", true), "}{");
+        assert_eq!(tagged("{", true), "{");
         assert_eq!(tagged("plain\n", true), "plain\n");
         assert_eq!(tagged("", true), "");
     }

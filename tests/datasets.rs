@@ -177,7 +177,11 @@ fn zeek_ntp() {
     let o = TestCommand::new(&["--key", ".ref_id", "--emit", "all", "--tag", "dup"]).arg(&p).run();
     o.assert_ok();
     assert_eq!(o.stat("unkeyed"), 0);
-    assert!(o.stdout_str().lines().all(|l| l.starts_with("{\"dup\":")));
+    for line in o.stdout_str().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a tagged record is JSON");
+        assert!(v["dup"].is_boolean() && line.ends_with("}"), "{line}");
+        assert!(line.ends_with(&format!(",\"dup\":{}}}", v["dup"])), "the tag comes last: {line}");
+    }
 }
 
 /// In process, every read size gives the bytes of the binary's default run.

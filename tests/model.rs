@@ -498,11 +498,13 @@ fn verdicts(recs: &[Rec], key_type: KeyType, window: Option<(i64, u32)>) -> Vec<
         .collect()
 }
 
-/// `raw` with `"dup":B` as its first member (the model's records all open with `{"`).
+/// `raw` with `"dup":B` as its last member (the model's objects all have members).
 fn tagged(raw: &[u8], dup: bool) -> Vec<u8> {
     assert_eq!(raw[0], b'{');
-    let mut v = format!("{{\"dup\":{dup},").into_bytes();
-    v.extend_from_slice(&raw[1..]);
+    let close = raw.iter().rposition(|&b| b == b'}').expect("an object");
+    let mut v = raw[..close].to_vec();
+    v.extend_from_slice(format!(",\"dup\":{dup}").as_bytes());
+    v.extend_from_slice(&raw[close..]);
     v
 }
 

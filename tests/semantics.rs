@@ -581,7 +581,7 @@ fn emit_modes_and_tags() {
     assert_eq!(with(&["--emit", "all"]), input);
     assert_eq!(
         with(&["--emit", "all", "--tag", "dup"]),
-        "{\"dup\":false,\"id\":1}\n  {\"dup\":true, \"id\":1}\r\nplain\n{\"dup\":false,\"id\":2,\"x\":{}}\n{\"dup\":true,\"id\":2,\"x\":{}}\n"
+        "{\"id\":1,\"dup\":false}\n  { \"id\":1,\"dup\":true}\r\nplain\n{\"id\":2,\"x\":{},\"dup\":false}\n{\"id\":2,\"x\":{},\"dup\":true}\n"
     );
 }
 
@@ -590,6 +590,22 @@ fn emit_modes_and_tags() {
 fn tags_only_json_objects() {
     let o = run(&["--emit", "all", "--tag", "seen"], "plain\nplain\n{}\n{}\n[1]\n[1]\n");
     assert_eq!(o.stdout_str(), "plain\nplain\n{\"seen\":false}\n{\"seen\":true}\n[1]\n[1]\n");
+}
+
+/// The tag is the last member, so a record that already has a member of that name
+/// reads as tagged to readers that take a name's last member (jq, serde_json).
+#[test]
+fn a_tag_overrides_a_member_of_the_same_name() {
+    let input =
+        "{\"id\":1,\"dup\":\"no\"}\n{\"id\":1,\"dup\":\"no\"}\r\n{ \"id\":2 , \"dup\":0 }\n";
+    let o = run(&["--key", ".id", "--emit", "all", "--tag", "dup"], input);
+    let out = o.stdout_str();
+    let tags: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["dup"].clone())
+        .collect();
+    assert_eq!(tags, [false, true, false], "{out}");
+    assert_eq!((o.stat("new"), o.stat("duplicates")), (2, 1));
 }
 
 // ---------------------------------------------------------------------------
