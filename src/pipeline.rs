@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery, ExactTier, MemoryTier};
 use crate::framing::{Frame, FrameReader, RawInput, Records, Span};
 use crate::hash::Seed;
-use crate::key::{int, Key, KeySpec};
+use crate::key::{int, Fields, Key};
 use crate::local::LocalTier;
 use crate::sink::{push_run, Sink};
 use crate::state::StateDir;
@@ -147,8 +147,10 @@ impl Drop for Claim<'_> {
 
 /// Everything a thread needs to classify records.
 struct Classifier {
-    key: KeySpec,
-    time: Option<(KeySpec, TimeFormat)>,
+    /// The key and the time field.
+    fields: Fields,
+    /// How the time field is written (with `--time-field`).
+    time_format: Option<TimeFormat>,
     seed: Seed,
     need_bloom: bool,
     need_fp: bool,
@@ -161,7 +163,7 @@ impl Classifier {
     /// Whether records may be classified out of order, by two threads: not when a
     /// time without a year is read relative to the record before.
     fn shareable(&self) -> bool {
-        self.time.as_ref().is_none_or(|(_, f)| !f.lacks_year())
+        self.time_format.as_ref().is_none_or(|f| !f.lacks_year())
     }
 
     /// Appends the items of the records at `spans` to `items`. `last_time` is the
@@ -175,17 +177,21 @@ impl Classifier {
         last_time: &mut Option<i64>,
         items: &mut Vec<Item>,
     ) {
-        let mut kscratch = self.key.scratch();
-        let mut tscratch = self.time.as_ref().map(|(k, _)| k.scratch());
+        let mut scratch = self.fields.scratch();
         items.reserve(spans.len());
         for span in spans {
             let content = records.content(span);
+            self.fields.read(content, &mut scratch);
             // A time that can be read counts (`last_time`), keyed or not: a JSON
             // time field is only found in a whole JSON record.
-            let time_ns = match (&self.time, tscratch.as_mut()) {
-                (Some((tk, fmt)), Some(ts)) => {
+            let time_ns = match &self.time_format {
+                Some(fmt) => {
                     let near = last_time.unwrap_or(arrival_ns);
-                    match tk.extract_text(content, ts).and_then(|t| fmt.parse_near(t, near)) {
+                    match self
+                        .fields
+                        .time(content, &mut scratch)
+                        .and_then(|t| fmt.parse_near(t, near))
+                    {
                         Some(t) => {
                             *last_time = Some(t);
                             t
@@ -196,9 +202,9 @@ impl Classifier {
                         }
                     }
                 }
-                _ => arrival_ns,
+                None => arrival_ns,
             };
-            let key = self.key.extract(content, &mut kscratch);
+            let key = self.fields.key(content, &mut scratch);
             let id = match key {
                 None => Id::Unkeyed,
                 Some(Key::Int { value, .. }) if int::is_dense_range(value) && !self.ints_exact => {
@@ -317,19 +323,16 @@ impl Pipeline {
             seed = agreed;
             exact = Some(tier);
         }
-        let time = match &c.time {
-            Some(t) => Some((
-                t.field.clone(),
-                match &t.format {
-                    Some(f) => TimeFormat::strftime(f)?,
-                    None => TimeFormat::Auto,
-                },
-            )),
+        let time_format = match &c.time {
+            Some(t) => Some(match &t.format {
+                Some(f) => TimeFormat::strftime(f)?,
+                None => TimeFormat::Auto,
+            }),
             None => None,
         };
         let classifier = Arc::new(Classifier {
-            key: c.key.clone(),
-            time,
+            fields: Fields::new(c.key.clone(), c.time.as_ref().map(|t| t.field.clone())),
+            time_format,
             seed,
             need_bloom: bloom_on,
             need_fp: exact.is_some(),
@@ -757,13 +760,13 @@ impl Run<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::KeySpec;
 
     fn classifier(key: &str, time: Option<&str>) -> Classifier {
+        let spec = |k: &str| KeySpec::parse(&[k.to_string()], None, KeyType::Auto).unwrap();
         Classifier {
-            key: KeySpec::parse(&[key.to_string()], None, KeyType::Auto).unwrap(),
-            time: time.map(|t| {
-                (KeySpec::parse(&[t.to_string()], None, KeyType::Auto).unwrap(), TimeFormat::Auto)
-            }),
+            fields: Fields::new(spec(key), time.map(spec)),
+            time_format: time.map(|_| TimeFormat::Auto),
             seed: Seed::random(),
             need_bloom: true,
             need_fp: true,
@@ -823,7 +826,7 @@ mod tests {
     #[test]
     fn a_year_less_time_is_read_in_order_by_one_thread() {
         let mut c = classifier(".id", Some(".t"));
-        c.time.as_mut().unwrap().1 = TimeFormat::strftime("%b %d %H:%M:%S").unwrap();
+        c.time_format = Some(TimeFormat::strftime("%b %d %H:%M:%S").unwrap());
         assert!(!c.shareable());
         assert!(classifier("line", None).shareable());
     }

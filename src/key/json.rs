@@ -339,6 +339,112 @@ impl RestCheck {
     }
 }
 
+/// Several top-level member names (`.a`, `.b`, …: the parts of a composite key and
+/// a time field) found in one walk of each record, rather than a walk and a check
+/// of the rest per name: the members are read until every name has been met, the
+/// rest is checked once, for structure and for any of the names coming again, and
+/// only then (a name may come again) are the remaining members read too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopNames {
+    /// Distinct.
+    names: Vec<Vec<u8>>,
+    watch: Watch,
+}
+
+impl TopNames {
+    /// The names of `paths` if each is a single member name, else `None`.
+    pub fn of<'p>(paths: impl IntoIterator<Item = &'p JsonPath>) -> Option<TopNames> {
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for p in paths {
+            let [name] = p.segments() else { return None };
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        let watch = Watch::of(&names);
+        Some(TopNames { names, watch })
+    }
+
+    /// How many distinct names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The index of `path`'s name (a path given to [`TopNames::of`]).
+    pub fn slot(&self, path: &JsonPath) -> Option<usize> {
+        self.names.iter().position(|n| path.segments() == std::slice::from_ref(n))
+    }
+
+    /// Whether `record` is a whole JSON object; if so, `at[k]` is where the value
+    /// of the last member named `names[k]` starts (read it with [`value_at`]), or
+    /// `usize::MAX` where there is no such member. `at` holds [`TopNames::len`].
+    pub fn locate(&self, record: &[u8], at: &mut [usize]) -> bool {
+        at.fill(usize::MAX);
+        self.walk(record, at).is_some()
+    }
+
+    fn walk(&self, b: &[u8], at: &mut [usize]) -> Option<()> {
+        let mut s = Scanner { b, i: 0 };
+        s.ws();
+        if s.peek()? != b'{' {
+            return None;
+        }
+        s.i += 1;
+        s.ws();
+        if s.peek()? == b'}' {
+            s.i += 1;
+        } else {
+            let mut unmet = self.names.len();
+            let mut check = true;
+            loop {
+                s.ws();
+                if s.peek()? != b'"' {
+                    return None;
+                }
+                let named = s.member(|name| self.names.iter().position(|n| n == name))?;
+                if let Some(k) = named {
+                    if at[k] == usize::MAX {
+                        unmet -= 1;
+                    }
+                    at[k] = s.i;
+                }
+                s.skip_value()?;
+                if named.is_some() && unmet == 0 && check {
+                    // Every name met: the rest, checked 16 bytes a step, settles it
+                    // unless one of the names may come again.
+                    match close_structure(b, s.i, 1, Some(&self.watch))? {
+                        Rest::Whole => return Some(()),
+                        Rest::Repeats => check = false,
+                    }
+                }
+                s.ws();
+                match s.peek()? {
+                    b',' => s.i += 1,
+                    b'}' => {
+                        s.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        b[s.i..].iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')).then_some(())
+    }
+}
+
+/// The key text of the value that starts at `at` of `record` (as found by
+/// [`TopNames::locate`]): borrowed where no unescaping is needed, written into
+/// `scratch` otherwise; `None` for `null`.
+pub fn value_at<'a>(record: &'a [u8], at: usize, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    let found = Scanner { b: record, i: at }.value_found(scratch)?;
+    Some(found.text(record, scratch))
+}
+
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
@@ -383,6 +489,14 @@ impl<'a> Scanner<'a> {
     /// returns whether the name (unescaped) is `seg`.
     #[inline]
     fn member_named(&mut self, seg: &[u8]) -> Option<bool> {
+        Some(self.member(|name| (name == seg).then_some(()))?.is_some())
+    }
+
+    /// At a member's opening quote: moves past its name and `:` to the value and
+    /// returns what `pick` makes of the name (unescaped; a malformed escape is no
+    /// name `pick` is asked about).
+    #[inline]
+    fn member<T>(&mut self, pick: impl Fn(&[u8]) -> Option<T>) -> Option<Option<T>> {
         let (start, end, escaped) = self.string()?;
         self.ws();
         if self.peek()? != b':' {
@@ -391,7 +505,7 @@ impl<'a> Scanner<'a> {
         self.i += 1;
         self.ws();
         let name = &self.b[start..end];
-        Some(if escaped { unescape(name).is_some_and(|n| n.as_ref() == seg) } else { name == seg })
+        Some(if escaped { unescape(name).and_then(|n| pick(&n)) } else { pick(name) })
     }
 
     /// Skips one value of any kind.
@@ -1085,19 +1199,28 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
 
         /// A composite of two paths keys a record exactly when each path alone
-        /// does, with the same texts, names given twice included.
+        /// does, with the same texts, and a key read with a time field gives what
+        /// each path alone gives: whether each part is found on its own or all in
+        /// one walk ([`crate::key::Fields`], when all are top-level names), names
+        /// given twice, records cut short and records with more after them
+        /// included.
         #[test]
-        fn a_composite_reads_what_each_path_reads(
-            rec in record(),
+        fn fields_read_what_each_path_reads(
+            whole in record(),
+            cut in proptest::option::of(0usize..300),
+            junk in proptest::sample::select(vec!["", "", "", "x", "}", " {}", "\""]),
             first in proptest::sample::select(PATHS.to_vec()),
             second in proptest::sample::select(PATHS.to_vec()),
+            time in proptest::sample::select(PATHS.to_vec()),
         ) {
+            use crate::key::{Fields, KeySpec};
+            let mut rec = whole[..cut.map_or(whole.len(), |c| c.min(whole.len()))].to_vec();
+            rec.extend_from_slice(junk.as_bytes());
+            let rec = &rec[..];
+            let show = String::from_utf8_lossy(rec);
             let alone = |path: &str| {
                 let mut scratch = Vec::new();
-                JsonPath::parse("--key", path)
-                    .unwrap()
-                    .find(&rec, &mut scratch)
-                    .map(<[u8]>::to_vec)
+                JsonPath::parse("--key", path).unwrap().find(rec, &mut scratch).map(<[u8]>::to_vec)
             };
             let expected = alone(first).zip(alone(second)).map(|(a, b)| {
                 let mut k = Vec::new();
@@ -1113,15 +1236,28 @@ mod tests {
                 }
                 k
             });
-            let spec = crate::key::KeySpec::parse(
-                &[first.to_string(), second.to_string()],
-                None,
-                crate::config::KeyType::Str,
-            )
-            .unwrap();
-            let mut scratch = spec.scratch();
-            let got = spec.extract(&rec, &mut scratch).map(|k| k.bytes().to_vec());
-            proptest::prop_assert_eq!(got, expected, "{}", String::from_utf8_lossy(&rec));
+            let spec = |paths: &[&str]| {
+                let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+                KeySpec::parse(&paths, None, crate::config::KeyType::Str).unwrap()
+            };
+            let composite = spec(&[first, second]);
+            let mut scratch = composite.scratch();
+            let got = composite.extract(rec, &mut scratch).map(|k| k.bytes().to_vec());
+            proptest::prop_assert_eq!(&got, &expected, "extract: {}", show);
+
+            let fields = Fields::new(composite, None);
+            let mut scratch = fields.scratch();
+            fields.read(rec, &mut scratch);
+            let got = fields.key(rec, &mut scratch).map(|k| k.bytes().to_vec());
+            proptest::prop_assert_eq!(&got, &expected, "one walk: {}", show);
+
+            let fields = Fields::new(spec(&[first]), Some(spec(&[time])));
+            let mut scratch = fields.scratch();
+            fields.read(rec, &mut scratch);
+            let got = fields.time(rec, &mut scratch).map(<[u8]>::to_vec);
+            proptest::prop_assert_eq!(got, alone(time), "time: {}", show);
+            let got = fields.key(rec, &mut scratch).map(|k| k.bytes().to_vec());
+            proptest::prop_assert_eq!(got, alone(first), "key with a time: {}", show);
         }
     }
 

@@ -199,25 +199,29 @@ impl KeySpec {
         let Scratch { part, key, locs } = scratch;
         if self.parts.len() == 1 {
             let text = extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0])?;
-            return Some(match self.key_type {
-                KeyType::Str => Key::Str(text),
-                KeyType::Auto => match int::parse_canonical_i64(text) {
-                    Some(v) => Key::Int { value: int::to_u64(v), text },
-                    None => Key::Str(text),
-                },
-                KeyType::Int => {
-                    let v = int::parse_canonical_i64(text)?;
-                    Key::Int { value: int::to_u64(v), text }
-                }
-            });
+            return self.typed(text);
         }
         key.clear();
         for (p, loc) in self.parts.iter().zip(locs.iter_mut()) {
             let text = extract_part(p, self.delimiter, record, part, loc)?;
-            push_varint(key, text.len() as u64);
-            key.extend_from_slice(text);
+            push_part(key, text);
         }
         Some(Key::Str(key.as_slice()))
+    }
+
+    /// The key of a single part's text, under `--key-type`.
+    fn typed<'a>(&self, text: &'a [u8]) -> Option<Key<'a>> {
+        Some(match self.key_type {
+            KeyType::Str => Key::Str(text),
+            KeyType::Auto => match int::parse_canonical_i64(text) {
+                Some(v) => Key::Int { value: int::to_u64(v), text },
+                None => Key::Str(text),
+            },
+            KeyType::Int => {
+                let v = int::parse_canonical_i64(text)?;
+                Key::Int { value: int::to_u64(v), text }
+            }
+        })
     }
 
     /// Extracts the text of the first part only (used for the time field).
@@ -225,6 +229,136 @@ impl KeySpec {
         let Scratch { part, locs, .. } = scratch;
         extract_part(&self.parts[0], self.delimiter, record, part, &mut locs[0])
     }
+
+    /// The JSON paths of the parts, if every part is one.
+    fn json_paths(&self) -> Option<Vec<&JsonPath>> {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                KeyPart::Json(j) => Some(j),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// What a record is read for: its key and, with `--time-field`, its event time.
+///
+/// Call [`Fields::read`] on a record before [`Fields::time`] and [`Fields::key`].
+/// When the key's parts and the time field are all top-level JSON names and there
+/// are two or more of them, one walk of the record finds them all
+/// ([`json::TopNames`]); otherwise each is found on its own.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    key: KeySpec,
+    time: Option<KeySpec>,
+    joint: Option<Joint>,
+}
+
+/// The one-walk plan of [`Fields`].
+#[derive(Debug, Clone)]
+struct Joint {
+    names: json::TopNames,
+    /// The slot in `names` of each key part, in order.
+    key: Vec<usize>,
+    /// The slot of the time field.
+    time: Option<usize>,
+}
+
+/// Reusable buffers for [`Fields`].
+#[derive(Debug)]
+pub struct FieldsScratch {
+    key: Scratch,
+    time: Option<Scratch>,
+    /// Where each name's value starts ([`json::TopNames::locate`]).
+    at: Vec<usize>,
+    /// Whether the record read is a whole JSON object (one walk only).
+    whole: bool,
+}
+
+impl Fields {
+    /// Reads `key` and, if given, the time field `time` (its first part).
+    pub fn new(key: KeySpec, time: Option<KeySpec>) -> Fields {
+        let joint = (|| {
+            let mut paths = key.json_paths()?;
+            let time_path = match time.as_ref().map(|t| &t.parts()[0]) {
+                Some(KeyPart::Json(j)) => Some(j),
+                Some(_) => return None,
+                None => None,
+            };
+            paths.extend(time_path);
+            if paths.len() < 2 {
+                // One name alone is found by its own walk, no slower.
+                return None;
+            }
+            let names = json::TopNames::of(paths.iter().copied())?;
+            let slot = |p: &JsonPath| names.slot(p).expect("a name given to TopNames::of");
+            let key_slots = paths[..key.parts().len()].iter().map(|p| slot(p)).collect();
+            let time = time_path.map(slot);
+            Some(Joint { names, key: key_slots, time })
+        })();
+        Fields { key, time, joint }
+    }
+
+    /// Scratch space for these fields.
+    pub fn scratch(&self) -> FieldsScratch {
+        FieldsScratch {
+            key: self.key.scratch(),
+            time: self.time.as_ref().map(KeySpec::scratch),
+            at: vec![usize::MAX; self.joint.as_ref().map_or(0, |j| j.names.len())],
+            whole: false,
+        }
+    }
+
+    /// Starts on `record` (its bytes without the line terminator).
+    pub fn read(&self, record: &[u8], scratch: &mut FieldsScratch) {
+        if let Some(j) = &self.joint {
+            scratch.whole = j.names.locate(record, &mut scratch.at);
+        }
+    }
+
+    /// The time field's text in the record last [`Fields::read`].
+    pub fn time<'a>(&self, record: &'a [u8], scratch: &'a mut FieldsScratch) -> Option<&'a [u8]> {
+        let ts = scratch.time.as_mut()?;
+        match &self.joint {
+            Some(j) => {
+                let at = *scratch.at.get(j.time?)?;
+                if !scratch.whole {
+                    return None;
+                }
+                located(record, at, &mut ts.part)
+            }
+            None => self.time.as_ref()?.extract_text(record, ts),
+        }
+    }
+
+    /// The key of the record last [`Fields::read`]; `None` if it is unkeyed.
+    pub fn key<'a>(&self, record: &'a [u8], scratch: &'a mut FieldsScratch) -> Option<Key<'a>> {
+        let Some(j) = &self.joint else { return self.key.extract(record, &mut scratch.key) };
+        if !scratch.whole {
+            return None;
+        }
+        let Scratch { part, key, .. } = &mut scratch.key;
+        if let [slot] = j.key[..] {
+            return self.key.typed(located(record, scratch.at[slot], part)?);
+        }
+        key.clear();
+        for &slot in &j.key {
+            push_part(key, located(record, scratch.at[slot], part)?);
+        }
+        Some(Key::Str(key.as_slice()))
+    }
+}
+
+/// The text of the value found at `at` ([`json::TopNames::locate`]), if any.
+fn located<'a>(record: &'a [u8], at: usize, part: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    (at != usize::MAX).then(|| json::value_at(record, at, part))?
+}
+
+/// Appends one part of a composite key: its length, then its bytes.
+fn push_part(key: &mut Vec<u8>, text: &[u8]) {
+    push_varint(key, text.len() as u64);
+    key.extend_from_slice(text);
 }
 
 /// The text of one part of a key.
