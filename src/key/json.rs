@@ -290,14 +290,8 @@ impl JsonPath {
                         found = Some(s.i);
                     }
                     s.skip_value()?;
-                    s.ws();
-                    match s.peek()? {
-                        b',' => s.i += 1,
-                        b'}' => {
-                            s.i += 1;
-                            break;
-                        }
-                        _ => return None,
+                    if !s.more_members()? {
+                        break;
                     }
                 }
             }
@@ -309,10 +303,7 @@ impl JsonPath {
         let found = s.value_found(scratch)?;
         // The outermost object has been read to its `}`: what remains to check is
         // that only whitespace follows it.
-        record[outer_close..]
-            .iter()
-            .all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-            .then_some(found)
+        only_whitespace(&record[outer_close..]).then_some(found)
     }
 }
 
@@ -422,18 +413,12 @@ impl TopNames {
                         Rest::Repeats => check = false,
                     }
                 }
-                s.ws();
-                match s.peek()? {
-                    b',' => s.i += 1,
-                    b'}' => {
-                        s.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !s.more_members()? {
+                    break;
                 }
             }
         }
-        b[s.i..].iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')).then_some(())
+        only_whitespace(&b[s.i..]).then_some(())
     }
 }
 
@@ -506,6 +491,20 @@ impl<'a> Scanner<'a> {
         self.ws();
         let name = &self.b[start..end];
         Some(if escaped { unescape(name).and_then(|n| pick(&n)) } else { pick(name) })
+    }
+
+    /// After a member's value: past a `,` (`true`: another member follows) or the
+    /// object's closing `}` (`false`); `None` if neither comes.
+    #[inline]
+    fn more_members(&mut self) -> Option<bool> {
+        self.ws();
+        let more = match self.peek()? {
+            b',' => true,
+            b'}' => false,
+            _ => return None,
+        };
+        self.i += 1;
+        Some(more)
     }
 
     /// Skips one value of any kind.
@@ -651,7 +650,12 @@ fn close_structure(b: &[u8], from: usize, open: usize, watch: Option<&Watch>) ->
         }
         at += n;
     };
-    b[end..].iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')).then_some(Rest::Whole)
+    only_whitespace(&b[end..]).then_some(Rest::Whole)
+}
+
+/// Whether `b` is JSON white space only.
+fn only_whitespace(b: &[u8]) -> bool {
+    b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// How [`close_structure_bytes`] ended.
