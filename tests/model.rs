@@ -838,7 +838,7 @@ fn fuzz_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
             b"\r\n", b"\\u", b"d83d", b"dc00", b"\\\"", b"0", b"42", b"-9223372036854775808",
             b"99999999999999999999", b"1521911725", b"2018-03-24T17:15:25.5+02:00", b"T", b"Z",
             b"Dec 10 06:55:46", b"081109 203615", b"1970-032", b"12:30 pm", b"\xff", b"\xc3",
-            b"\xe2\x82", b"blk_-1",
+            b"\xe2\x82", b"blk_-1", b"{\"id\":1,", b"\"ts\":5,", b"\"a\":\"q\"}",
         ])
         .prop_map(|t| t.to_vec()),
     ];
@@ -857,6 +857,7 @@ const FUZZ_KEYS: &[&[&str]] = &[
     &["field:3"],
     &[".id", "field:2"],
     &[r"regex:(\S+)", ".ts", "line"],
+    &[".ts", ".id", ".a"],
 ];
 
 const FUZZ_FORMATS: &[Option<&str>] = &[
@@ -972,6 +973,16 @@ proptest! {
                     let _ = spec.extract(&input, &mut scratch);
                     let mut scratch = spec.scratch();
                     let _ = spec.extract_text(&input, &mut scratch);
+                    // Read together with a time field (in one walk where all are
+                    // top-level JSON names).
+                    for time in [".ts", ".id", "field:1"] {
+                        let t = key_spec(&[time], d, KeyType::Str);
+                        let fields = logdedup::key::Fields::new(spec.clone(), Some(t));
+                        let mut scratch = fields.scratch();
+                        fields.read(&input, &mut scratch);
+                        let _ = fields.time(&input, &mut scratch);
+                        let _ = fields.key(&input, &mut scratch);
+                    }
                 }
             }
         }

@@ -1203,8 +1203,8 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
 
         /// A composite of two paths keys a record exactly when each path alone
-        /// does, with the same texts, and a key read with a time field gives what
-        /// each path alone gives: whether each part is found on its own or all in
+        /// does, with the same texts, and a key (single or composite) read with a
+        /// time field gives what each path alone gives: whether each part is found on its own or all in
         /// one walk ([`crate::key::Fields`], when all are top-level names), names
         /// given twice, records cut short and records with more after them
         /// included.
@@ -1262,6 +1262,14 @@ mod tests {
             proptest::prop_assert_eq!(got, alone(time), "time: {}", show);
             let got = fields.key(rec, &mut scratch).map(|k| k.bytes().to_vec());
             proptest::prop_assert_eq!(got, alone(first), "key with a time: {}", show);
+
+            let fields = Fields::new(spec(&[first, second]), Some(spec(&[time])));
+            let mut scratch = fields.scratch();
+            fields.read(rec, &mut scratch);
+            let got = fields.time(rec, &mut scratch).map(<[u8]>::to_vec);
+            proptest::prop_assert_eq!(got, alone(time), "time of a composite: {}", show);
+            let got = fields.key(rec, &mut scratch).map(|k| k.bytes().to_vec());
+            proptest::prop_assert_eq!(&got, &expected, "composite with a time: {}", show);
         }
     }
 
