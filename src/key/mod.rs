@@ -288,7 +288,7 @@ impl Fields {
             };
             paths.extend(time_path);
             if paths.len() < 2 {
-                // One name alone is found by its own walk, no slower.
+                // One name alone keeps its own walk (`JsonPath::find`).
                 return None;
             }
             let names = json::TopNames::of(paths.iter().copied())?;
@@ -322,11 +322,10 @@ impl Fields {
         let ts = scratch.time.as_mut()?;
         match &self.joint {
             Some(j) => {
-                let at = *scratch.at.get(j.time?)?;
                 if !scratch.whole {
                     return None;
                 }
-                located(record, at, &mut ts.part)
+                located(record, scratch.at[j.time?], &mut ts.part)
             }
             None => self.time.as_ref()?.extract_text(record, ts),
         }
