@@ -892,12 +892,9 @@ mod tests {
         assert_eq!(find(".a.b", rec), None);
     }
 
-    /// The plain byte walk's answer to what [`close_structure`] decides.
+    /// The plain byte walk's answer to what [`close_structure`] decides (from
+    /// outside any string: a quote just before `from` closed one).
     fn by_bytes(rec: &[u8], from: usize, open: usize, watch: Option<&Watch>) -> Option<Rest> {
-        if watch.is_some_and(|w| from > 0 && rec[from - 1] == b'"' && w.name_at(rec, from)) {
-            // (Never the case where the walk starts: just after a value.)
-            return Some(Rest::Repeats);
-        }
         match close_structure_bytes(rec, from, false, open, watch)? {
             Walk::Repeats => Some(Rest::Repeats),
             Walk::End(end) => {
@@ -1204,10 +1201,13 @@ mod tests {
 
         /// A composite of two paths keys a record exactly when each path alone
         /// does, with the same texts, and a key (single or composite) read with a
-        /// time field gives what each path alone gives: whether each part is found on its own or all in
-        /// one walk ([`crate::key::Fields`], when all are top-level names), names
-        /// given twice, records cut short and records with more after them
-        /// included.
+        /// time field gives what each path alone gives: whether each part is found
+        /// on its own or all in one walk ([`crate::key::Fields`], when all are
+        /// top-level names), names given twice, records cut short and whole
+        /// records with more after them included. (Not a cut record with more
+        /// after it: `{"a":1,` + `}` closes by structure with a grammar error,
+        /// which the check of the rest does not look for, and the walks read
+        /// different stretches of such a record by member.)
         #[test]
         fn fields_read_what_each_path_reads(
             whole in record(),
@@ -1218,8 +1218,11 @@ mod tests {
             time in proptest::sample::select(PATHS.to_vec()),
         ) {
             use crate::key::{Fields, KeySpec};
-            let mut rec = whole[..cut.map_or(whole.len(), |c| c.min(whole.len()))].to_vec();
-            rec.extend_from_slice(junk.as_bytes());
+            let mut rec = whole.clone();
+            match cut {
+                Some(c) => rec.truncate(c),
+                None => rec.extend_from_slice(junk.as_bytes()),
+            }
             let rec = &rec[..];
             let show = String::from_utf8_lossy(rec);
             let alone = |path: &str| {
