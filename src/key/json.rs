@@ -356,14 +356,9 @@ impl TopNames {
         Some(TopNames { names, watch })
     }
 
-    /// How many distinct names.
-    pub fn len(&self) -> usize {
+    /// How many distinct names (the length of [`TopNames::locate`]'s `at`).
+    pub(crate) fn len(&self) -> usize {
         self.names.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
     }
 
     /// The index of `path`'s name (a path given to [`TopNames::of`]).
