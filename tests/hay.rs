@@ -134,11 +134,12 @@ const HAYS: &[Hay] = &[
         want: b"id=\xff\x80 a\nid=\xfe c\n",
     },
     Hay {
+        // JSON is UTF-8: such a record is not JSON, so it is unkeyed, and written.
         name: "non-UTF-8 inside a JSON string",
         keys: &[".id"],
         delimiter: None,
-        input: b"{\"id\":\"\xff\xfe\"}\n{\"id\":\"\xff\xfe\",\"n\":2}\n{\"id\":\"\xff\"}\n",
-        want: b"{\"id\":\"\xff\xfe\"}\n{\"id\":\"\xff\"}\n",
+        input: b"{\"id\":\"\xff\xfe\"}\n{\"id\":\"\xff\xfe\",\"n\":2}\n{\"id\":\"\xc3\xa9\"}\n{\"id\":\"\xc3\xa9\"}\n",
+        want: b"{\"id\":\"\xff\xfe\"}\n{\"id\":\"\xff\xfe\",\"n\":2}\n{\"id\":\"\xc3\xa9\"}\n",
     },
     Hay {
         name: "JSON lines",

@@ -1,20 +1,25 @@
 //! JSON-path keys (`.a`, `.a.b`, `."id.orig_h"`) found by a targeted scan.
 //!
 //! The scanner walks only the object members on the way to the path: it compares
-//! member names, skips the values it does not need (strings 16 bytes a step, nested
-//! containers by bracket counting) and never builds a document. The key is the
-//! value's text: a string's unescaped content, a number's literal, `true`/`false`,
-//! or a container's raw bytes; so `"42"` and `42` are the same ID. `null`, a
-//! missing member and input that is not a JSON object give no key. After the
-//! value, the rest of the record is followed by structure alone (strings and
-//! brackets, 16 bytes a step) to its final `}`, with only whitespace after it: a
-//! record cut short after its key stays unkeyed.
+//! member names, steps over the values it does not need and never builds a
+//! document. The key is the value's text: a string's unescaped content, a
+//! number's literal, `true`/`false`, or a container's raw bytes; so `"42"` and
+//! `42` are the same ID. `null`, a missing member and input that is not a JSON
+//! object give no key.
+//!
+//! A record with a key is valid JSON (RFC 8259): every value stepped over is
+//! checked for its grammar (strings without raw control bytes, with valid escapes
+//! and UTF-8; numbers; `true`, `false`, `null`; commas and colons where they
+//! belong), and after the key the rest of the record is followed the same way to
+//! its final `}`, with only white space after it. So a record cut short after its
+//! key (a truncated write) or with a grammar error anywhere (a trailing comma, a
+//! bad literal) stays unkeyed, as DESIGN asks of invalid JSON.
 //!
 //! A name given twice in one object: the last member counts, as in jq, Python,
-//! JavaScript and serde_json. The scan stops at the first match; the check of the
-//! rest looks out for the path's names, and only when one may come again (its quoted
-//! text appears there, or an escape that could spell it) does a second walk read
-//! every member of each object on the path.
+//! JavaScript and serde_json. The scan stops at the first match; the walk of the
+//! rest looks out for the path's names among the members of the objects on the
+//! path, and only when one comes again does a second walk read every member of
+//! each object on the path.
 
 use std::borrow::Cow;
 
@@ -28,58 +33,34 @@ pub struct JsonPath {
     watch: Watch,
 }
 
-/// The names a check of the rest of a record looks out for: if one appears again
-/// after the value found, a later member may override it.
+/// The names the walk of the rest of a record looks out for: if a member with one
+/// comes after the value found, it may override it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Watch {
-    /// Each name with its closing quote, as it follows the opening quote of a
-    /// member written without escapes.
-    closed: Vec<Vec<u8>>,
-    /// The distinct first bytes of `closed`.
-    firsts: Vec<u8>,
-    /// Whether some name holds a byte that an escape other than `\u` can spell
-    /// (`"`, `\`, `/`, a control byte).
-    plain_escapes: bool,
+    /// Distinct.
+    names: Vec<Vec<u8>>,
 }
 
 impl Watch {
     /// The names of a path.
     fn of(segments: &[Vec<u8>]) -> Watch {
-        let mut w = Watch::default();
+        let mut names: Vec<Vec<u8>> = Vec::new();
         for seg in segments {
-            let closed = [seg, &b"\""[..]].concat();
-            if !w.closed.contains(&closed) {
-                w.firsts.push(closed[0]);
-                w.closed.push(closed);
+            if !names.contains(seg) {
+                names.push(seg.clone());
             }
-            w.plain_escapes |= seg.iter().any(|&c| matches!(c, b'"' | b'\\' | b'/') || c < 0x20);
         }
-        w.firsts.sort_unstable();
-        w.firsts.dedup();
-        w
+        Watch { names }
     }
 
-    /// Whether a watched name and its closing quote start at `i`.
+    /// Whether a member name, as written (`escaped`: with escapes), is watched.
     #[inline]
-    fn name_at(&self, b: &[u8], i: usize) -> bool {
-        let rest = b.get(i..).unwrap_or_default();
-        self.closed.iter().any(|c| rest.starts_with(c))
-    }
-
-    /// Whether a watched name starts at one of the bits of `starts` in `block`
-    /// (which lies at `at` of `b`).
-    #[inline]
-    fn names_in(&self, b: &[u8], at: usize, block: &[u8; 16], starts: u32) -> bool {
-        self.firsts.iter().any(|&first| {
-            let mut hit = starts & eq16(block, first);
-            while hit != 0 {
-                if self.name_at(b, at + hit.trailing_zeros() as usize) {
-                    return true;
-                }
-                hit &= hit - 1;
-            }
-            false
-        })
+    fn holds(&self, written: &[u8], escaped: bool) -> bool {
+        if escaped {
+            unescape(written).is_some_and(|n| self.names.iter().any(|w| *w == *n))
+        } else {
+            self.names.iter().any(|w| w == written)
+        }
     }
 }
 
@@ -105,10 +86,10 @@ impl Found {
 /// What the rest of a record holds after a found value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rest {
-    /// Its structure closes at the final `}`, and no watched name comes again.
+    /// It is valid JSON to the final `}`, and no watched name comes again.
     Whole,
-    /// A watched name may come again: read the record with
-    /// [`JsonPath::find_last`] (which also checks the structure).
+    /// A watched name comes again: read the record with [`JsonPath::find_last`]
+    /// (which also checks the rest).
     Repeats,
 }
 
@@ -229,8 +210,7 @@ impl JsonPath {
                         // A record cut short after its key (a truncated write) is
                         // not JSON: it must stay unkeyed, or it would stand in for
                         // the complete record behind it. So the rest is followed
-                        // to the final `}` (structure only: strings and brackets),
-                        // looking out for the path's names on the way.
+                        // to the final `}`, looking out for the path's names.
                         return Some((found, RestCheck { from: s.i, open: depth + 1 }));
                     }
                     break; // descend: the value must be an object
@@ -326,15 +306,15 @@ impl RestCheck {
         if self.open == 0 {
             return Some(Rest::Whole);
         }
-        close_structure(record, self.from, self.open, Some(watch))
+        Scanner { b: record, i: self.from }.rest(self.open, watch)
     }
 }
 
 /// Several top-level member names (`.a`, `.b`, …: the parts of a composite key and
 /// a time field) found in one walk of each record, rather than a walk and a check
 /// of the rest per name: the members are read until every name has been met, the
-/// rest is checked once, for structure and for any of the names coming again, and
-/// only then (a name may come again) are the remaining members read too.
+/// rest is checked once, for its grammar and for any of the names coming again,
+/// and only then (a name comes again) are the remaining members read too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopNames {
     /// Distinct.
@@ -401,9 +381,9 @@ impl TopNames {
                 }
                 s.skip_value()?;
                 if named.is_some() && unmet == 0 && check {
-                    // Every name met: the rest, checked 16 bytes a step, settles it
-                    // unless one of the names may come again.
-                    match close_structure(b, s.i, 1, Some(&self.watch))? {
+                    // Every name met: the rest settles it unless one of the names
+                    // comes again.
+                    match (Scanner { b, i: s.i }).rest(1, &self.watch)? {
                         Rest::Whole => return Some(()),
                         Rest::Repeats => check = false,
                     }
@@ -436,33 +416,74 @@ impl<'a> Scanner<'a> {
         self.b.get(self.i).copied()
     }
 
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
-    /// At an opening quote: moves past the closing quote and returns the content
-    /// span and whether it holds escapes.
-    #[inline]
+    /// At an opening quote: checks the string (no raw control byte, escapes that
+    /// JSON has, UTF-8), moves past its closing quote and returns the content span
+    /// and whether it holds escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<(usize, usize, bool)> {
         let start = self.i + 1;
+        if let Some(end) = short_plain_string(self.b, start) {
+            self.i = end + 1;
+            return Some((start, end, false));
+        }
+        self.long_string(start)
+    }
+
+    /// [`Scanner::string`] for the strings [`short_plain_string`] leaves: longer,
+    /// or with escapes, control bytes or bytes of 0x80 and above.
+    #[inline(never)]
+    fn long_string(&mut self, start: usize) -> Option<(usize, usize, bool)> {
+        let b = self.b;
         let mut j = start;
         let mut escaped = false;
+        let mut high = false;
         loop {
-            j = quote_or_backslash(self.b, j)?;
-            if self.b[j] == b'\\' {
-                escaped = true;
-                j += 2;
-                if j > self.b.len() {
-                    return None;
+            let (at, h) = string_stop(b, j)?;
+            high |= h;
+            match b[at] {
+                b'"' => {
+                    if high && std::str::from_utf8(&b[start..at]).is_err() {
+                        return None;
+                    }
+                    self.i = at + 1;
+                    return Some((start, at, escaped));
                 }
-            } else {
-                self.i = j + 1;
-                return Some((start, j, escaped));
+                b'\\' => {
+                    escaped = true;
+                    j = at
+                        + match b.get(at + 1)? {
+                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                            b'u' if b.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => 6,
+                            _ => return None,
+                        };
+                }
+                _ => return None, // a raw control byte
             }
         }
+    }
+
+    /// At a member's opening quote: past its name, the `:` and white space to the
+    /// value; the name's span and whether it holds escapes.
+    #[inline(always)]
+    fn name(&mut self) -> Option<(usize, usize, bool)> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let name = self.string()?;
+        self.ws();
+        if self.peek()? != b':' {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        Some(name)
     }
 
     /// At a member's opening quote: moves past its name and `:` to the value and
@@ -473,24 +494,18 @@ impl<'a> Scanner<'a> {
     }
 
     /// At a member's opening quote: moves past its name and `:` to the value and
-    /// returns what `pick` makes of the name (unescaped; a malformed escape is no
-    /// name `pick` is asked about).
+    /// returns what `pick` makes of the name (unescaped; a lone surrogate escape is
+    /// no name `pick` is asked about).
     #[inline]
     fn member<T>(&mut self, pick: impl Fn(&[u8]) -> Option<T>) -> Option<Option<T>> {
-        let (start, end, escaped) = self.string()?;
-        self.ws();
-        if self.peek()? != b':' {
-            return None;
-        }
-        self.i += 1;
-        self.ws();
+        let (start, end, escaped) = self.name()?;
         let name = &self.b[start..end];
         Some(if escaped { unescape(name).and_then(|n| pick(&n)) } else { pick(name) })
     }
 
     /// After a member's value: past a `,` (`true`: another member follows) or the
     /// object's closing `}` (`false`); `None` if neither comes.
-    #[inline]
+    #[inline(always)]
     fn more_members(&mut self) -> Option<bool> {
         self.ws();
         let more = match self.peek()? {
@@ -502,47 +517,149 @@ impl<'a> Scanner<'a> {
         Some(more)
     }
 
-    /// Skips one value of any kind.
+    /// Steps over one value of any kind, checking its grammar.
+    #[inline(always)]
     fn skip_value(&mut self) -> Option<()> {
         match self.peek()? {
-            b'"' => {
-                self.string()?;
+            b'{' | b'[' => self.container(),
+            _ => self.scalar(),
+        }
+    }
+
+    /// Steps over a string, number, `true`, `false` or `null`, checking it.
+    #[inline(always)]
+    fn scalar(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    #[inline(always)]
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let fits = self.b.get(self.i..)?.starts_with(word);
+        fits.then(|| self.i += word.len())
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`: what may follow it is for
+    /// the caller to check.
+    #[inline(always)]
+    fn number(&mut self) -> Option<()> {
+        let b = self.b;
+        let mut i = self.i;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
             }
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek()? {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                self.i += 1;
-                                return Some(());
-                            }
-                        }
-                        _ => {}
-                    }
+            *i > from
+        };
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => {
+                digits(&mut i);
+            }
+            _ => return None,
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = b.get(i) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        self.i = i;
+        Some(())
+    }
+
+    /// At `{` or `[`: checks the container and moves past its closing bracket.
+    /// A loop over a stack of open containers, not recursion: a record may nest
+    /// as deep as it is long.
+    fn container(&mut self) -> Option<()> {
+        let mut open = Nest::default();
+        loop {
+            // At a value.
+            self.ws();
+            match self.peek()? {
+                c @ (b'{' | b'[') => {
                     self.i += 1;
+                    self.ws();
+                    let object = c == b'{';
+                    if self.peek()? == if object { b'}' } else { b']' } {
+                        self.i += 1;
+                        if open.is_empty() {
+                            return Some(());
+                        }
+                    } else {
+                        open.push(object);
+                        if object {
+                            self.name()?;
+                        }
+                        continue;
+                    }
                 }
+                _ => self.scalar()?,
             }
-            _ => {
-                let start = self.i;
-                while let Some(c) = self.peek() {
-                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+            // After a value: a comma and the next member or item, or the closing
+            // brackets of the containers it ends.
+            loop {
+                let object = open.top();
+                self.ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        if object {
+                            self.ws();
+                            self.name()?;
+                        }
                         break;
                     }
-                    self.i += 1;
+                    Some(b'}') if object => {}
+                    Some(b']') if !object => {}
+                    _ => return None,
                 }
-                if self.i == start {
-                    return None;
+                self.i += 1;
+                if open.pop() {
+                    return Some(());
                 }
             }
         }
-        Some(())
+    }
+
+    /// After a member's value inside `open` objects: follows the rest of the
+    /// record to the `}` that closes the outermost one, checking its grammar, and
+    /// requires only white space after it. [`Rest::Repeats`] as soon as a member
+    /// of one of those objects has a watched name.
+    fn rest(&mut self, mut open: usize, watch: &Watch) -> Option<Rest> {
+        loop {
+            if self.more_members()? {
+                self.ws();
+                let (start, end, escaped) = self.name()?;
+                if watch.holds(&self.b[start..end], escaped) {
+                    return Some(Rest::Repeats);
+                }
+                self.skip_value()?;
+            } else {
+                open -= 1;
+                if open == 0 {
+                    return only_whitespace(&self.b[self.i..]).then_some(Rest::Whole);
+                }
+            }
+        }
     }
 
     /// Where the key text of the value here is (unescaped into `scratch` if it
@@ -571,81 +688,50 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// From `from` (just after a member's value, outside any string, inside `open`
-/// objects), finds the `}` that closes the outermost one by structure alone
-/// (strings and brackets), and requires only whitespace after it. Sixteen bytes a
-/// step while no backslash is in sight; from a chunk with one, byte by byte. With
-/// a `watch`, stops early at a string that starts with a watched name and its
-/// closing quote, or at an escape that could spell one ([`Rest::Repeats`]).
-fn close_structure(b: &[u8], from: usize, open: usize, watch: Option<&Watch>) -> Option<Rest> {
-    let mut depth = open;
-    // All ones while inside a string at the start of the next chunk.
-    let mut in_string = 0u32;
-    // 1 when a string opened at the last byte of the chunk before.
-    let mut opened_before = 0u32;
-    let mut at = from;
-    let end = loop {
-        if at >= b.len() {
-            return None;
-        }
-        let n = (b.len() - at).min(16);
-        let mut buf = [0u8; 16];
-        let block: &[u8; 16] = match b[at..at + n].try_into() {
-            Ok(full) => full,
-            Err(_) => {
-                buf[..n].copy_from_slice(&b[at..at + n]);
-                &buf
+/// The kinds of the containers open inside a value (`true`: an object), innermost
+/// last: a bit each, in a word while they are few.
+#[derive(Default)]
+struct Nest {
+    depth: usize,
+    near: u64,
+    far: Vec<u64>,
+}
+
+impl Nest {
+    #[inline]
+    fn push(&mut self, object: bool) {
+        let d = self.depth;
+        if d < 64 {
+            self.near = (self.near & !(1 << d)) | (u64::from(object) << d);
+        } else {
+            let (word, bit) = ((d - 64) / 64, (d - 64) % 64);
+            if word == self.far.len() {
+                self.far.push(0);
             }
-        };
-        let (quote, slash, opens, closes) = classify16(block);
-        if slash != 0 {
-            if watch.is_some_and(|w| opened_before != 0 && w.name_at(b, at)) {
-                return Some(Rest::Repeats);
-            }
-            match close_structure_bytes(b, at, in_string != 0, depth, watch)? {
-                Walk::End(e) => break e,
-                Walk::Repeats => return Some(Rest::Repeats),
-            }
+            self.far[word] = (self.far[word] & !(1 << bit)) | (u64::from(object) << bit);
         }
-        // Inside-string mask: a prefix XOR of the quotes (set from an opening quote
-        // up to, not including, its closing quote), carried across chunks.
-        let mut inside = quote;
-        inside ^= inside << 1;
-        inside ^= inside << 2;
-        inside ^= inside << 4;
-        inside ^= inside << 8;
-        inside = (inside ^ in_string) & 0xFFFF;
-        in_string = if inside & 0x8000 != 0 { u32::MAX } else { 0 };
-        if let Some(w) = watch {
-            // Opening quotes are the quotes inside the mask; a name starts after one.
-            let opening = quote & inside;
-            let starts = ((opening << 1) | opened_before) & 0xFFFF;
-            opened_before = opening >> 15;
-            if starts != 0 && w.names_in(b, at, block, starts) {
-                return Some(Rest::Repeats);
-            }
-        }
-        let mut brackets = (opens | closes) & !inside;
-        let mut found = None;
-        while brackets != 0 {
-            let k = brackets.trailing_zeros();
-            brackets &= brackets - 1;
-            if opens & (1 << k) != 0 {
-                depth += 1;
-            } else {
-                depth -= 1;
-                if depth == 0 {
-                    found = Some(at + k as usize + 1);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = found {
-            break e;
-        }
-        at += n;
-    };
-    only_whitespace(&b[end..]).then_some(Rest::Whole)
+        self.depth += 1;
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.depth == 0
+    }
+
+    /// The innermost one's kind (one is open).
+    #[inline]
+    fn top(&self) -> bool {
+        let d = self.depth - 1;
+        let bits = if d < 64 { self.near >> d } else { self.far[(d - 64) / 64] >> ((d - 64) % 64) };
+        bits & 1 == 1
+    }
+
+    /// Closes the innermost one; whether none is left open.
+    #[inline]
+    fn pop(&mut self) -> bool {
+        self.depth -= 1;
+        self.depth == 0
+    }
 }
 
 /// Whether `b` is JSON white space only.
@@ -653,139 +739,87 @@ fn only_whitespace(b: &[u8]) -> bool {
     b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-/// How [`close_structure_bytes`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Walk {
-    /// Just after the `}` that closed the outermost object.
-    End(usize),
-    /// At a watched name, or an escape that could spell one.
-    Repeats,
-}
-
-/// [`close_structure`] byte by byte from `at` (escapes included).
-fn close_structure_bytes(
-    b: &[u8],
-    at: usize,
-    mut in_string: bool,
-    mut depth: usize,
-    watch: Option<&Watch>,
-) -> Option<Walk> {
-    let mut i = at;
-    while i < b.len() {
-        let c = b[i];
-        if in_string {
-            match c {
-                b'\\' => {
-                    if watch.is_some_and(|w| w.plain_escapes || b.get(i + 1) == Some(&b'u')) {
-                        return Some(Walk::Repeats);
-                    }
-                    i += 1;
-                }
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            match c {
-                b'"' => {
-                    if watch.is_some_and(|w| w.name_at(b, i + 1)) {
-                        return Some(Walk::Repeats);
-                    }
-                    in_string = true;
-                }
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(Walk::End(i + 1));
-                    }
-                }
-                _ => {}
+/// The closing quote of a string whose content starts at `start`, if it comes
+/// within 16 bytes with only plain ASCII before it (no escape, no control byte, no
+/// byte of 0x80 or above): most names and values in log records. One load, which
+/// ends with `b` where fewer than 16 bytes are left.
+#[inline(always)]
+fn short_plain_string(b: &[u8], start: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if b.len() >= 16 {
+        use std::arch::x86_64::*;
+        let at = start.min(b.len() - 16);
+        let skip = start - at;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes
+        // `b[at..at + 16]`, inside `b`; unaligned loads are allowed.
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().add(at) as *const __m128i);
+            let below = _mm_set1_epi8(0x1f);
+            let quote = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))) as u32;
+            let other = _mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                _mm_cmpeq_epi8(_mm_max_epu8(v, below), below),
+            );
+            let other = (_mm_movemask_epi8(other) | _mm_movemask_epi8(v)) as u32 >> skip;
+            let quote = quote >> skip;
+            // Nothing but plain bytes below the first quote.
+            if quote != 0 && other & ((quote & quote.wrapping_neg()) - 1) == 0 {
+                return Some(start + quote.trailing_zeros() as usize);
             }
         }
-        i += 1;
     }
     None
 }
 
-/// Bit masks of `"`, `\\`, `{`/`[` and `}`/`]` in 16 bytes (bit i: byte i).
+/// Inside a string, from `from`: the first byte that ends its plain run (`"`,
+/// `\\` or a raw control byte below 0x20), and whether a byte of 0x80 or above
+/// came before it (the string's UTF-8 is then checked). Strings in log records are
+/// short (names, UUIDs, messages of a few dozen bytes), where a call into `memchr`
+/// costs more than the scan: this one is inlined and looks at 16 bytes a step, the
+/// last step a load that ends with `b` (overlapping the step before).
 #[inline(always)]
-fn classify16(bytes: &[u8; 16]) -> (u32, u32, u32, u32) {
+fn string_stop(b: &[u8], mut from: usize) -> Option<(usize, bool)> {
+    let mut high = false;
     #[cfg(target_arch = "x86_64")]
-    {
+    if b.len() >= 16 {
         use std::arch::x86_64::*;
-        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes
-        // of `bytes`.
-        unsafe {
-            let v = _mm_loadu_si128(bytes.as_ptr() as *const __m128i);
-            let mask = |c: u8, v: __m128i| {
-                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8))) as u32
-            };
-            // `[` and `]` are `{` and `}` without the 0x20 bit.
-            let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-            (mask(b'"', v), mask(b'\\', v), mask(b'{', folded), mask(b'}', folded))
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let mut m = (0u32, 0u32, 0u32, 0u32);
-        for (i, &c) in bytes.iter().enumerate() {
-            let bit = 1u32 << i;
-            match c {
-                b'"' => m.0 |= bit,
-                b'\\' => m.1 |= bit,
-                b'{' | b'[' => m.2 |= bit,
-                b'}' | b']' => m.3 |= bit,
-                _ => {}
-            }
-        }
-        m
-    }
-}
-
-/// Bit mask of the bytes equal to `c` in `block` (bit i: byte i).
-#[inline(always)]
-fn eq16(block: &[u8; 16], c: u8) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes
-        // of `block`.
-        unsafe {
-            let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
-            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8))) as u32
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        block.iter().enumerate().fold(0, |m, (i, &b)| m | u32::from(b == c) << i)
-    }
-}
-
-/// The first `"` or `\\` at or after `from`. Strings in log records are short
-/// (names, UUIDs, messages of a few dozen bytes), where a call into `memchr2`
-/// costs more than the scan: this one is inlined and looks at 16 bytes a step.
-#[inline(always)]
-fn quote_or_backslash(b: &[u8], mut from: usize) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is part of the x86_64 baseline; every load reads 16 bytes
-        // inside `b` (`from + 16 <= b.len()`), unaligned loads are allowed.
+        // SAFETY: SSE2 is part of the x86_64 baseline; every load reads the 16
+        // bytes `b[at..at + 16]`, inside `b` (`at <= b.len() - 16`); unaligned loads
+        // are allowed.
         unsafe {
             let quote = _mm_set1_epi8(b'"' as i8);
             let slash = _mm_set1_epi8(b'\\' as i8);
-            while from + 16 <= b.len() {
-                let v = _mm_loadu_si128(b.as_ptr().add(from) as *const __m128i);
-                let hit = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash));
-                let m = _mm_movemask_epi8(hit) as u32;
+            let below = _mm_set1_epi8(0x1f);
+            while from < b.len() {
+                // The bytes before `from` in an overlapping last load are shifted out.
+                let at = from.min(b.len() - 16);
+                let skip = from - at;
+                let v = _mm_loadu_si128(b.as_ptr().add(at) as *const __m128i);
+                // A byte is at most 0x1f (unsigned) iff max(byte, 0x1f) is 0x1f.
+                let control = _mm_cmpeq_epi8(_mm_max_epu8(v, below), below);
+                let stop = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                    control,
+                );
+                let m = _mm_movemask_epi8(stop) as u32 >> skip;
+                let hi = _mm_movemask_epi8(v) as u32 >> skip;
                 if m != 0 {
-                    return Some(from + m.trailing_zeros() as usize);
+                    let k = m.trailing_zeros();
+                    return Some((from + k as usize, high | (hi & ((1 << k) - 1) != 0)));
                 }
-                from += 16;
+                high |= hi != 0;
+                from = at + 16;
             }
+            return None;
         }
     }
-    b.get(from..)?.iter().position(|&c| c == b'"' || c == b'\\').map(|p| from + p)
+    for (k, &c) in b.get(from..)?.iter().enumerate() {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return Some((from + k, high));
+        }
+        high |= c >= 0x80;
+    }
+    None
 }
 
 /// Unescapes a JSON string's content. Returns `None` for a malformed escape.
@@ -887,98 +921,6 @@ mod tests {
         assert_eq!(find(".a.b", rec), None);
     }
 
-    /// The plain byte walk's answer to what [`close_structure`] decides (from
-    /// outside any string: a quote just before `from` closed one).
-    fn by_bytes(rec: &[u8], from: usize, open: usize, watch: Option<&Watch>) -> Option<Rest> {
-        match close_structure_bytes(rec, from, false, open, watch)? {
-            Walk::Repeats => Some(Rest::Repeats),
-            Walk::End(end) => {
-                rec[end..].iter().all(|c| matches!(c, b' ' | b'\n')).then_some(Rest::Whole)
-            }
-        }
-    }
-
-    proptest::proptest! {
-        /// The 16-bytes-a-step structure check agrees with the plain byte walk, on
-        /// inputs made of the bytes that matter, wherever it starts and however
-        /// deep.
-        #[test]
-        fn close_structure_agrees_with_the_byte_walk(
-            rec in proptest::collection::vec(
-                proptest::sample::select(b"\"\\{}[]a :,\n".to_vec()), 0..90),
-            from in 0usize..90,
-            open in 1usize..3,
-        ) {
-            let from = from.min(rec.len());
-            proptest::prop_assert_eq!(
-                close_structure(&rec, from, open, None),
-                by_bytes(&rec, from, open, None)
-            );
-            // Looking out for names (`a`; `a/`, which any escape may spell): the two
-            // agree on when the rest is whole with no name again. (Where it is not,
-            // either answer leads to the full reading, which decides.)
-            for w in [Watch::of(&[b"a".to_vec()]), Watch::of(&[b"a/".to_vec()])] {
-                let whole = |r: Option<Rest>| r == Some(Rest::Whole);
-                proptest::prop_assert_eq!(
-                    whole(close_structure(&rec, from, open, Some(&w))),
-                    whole(by_bytes(&rec, from, open, Some(&w)))
-                );
-            }
-        }
-
-        /// The same on records built of strings (with brackets inside), brackets,
-        /// commas and letters, most closed by as many `}` as are open, so that
-        /// most have an end to find; with and without escapes.
-        #[test]
-        fn close_structure_agrees_on_near_json(
-            pieces in proptest::collection::vec((0u8..7, 0usize..24), 0..40),
-            open in 1usize..5,
-            closed in proptest::bool::weighted(0.8),
-            escapes in proptest::bool::ANY,
-            trail in 0usize..3,
-        ) {
-            let mut rec = Vec::new();
-            for (kind, len) in pieces {
-                match kind {
-                    0 | 1 => {
-                        rec.push(b'"');
-                        for i in 0..len {
-                            rec.push(match i % 7 {
-                                2 => b'}',
-                                4 => b'[',
-                                5 if escapes => b'\\',
-                                _ => b'a',
-                            });
-                            if i % 7 == 5 && escapes {
-                                rec.push(b'"');
-                            }
-                        }
-                        rec.push(b'"');
-                    }
-                    2 => rec.push(b'['),
-                    3 => rec.push(b']'),
-                    4 => rec.push(b'{'),
-                    5 => rec.push(b','),
-                    _ => rec.extend(std::iter::repeat_n(b'a', len)),
-                }
-            }
-            if closed {
-                rec.extend(std::iter::repeat_n(b'}', open));
-            }
-            rec.extend(std::iter::repeat_n(b' ', trail));
-            proptest::prop_assert_eq!(
-                close_structure(&rec, 0, open, None),
-                by_bytes(&rec, 0, open, None)
-            );
-            let w = Watch::of(&[b"aa".to_vec()]);
-            let whole = |r: Option<Rest>| r == Some(Rest::Whole);
-            proptest::prop_assert_eq!(
-                whole(close_structure(&rec, 0, open, Some(&w))),
-                whole(by_bytes(&rec, 0, open, Some(&w)))
-            );
-        }
-    }
-
     #[test]
     fn structure_after_the_key() {
         // Brackets and escaped quotes inside strings do not count.
@@ -986,7 +928,7 @@ mod tests {
         assert_eq!(find(".k", r#"{"k":1,"m":"a\\"}"#).as_deref(), Some("1"));
         assert_eq!(find(".k", r#"{"k":1,"m":"a\"}"#), None);
         // Long records cross many 16-byte chunks, with and without escapes.
-        let long = format!(r#"{{"k":"v","m":"{}","n":[{}]}}"#, "x".repeat(100), "[]".repeat(40));
+        let long = format!(r#"{{"k":"v","m":"{}","n":[{}[]]}}"#, "x".repeat(100), "[],".repeat(40));
         assert_eq!(find(".k", &long).as_deref(), Some("v"));
         assert_eq!(find(".k", &long[..long.len() - 1]), None);
         let escaped = long.replace("xxxx", "x\\\"");
@@ -1191,6 +1133,83 @@ mod tests {
         }
     }
 
+    /// A record after a few edits of single bytes (deleted, inserted or replaced by
+    /// bytes that matter to JSON's grammar, control bytes and bytes that are not
+    /// UTF-8), or cut short: mostly invalid, now and then still valid.
+    fn edited() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        const BYTES: &[u8] = b"\"\\{}[],: \t0123456789-+.eEtrufalsn/u\x01\x1f\x7f\xc3\xa9\xff";
+        (
+            record(),
+            proptest::collection::vec(
+                (any::<usize>(), 0u8..3, proptest::sample::select(BYTES)),
+                0..3,
+            ),
+            proptest::option::weighted(0.2, any::<usize>()),
+        )
+            .prop_map(|(mut rec, edits, cut)| {
+                for (at, op, byte) in edits {
+                    let at = at % (rec.len() + 1);
+                    match op {
+                        0 if at < rec.len() => {
+                            rec.remove(at);
+                        }
+                        1 if at < rec.len() => rec[at] = byte,
+                        _ => rec.insert(at, byte),
+                    }
+                }
+                if let Some(c) = cut {
+                    rec.truncate(c % (rec.len() + 1));
+                }
+                rec
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// A record has a key only if it is valid JSON as serde_json reads it (the
+        /// grammar: `IgnoredAny`, which also lets lone surrogate escapes pass, as
+        /// this scanner does outside the key) and UTF-8; and a valid one has the
+        /// key a full parser reads.
+        #[test]
+        fn only_valid_json_has_a_key(
+            rec in edited(),
+            path in proptest::sample::select(PATHS.to_vec()),
+        ) {
+            let valid = std::str::from_utf8(&rec).is_ok()
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&rec).is_ok();
+            let p = JsonPath::parse("--key", path).unwrap();
+            let mut scratch = Vec::new();
+            let got = p.find(&rec, &mut scratch).map(<[u8]>::to_vec);
+            let show = String::from_utf8_lossy(&rec);
+            if !valid {
+                proptest::prop_assert_eq!(got, None, "{}", show);
+            } else if let Ok(parsed) = serde_json::from_slice::<serde_json::Value>(&rec) {
+                let mut at = Some(&parsed);
+                for seg in p.segments() {
+                    let name = std::str::from_utf8(seg).unwrap();
+                    at = at.and_then(|v| v.as_object()).and_then(|o| o.get(name));
+                }
+                let want = match at {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => Some(s.as_bytes().to_vec()),
+                    Some(v @ serde_json::Value::Bool(_)) => Some(v.to_string().into_bytes()),
+                    Some(v) => {
+                        // A number or a container: its raw bytes, which parse to the
+                        // same value (serde_json writes a number too long for an
+                        // integer as a float).
+                        let got = got.as_deref().expect("a container is a key");
+                        let back: serde_json::Value = serde_json::from_slice(got).unwrap();
+                        proptest::prop_assert_eq!(&back, v, "{}", show);
+                        Some(got.to_vec())
+                    }
+                };
+                proptest::prop_assert_eq!(got, want, "{}", show);
+            }
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
 
@@ -1198,14 +1217,11 @@ mod tests {
         /// does, with the same texts, and a key (single or composite) read with a
         /// time field gives what each path alone gives: whether each part is found
         /// on its own or all in one walk ([`crate::key::Fields`], when all are
-        /// top-level names), names given twice, records cut short and whole
-        /// records with more after them included. (Not a cut record with more
-        /// after it: `{"a":1,` + `}` closes by structure with a grammar error,
-        /// which the check of the rest does not look for, and the walks read
-        /// different stretches of such a record by member.)
+        /// top-level names), names given twice, edited records, and records cut
+        /// short or with more after them included.
         #[test]
         fn fields_read_what_each_path_reads(
-            whole in record(),
+            whole in edited(),
             cut in proptest::option::of(0usize..300),
             junk in proptest::sample::select(vec!["", "", "", "x", "}", " {}", "\""]),
             first in proptest::sample::select(PATHS.to_vec()),
@@ -1214,10 +1230,10 @@ mod tests {
         ) {
             use crate::key::{Fields, KeySpec};
             let mut rec = whole.clone();
-            match cut {
-                Some(c) => rec.truncate(c),
-                None => rec.extend_from_slice(junk.as_bytes()),
+            if let Some(c) = cut {
+                rec.truncate(c);
             }
+            rec.extend_from_slice(junk.as_bytes());
             let rec = &rec[..];
             let show = String::from_utf8_lossy(rec);
             let alone = |path: &str| {
@@ -1314,5 +1330,78 @@ mod tests {
             assert_eq!(find(".a.k", rec), None, "{rec}");
         }
         assert_eq!(find(".a.k", "{\"a\":{\"k\":1,\"z\":[1,{}]},\"b\":2} ").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn invalid_json_is_no_key() {
+        // A grammar error before the key, in the key's value or after it.
+        for rec in [
+            r#"{"k":1,}"#,
+            r#"{"k":1 "x":2}"#,
+            r#"{"k":01}"#,
+            r#"{"k":-}"#,
+            r#"{"k":1.}"#,
+            r#"{"k":.5}"#,
+            r#"{"k":1e}"#,
+            r#"{"k":+1}"#,
+            r#"{"k":tru}"#,
+            r#"{"k":NaN}"#,
+            r#"{"k":truex}"#,
+            r#"{"x":nul,"k":1}"#,
+            r#"{"x":01,"k":1}"#,
+            r#"{"x":[1,,2],"k":1}"#,
+            r#"{"x":[1,2,],"k":1}"#,
+            r#"{"x":{"a":1,},"k":1}"#,
+            r#"{"x":{"a" 1},"k":1}"#,
+            r#"{"x":[}],"k":1}"#,
+            r#"{"k":1,"x":}"#,
+            r#"{"k":1,"x"}"#,
+            r#"{"k":1,"x":[1 2]}"#,
+            r#"{"k":1,"x":{"a":1]}"#,
+            r#"{"k":1,"x":"\q"}"#,
+            r#"{"k":1,"x":"\u12"}"#,
+            r#"{"k":1,"x":"\u12g4"}"#,
+            r#"{"k":1}{"k":2}"#,
+            "{\"k\":\"a\tb\"}",
+            "{\"k\":1,\"x\":\"a\u{1}b\"}",
+        ] {
+            assert_eq!(find(".k", rec), None, "{rec}");
+            assert_eq!(find(".x.a", rec), None, "{rec}");
+        }
+        // Bytes that are not UTF-8, in the key or anywhere else in a string.
+        let p = JsonPath::parse("--key", ".k").unwrap();
+        for rec in [
+            &b"{\"k\":\"\xff\"}"[..],
+            b"{\"k\":1,\"m\":\"ab\xc3\"}",
+            b"{\"\xed\xa0\x80\":1,\"k\":1}",
+        ] {
+            assert_eq!(p.find(rec, &mut Vec::new()), None, "{}", String::from_utf8_lossy(rec));
+        }
+        // What JSON allows: white space everywhere, every escape, exponents, UTF-8.
+        for rec in [
+            " { \"k\" : 1 , \"x\" : [ ] , \"y\" : { } , \"z\" : [ 1 , { \"a\" : null } ] } \r\n",
+            r#"{"k":1,"x":"\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE00","y":-0.5e+10,"z":1E-2}"#,
+            r#"{"x":0,"y":-0,"z":[true,false,null],"k":1}"#,
+            "{\"k\":1,\"é\":\"日本\u{7f}\"}",
+        ] {
+            assert_eq!(find(".k", rec).as_deref(), Some("1"), "{rec}");
+        }
+    }
+
+    #[test]
+    fn nesting_as_deep_as_the_record_is_long() {
+        // A loop with its own stack, not recursion: no overflow, and the kinds
+        // of brackets are matched past the first 64 levels.
+        let deep = |open: &str, close: &str, n: usize| {
+            format!(r#"{{"a":{}0{},"k":1}}"#, open.repeat(n), close.repeat(n))
+        };
+        assert_eq!(find(".k", &deep("[", "]", 200_000)).as_deref(), Some("1"));
+        assert_eq!(find(".k", &deep("[{\"b\":", "}]", 50_000)).as_deref(), Some("1"));
+        let mut crossed = deep("[{\"b\":", "}]", 100);
+        // The 80th closing `}` from the inside becomes `]`: a mismatch beyond 64.
+        let inner = crossed.find('0').unwrap();
+        crossed.replace_range(inner + 1 + 2 * 79..inner + 2 + 2 * 79, "]");
+        assert_eq!(find(".k", &crossed), None);
+        assert_eq!(find(".k", &deep("[", "]", 1000)[..1500]), None);
     }
 }
