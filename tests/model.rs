@@ -41,7 +41,8 @@ struct RecSpec {
     id: usize,
     /// Alternative spelling: an integer quoted (`"42"`), a string `\u`-escaped.
     alt: bool,
-    /// 0 no `id`, 1 `"id":null`, 2 not JSON, 3 no `ts`, 4 unreadable `ts`, else whole.
+    /// 0 no `id`, 1 `"id":null`, 2 not JSON, 3 no `ts`, 4 unreadable `ts`, 5 JSON
+    /// whose brackets close but whose grammar is wrong (no key, no time), else whole.
     shape: u8,
     /// Event-time jitter in seconds.
     jitter: i64,
@@ -274,6 +275,15 @@ fn render(s: &Stream) -> Vec<Rec> {
             key = None;
             time = None;
             format!("not json {i} \"id\":{id_json}").into_bytes()
+        } else if r.shape == 5 {
+            key = None;
+            time = None;
+            match r.group {
+                0 => format!("{{{},}}", members.join(",")),
+                1 => format!("{{{},\"x\":tru}}", members.join(",")),
+                _ => format!("{{\"x\":\"a\tb\",{}}}", members.join(",")),
+            }
+            .into_bytes()
         } else {
             format!("{{{}}}", members.join(",")).into_bytes()
         };
