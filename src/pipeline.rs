@@ -479,7 +479,18 @@ impl Pipeline {
         if progress {
             eprint!("\r\x1b[K");
         }
-        result?;
+        if let Err(e) = result {
+            if let (true, Some(p)) = (e.is_broken_pipe(), &c.report.stats_json) {
+                // Stdout was closed (`| head`): a normal end for the caller, which
+                // still gets the counters so far (conservation is not checked: the
+                // batch being written when the pipe closed is counted in part).
+                let mut stats = run.finish();
+                stats.finish(started.elapsed());
+                std::fs::write(p, stats.to_json())
+                    .map_err(|e| Error::io(format!("--stats-json: writing {}", p.display()), e))?;
+            }
+            return Err(e);
+        }
         let mut stats = run.finish();
         stats.finish(started.elapsed());
         stats.check_conservation().map_err(Error::State)?;

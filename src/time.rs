@@ -10,6 +10,9 @@
 //! previous record, or the clock for the first), the one that puts the record
 //! closest to it; so a stream crosses New Year forward, and a replayed old log keeps
 //! its order.
+//!
+//! Times are nanoseconds in an i64: from 1677-09-21 to 2262-04-11. A time outside
+//! that range, or a date that does not exist (February 30th), cannot be read.
 
 use crate::error::ConfigError;
 
@@ -193,9 +196,9 @@ fn parse_epoch(t: &[u8]) -> Option<i64> {
             if v < 100_000_000_000 {
                 v.checked_mul(NS)?
             } else if v < 100_000_000_000_000 {
-                v * 1_000_000
+                v.checked_mul(1_000_000)?
             } else if v < 100_000_000_000_000_000 {
-                v * 1_000
+                v.checked_mul(1_000)?
             } else {
                 v
             }
@@ -322,12 +325,26 @@ fn civil_ns(
     frac: i64,
     offset: i64,
 ) -> Option<i64> {
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let days = days_from_civil(y, mo, d);
     let secs = days * 86400 + h * 3600 + mi * 60 + s - offset;
     secs.checked_mul(NS)?.checked_add(frac)
+}
+
+fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+/// Days in month `mo` (1-12) of year `y`.
+fn days_in_month(y: i64, mo: i64) -> i64 {
+    match mo {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 const MONTHS: [&[u8]; 12] = [
@@ -436,6 +453,10 @@ fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
             }
         }
     }
+    // Nothing but white space may follow (as after an RFC 3339 time or a number).
+    if !t[i.min(t.len())..].iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
     if let Some(p) = pm {
         if !(1..=12).contains(&h) {
             return None;
@@ -446,7 +467,7 @@ fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
         return e.checked_mul(NS)?.checked_add(frac);
     }
     if let Some(doy) = doy {
-        if !(1..=366).contains(&doy) {
+        if doy < 1 || doy > 365 + i64::from(is_leap(y)) {
             return None;
         }
         let days = days_from_civil(y, 1, 1) + doy - 1;
@@ -532,6 +553,18 @@ mod tests {
         assert_eq!(auto("2018-13-24T17:15:25Z"), None);
         assert_eq!(auto("2018-03-24T17:15"), None);
         assert_eq!(auto("2018-03-24T17:15:25.Z"), None);
+        // Dates that do not exist are not read as the days after them.
+        assert_eq!(auto("2023-02-31T00:00:00Z"), None);
+        assert_eq!(auto("2023-02-29T00:00:00Z"), None);
+        assert_eq!(auto("2024-02-29T00:00:00Z"), Some(1_709_164_800 * NS));
+        assert_eq!(auto("2100-02-29T00:00:00Z"), None);
+        assert_eq!(auto("2000-02-29T00:00:00Z"), Some(951_782_400 * NS));
+        assert_eq!(auto("2023-04-31T00:00:00Z"), None);
+        assert_eq!(auto("2023-12-31T00:00:00Z"), Some(1_703_980_800 * NS));
+        // Beyond what nanoseconds in an i64 hold: not read (rather than wrapped).
+        assert_eq!(auto("2262-04-11T23:47:16Z"), Some(9_223_372_036 * NS));
+        assert_eq!(auto("2262-04-12T00:00:00Z"), None);
+        assert_eq!(auto("1677-09-20T00:00:00Z"), None);
     }
 
     #[test]
@@ -543,6 +576,15 @@ mod tests {
         assert_eq!(auto("1521911725.5"), Some(1_521_911_725_500_000_000));
         assert_eq!(auto("abc"), None);
         assert_eq!(auto(""), None);
+        // Milliseconds and microseconds too large for nanoseconds in an i64 are
+        // not read, not wrapped around into another window.
+        assert_eq!(auto("9223372036854"), Some(9_223_372_036_854_000_000));
+        assert_eq!(auto("9223372036855"), None);
+        assert_eq!(auto("20146744073710"), None);
+        assert_eq!(auto("9223372036854775"), Some(9_223_372_036_854_775_000));
+        assert_eq!(auto("9223372036854776"), None);
+        assert_eq!(auto("-9223372036855"), None);
+        assert_eq!(auto("9999999999"), None);
     }
 
     #[test]
@@ -563,6 +605,15 @@ mod tests {
         assert_eq!(fmt("%s", "10"), Some(10 * NS));
         assert_eq!(fmt("%Y-%j", "1970-032"), Some(31 * 86400 * NS));
         assert_eq!(fmt("%Y", "abcd"), None);
+        // All of the text is the time (white space aside), and the date exists.
+        assert_eq!(fmt("%Y%m%d-%H:%M:%S:%f", "20171223-22:15:29:606xyz"), None);
+        assert_eq!(
+            fmt("%Y%m%d-%H:%M:%S:%f", "20171223-22:15:29:606 "),
+            auto("2017-12-23T22:15:29.606Z")
+        );
+        assert_eq!(fmt("%Y-%m-%d", "2023-02-30"), None);
+        assert_eq!(fmt("%Y-%j", "2023-366"), None);
+        assert_eq!(fmt("%Y-%j", "2024-366"), auto("2024-12-31T00:00:00Z"));
         assert!(TimeFormat::strftime("%Q").unwrap_err().to_string().starts_with("--time-format"));
         assert!(TimeFormat::strftime("abc%").is_err());
     }
