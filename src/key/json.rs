@@ -429,15 +429,16 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     fn string(&mut self) -> Option<(usize, usize, bool)> {
         let start = self.i + 1;
-        if let Some(end) = short_plain_string(self.b, start) {
+        if let Some(end) = plain_string_end(self.b, start) {
             self.i = end + 1;
             return Some((start, end, false));
         }
         self.long_string(start)
     }
 
-    /// [`Scanner::string`] for the strings [`short_plain_string`] leaves: longer,
-    /// or with escapes, control bytes or bytes of 0x80 and above.
+    /// [`Scanner::string`] for the strings [`plain_string_end`] leaves: with
+    /// escapes, control bytes or bytes of 0x80 and above (or in a record shorter
+    /// than 16 bytes).
     #[inline(never)]
     fn long_string(&mut self, start: usize) -> Option<(usize, usize, bool)> {
         let b = self.b;
@@ -645,7 +646,23 @@ impl<'a> Scanner<'a> {
     /// requires only white space after it. [`Rest::Repeats`] as soon as a member
     /// of one of those objects has a watched name.
     fn rest(&mut self, mut open: usize, watch: &Watch) -> Option<Rest> {
+        let b = self.b;
         loop {
+            // Compact JSON first: `,"name":` without white space, a plain name.
+            let i = self.i;
+            if b.get(i..i + 2) == Some(b",\"") {
+                if let Some(end) = plain_string_end(b, i + 2) {
+                    if b.get(end + 1) == Some(&b':') {
+                        if watch.holds(&b[i + 2..end], false) {
+                            return Some(Rest::Repeats);
+                        }
+                        self.i = end + 2;
+                        self.ws();
+                        self.skip_value()?;
+                        continue;
+                    }
+                }
+            }
             if self.more_members()? {
                 self.ws();
                 let (start, end, escaped) = self.name()?;
@@ -739,32 +756,40 @@ fn only_whitespace(b: &[u8]) -> bool {
     b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-/// The closing quote of a string whose content starts at `start`, if it comes
-/// within 16 bytes with only plain ASCII before it (no escape, no control byte, no
-/// byte of 0x80 or above): most names and values in log records. One load, which
-/// ends with `b` where fewer than 16 bytes are left.
+/// The closing quote of a string whose content starts at `start`, if only plain
+/// ASCII comes before it (no escape, no control byte, no byte of 0x80 or above):
+/// most names and values in log records. Sixteen bytes a step, the last step a
+/// load that ends with `b` (overlapping the step before); `None` sends the string
+/// to [`Scanner::long_string`].
 #[inline(always)]
-fn short_plain_string(b: &[u8], start: usize) -> Option<usize> {
+fn plain_string_end(b: &[u8], start: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     if b.len() >= 16 {
         use std::arch::x86_64::*;
-        let at = start.min(b.len() - 16);
-        let skip = start - at;
-        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes
-        // `b[at..at + 16]`, inside `b`; unaligned loads are allowed.
+        let mut from = start;
+        // SAFETY: SSE2 is part of the x86_64 baseline; every load reads the 16
+        // bytes `b[at..at + 16]`, inside `b` (`at <= b.len() - 16`); unaligned loads
+        // are allowed.
         unsafe {
-            let v = _mm_loadu_si128(b.as_ptr().add(at) as *const __m128i);
             let below = _mm_set1_epi8(0x1f);
-            let quote = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))) as u32;
-            let other = _mm_or_si128(
-                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
-                _mm_cmpeq_epi8(_mm_max_epu8(v, below), below),
-            );
-            let other = (_mm_movemask_epi8(other) | _mm_movemask_epi8(v)) as u32 >> skip;
-            let quote = quote >> skip;
-            // Nothing but plain bytes below the first quote.
-            if quote != 0 && other & ((quote & quote.wrapping_neg()) - 1) == 0 {
-                return Some(start + quote.trailing_zeros() as usize);
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let slash = _mm_set1_epi8(b'\\' as i8);
+            while from < b.len() {
+                let at = from.min(b.len() - 16);
+                let skip = from - at;
+                let v = _mm_loadu_si128(b.as_ptr().add(at) as *const __m128i);
+                let q = _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u32 >> skip;
+                let other = _mm_or_si128(
+                    _mm_cmpeq_epi8(v, slash),
+                    _mm_cmpeq_epi8(_mm_max_epu8(v, below), below),
+                );
+                let other = (_mm_movemask_epi8(other) | _mm_movemask_epi8(v)) as u32 >> skip;
+                if q | other != 0 {
+                    // Nothing but plain bytes below the first quote.
+                    let plain = q != 0 && other & ((q & q.wrapping_neg()) - 1) == 0;
+                    return plain.then(|| from + q.trailing_zeros() as usize);
+                }
+                from = at + 16;
             }
         }
     }
