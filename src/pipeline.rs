@@ -482,10 +482,14 @@ impl Pipeline {
         if let Err(e) = result {
             if let (true, Some(p)) = (e.is_broken_pipe(), &c.report.stats_json) {
                 // Stdout was closed (`| head`): a normal end for the caller, which
-                // still gets the counters so far (conservation is not checked: the
-                // batch being written when the pipe closed is counted in part).
+                // still gets the counters so far. What was read and not yet
+                // written or counted (the rest of the batch being written) is
+                // `unwritten`, so the counters still add up to `records_in`.
                 let mut stats = run.finish();
                 stats.finish(started.elapsed());
+                let s = &stats;
+                stats.unwritten =
+                    s.records_in.saturating_sub(s.emitted + s.suppressed + s.dropped + s.rejected);
                 std::fs::write(p, stats.to_json())
                     .map_err(|e| Error::io(format!("--stats-json: writing {}", p.display()), e))?;
             }

@@ -27,6 +27,9 @@ pub struct Stats {
     pub dropped: u64,
     /// Records written to the reject file.
     pub rejected: u64,
+    /// Records read but not written, nor counted above, because stdout closed
+    /// first (`| head`); 0 in a run that reads its input to the end.
+    pub unwritten: u64,
     /// Verdict: first occurrences.
     pub new: u64,
     /// Verdict: duplicates.
@@ -101,6 +104,7 @@ impl AddAssign for Stats {
             suppressed,
             dropped,
             rejected,
+            unwritten,
             new,
             duplicates,
             unkeyed,
@@ -124,7 +128,8 @@ impl AddAssign for Stats {
 impl Stats {
     /// Whether every record was counted exactly once, by action and by verdict.
     pub fn check_conservation(&self) -> Result<(), String> {
-        let by_action = self.emitted + self.suppressed + self.dropped + self.rejected;
+        let by_action =
+            self.emitted + self.suppressed + self.dropped + self.rejected + self.unwritten;
         let by_verdict = self.new
             + self.duplicates
             + self.unkeyed

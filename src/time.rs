@@ -141,7 +141,8 @@ impl TimeFormat {
         let year = year_of(near_ns);
         let mut best: Option<i64> = None;
         for y in [year - 1, year, year + 1] {
-            let t = parse_strftime(items, text, y)?;
+            // February 29th exists in some of them only.
+            let Some(t) = parse_strftime(items, text, y) else { continue };
             if best.is_none_or(|b| t.abs_diff(near_ns) < b.abs_diff(near_ns)) {
                 best = Some(t);
             }
@@ -185,26 +186,34 @@ fn parse_epoch(t: &[u8]) -> Option<i64> {
         Some(d) => (&t[..d], Some(&t[d + 1..])),
         None => (t, None),
     };
-    let whole = digits(int_part)?;
+    // In i128, so that the magnitude of i64::MIN still reads.
+    let whole = i128::from(digits_u64(int_part)?);
     let ns = match frac {
         Some(f) => {
             let f = if f.is_empty() { 0 } else { fraction_ns(f)? };
-            whole.checked_mul(NS)?.checked_add(f)?
+            whole * i128::from(NS) + i128::from(f)
         }
-        None => {
-            let v = whole;
-            if v < 100_000_000_000 {
-                v.checked_mul(NS)?
-            } else if v < 100_000_000_000_000 {
-                v.checked_mul(1_000_000)?
-            } else if v < 100_000_000_000_000_000 {
-                v.checked_mul(1_000)?
-            } else {
-                v
-            }
-        }
+        None if whole < 100_000_000_000 => whole * i128::from(NS),
+        None if whole < 100_000_000_000_000 => whole * 1_000_000,
+        None if whole < 100_000_000_000_000_000 => whole * 1_000,
+        None => whole,
     };
-    Some(if neg { -ns } else { ns })
+    i64::try_from(if neg { -ns } else { ns }).ok()
+}
+
+/// Up to 20 decimal digits into a u64.
+fn digits_u64(d: &[u8]) -> Option<u64> {
+    if d.is_empty() || d.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
 }
 
 fn digits(d: &[u8]) -> Option<i64> {
@@ -329,8 +338,13 @@ fn civil_ns(
         return None;
     }
     let days = days_from_civil(y, mo, d);
-    let secs = days * 86400 + h * 3600 + mi * 60 + s - offset;
-    secs.checked_mul(NS)?.checked_add(frac)
+    seconds_ns(days * 86400 + h * 3600 + mi * 60 + s - offset, frac)
+}
+
+/// `secs` seconds and `frac` nanoseconds since the epoch, if that fits in an i64
+/// (summed in i128: 1677-09-21T00:12:43.5Z is -9223372037 s plus 0.5 s).
+fn seconds_ns(secs: i64, frac: i64) -> Option<i64> {
+    i64::try_from(i128::from(secs) * i128::from(NS) + i128::from(frac)).ok()
 }
 
 fn is_leap(y: i64) -> bool {
@@ -353,6 +367,8 @@ const MONTHS: [&[u8]; 12] = [
 
 /// `year` stands where the format gives none.
 fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
+    // White space around the time is not part of it.
+    let t = trim(t);
     let mut i = 0;
     let (mut y, mut mo, mut d, mut h, mut mi, mut s, mut frac, mut off) =
         (year, 1, 1, 0, 0, 0, 0, 0);
@@ -453,8 +469,8 @@ fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
             }
         }
     }
-    // Nothing but white space may follow (as after an RFC 3339 time or a number).
-    if !t[i.min(t.len())..].iter().all(u8::is_ascii_whitespace) {
+    // All of the text is the time.
+    if i < t.len() {
         return None;
     }
     if let Some(p) = pm {
@@ -464,14 +480,14 @@ fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
         h = (h % 12) + if p { 12 } else { 0 };
     }
     if let Some(e) = epoch {
-        return e.checked_mul(NS)?.checked_add(frac);
+        return seconds_ns(e, frac);
     }
     if let Some(doy) = doy {
         if doy < 1 || doy > 365 + i64::from(is_leap(y)) {
             return None;
         }
         let days = days_from_civil(y, 1, 1) + doy - 1;
-        return (days * 86400 + h * 3600 + mi * 60 + s - off).checked_mul(NS)?.checked_add(frac);
+        return seconds_ns(days * 86400 + h * 3600 + mi * 60 + s - off, frac);
     }
     civil_ns(y, mo, d, h, mi, s, frac, off)
 }
@@ -526,6 +542,16 @@ mod tests {
             Some(at("2026-07-03T10:00:00Z"))
         );
         assert_eq!(near("nonsense", "2026-03-03T10:00:00Z"), None);
+        // February 29th: the nearest of the years around that has one.
+        assert_eq!(
+            near("Feb 29 12:00:00", "2028-02-28T00:00:00Z"),
+            Some(at("2028-02-29T12:00:00Z"))
+        );
+        assert_eq!(
+            near("Feb 29 12:00:00", "2027-12-31T00:00:00Z"),
+            Some(at("2028-02-29T12:00:00Z"))
+        );
+        assert_eq!(near("Feb 29 12:00:00", "2026-06-01T00:00:00Z"), None);
         // A format with a year ignores the reference.
         let full = TimeFormat::strftime("%Y %b %e %T").unwrap();
         assert!(!full.lacks_year() && syslog.lacks_year() && !TimeFormat::Auto.lacks_year());
@@ -565,6 +591,8 @@ mod tests {
         assert_eq!(auto("2262-04-11T23:47:16Z"), Some(9_223_372_036 * NS));
         assert_eq!(auto("2262-04-12T00:00:00Z"), None);
         assert_eq!(auto("1677-09-20T00:00:00Z"), None);
+        assert_eq!(auto("1677-09-21T00:12:43.5Z"), Some(-9_223_372_036_500_000_000));
+        assert_eq!(auto("1677-09-21T00:12:43Z"), None);
     }
 
     #[test]
@@ -584,6 +612,11 @@ mod tests {
         assert_eq!(auto("9223372036854775"), Some(9_223_372_036_854_775_000));
         assert_eq!(auto("9223372036854776"), None);
         assert_eq!(auto("-9223372036855"), None);
+        assert_eq!(auto("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(auto("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(auto("9223372036854775808"), None);
+        assert_eq!(auto("-9223372036854775809"), None);
+        assert_eq!(auto("-9223372036.5"), Some(-9_223_372_036_500_000_000));
         assert_eq!(auto("9999999999"), None);
     }
 
@@ -608,7 +641,7 @@ mod tests {
         // All of the text is the time (white space aside), and the date exists.
         assert_eq!(fmt("%Y%m%d-%H:%M:%S:%f", "20171223-22:15:29:606xyz"), None);
         assert_eq!(
-            fmt("%Y%m%d-%H:%M:%S:%f", "20171223-22:15:29:606 "),
+            fmt("%Y%m%d-%H:%M:%S:%f", " 20171223-22:15:29:606 "),
             auto("2017-12-23T22:15:29.606Z")
         );
         assert_eq!(fmt("%Y-%m-%d", "2023-02-30"), None);
