@@ -216,18 +216,9 @@ fn digits_u64(d: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Decimal digits into an i64.
 fn digits(d: &[u8]) -> Option<i64> {
-    if d.is_empty() || d.len() > 19 {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &c in d {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
-    }
-    Some(v)
+    i64::try_from(digits_u64(d)?).ok()
 }
 
 /// Fraction digits as nanoseconds (extra digits beyond 9 are ignored).
