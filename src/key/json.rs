@@ -317,8 +317,7 @@ impl RestCheck {
 /// and only then (a name comes again) are the remaining members read too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopNames {
-    /// Distinct.
-    names: Vec<Vec<u8>>,
+    /// The names (distinct), which the walk of the rest also looks out for.
     watch: Watch,
 }
 
@@ -328,26 +327,23 @@ impl TopNames {
         let mut names: Vec<Vec<u8>> = Vec::new();
         for p in paths {
             let [name] = p.segments() else { return None };
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
+            names.push(name.clone());
         }
-        let watch = Watch::of(&names);
-        Some(TopNames { names, watch })
+        Some(TopNames { watch: Watch::of(&names) })
     }
 
     /// How many distinct names (the length of [`TopNames::locate`]'s `at`).
     pub(crate) fn len(&self) -> usize {
-        self.names.len()
+        self.watch.names.len()
     }
 
     /// The index of `path`'s name (a path given to [`TopNames::of`]).
     pub fn slot(&self, path: &JsonPath) -> Option<usize> {
-        self.names.iter().position(|n| path.segments() == std::slice::from_ref(n))
+        self.watch.names.iter().position(|n| path.segments() == std::slice::from_ref(n))
     }
 
-    /// Whether `record` is a whole JSON object; if so, `at[k]` is where the value
-    /// of the last member named `names[k]` starts (read it with [`value_at`]), or
+    /// Whether `record` is a valid JSON object; if so, `at[k]` is where the value
+    /// of the last member with the `k`-th name starts (read it with [`value_at`]), or
     /// `usize::MAX` where there is no such member. `at` holds [`TopNames::len`].
     pub fn locate(&self, record: &[u8], at: &mut [usize]) -> bool {
         at.fill(usize::MAX);
@@ -365,14 +361,15 @@ impl TopNames {
         if s.peek()? == b'}' {
             s.i += 1;
         } else {
-            let mut unmet = self.names.len();
+            let names = &self.watch.names;
+            let mut unmet = names.len();
             let mut check = true;
             loop {
                 s.ws();
                 if s.peek()? != b'"' {
                     return None;
                 }
-                let named = s.member(|name| self.names.iter().position(|n| n == name))?;
+                let named = s.member(|name| names.iter().position(|n| n == name))?;
                 if let Some(k) = named {
                     if at[k] == usize::MAX {
                         unmet -= 1;
