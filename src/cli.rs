@@ -34,7 +34,8 @@ pub struct Args {
 
     /// What identifies a record: 'line' (default, the whole line), a JSON path
     /// ('.request_id', '.http.request.id', '."id.orig_h"' for a name holding a
-    /// dot), 'regex:PATTERN' (first capture group, or the whole match), or
+    /// dot; a record that is not valid JSON has none), 'regex:PATTERN' (first
+    /// capture group, or the whole match), or
     /// 'field:N' (N-th field from 1, split on runs of blanks, or on --delimiter).
     /// Repeat for a composite key (user + order + batch).
     #[arg(short, long = "key", value_name = "SPEC")]
