@@ -479,30 +479,27 @@ impl Pipeline {
         if progress {
             eprint!("\r\x1b[K");
         }
-        if let Err(e) = result {
-            if let (true, Some(p)) = (e.is_broken_pipe(), &c.report.stats_json) {
-                // Stdout was closed (`| head`): a normal end for the caller, which
-                // still gets the counters so far. What was read and not yet
-                // written or counted (the rest of the batch being written) is
-                // `unwritten`, so the counters still add up to `records_in`.
-                let mut stats = run.finish();
-                stats.finish(started.elapsed());
-                let s = &stats;
-                stats.unwritten =
-                    s.records_in.saturating_sub(s.emitted + s.suppressed + s.dropped + s.rejected);
-                std::fs::write(p, stats.to_json())
-                    .map_err(|e| Error::io(format!("--stats-json: writing {}", p.display()), e))?;
-            }
-            return Err(e);
-        }
+        // Stdout closed (`| head`) is a normal end for the caller, which still gets
+        // the counters so far in `--stats-json`.
+        let closed = match result {
+            Ok(()) => None,
+            Err(e) if e.is_broken_pipe() && c.report.stats_json.is_some() => Some(e),
+            Err(e) => return Err(e),
+        };
         let mut stats = run.finish();
         stats.finish(started.elapsed());
-        stats.check_conservation().map_err(Error::State)?;
+        if closed.is_some() {
+            // What was read and not yet written or counted (the rest of the batch
+            // being written) is `unwritten`, so the counters add up to `records_in`.
+            stats.unwritten = stats.records_in.saturating_sub(stats.by_action());
+        } else {
+            stats.check_conservation().map_err(Error::State)?;
+        }
         if let Some(p) = &c.report.stats_json {
             std::fs::write(p, stats.to_json())
                 .map_err(|e| Error::io(format!("--stats-json: writing {}", p.display()), e))?;
         }
-        Ok(stats)
+        closed.map_or(Ok(stats), Err)
     }
 }
 

@@ -126,10 +126,15 @@ impl AddAssign for Stats {
 }
 
 impl Stats {
+    /// The records counted by what was done with them: the right-hand side of
+    /// conservation.
+    pub fn by_action(&self) -> u64 {
+        self.emitted + self.suppressed + self.dropped + self.rejected + self.unwritten
+    }
+
     /// Whether every record was counted exactly once, by action and by verdict.
     pub fn check_conservation(&self) -> Result<(), String> {
-        let by_action =
-            self.emitted + self.suppressed + self.dropped + self.rejected + self.unwritten;
+        let by_action = self.by_action();
         let by_verdict = self.new
             + self.duplicates
             + self.unkeyed
