@@ -325,7 +325,7 @@ fn civil_ns(
     frac: i64,
     offset: i64,
 ) -> Option<i64> {
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
+    if d < 1 || d > days_in_month(y, mo)? || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let days = days_from_civil(y, mo, d);
@@ -338,18 +338,11 @@ fn seconds_ns(secs: i64, frac: i64) -> Option<i64> {
     i64::try_from(i128::from(secs) * i128::from(NS) + i128::from(frac)).ok()
 }
 
-fn is_leap(y: i64) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-}
-
-/// Days in month `mo` (1-12) of year `y`.
-fn days_in_month(y: i64, mo: i64) -> i64 {
-    match mo {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+/// Days in month `mo` of year `y` (the `time` crate's calendar); `None` for a
+/// month other than 1-12 or a year beyond an i32.
+fn days_in_month(y: i64, mo: i64) -> Option<i64> {
+    let month = time::Month::try_from(u8::try_from(mo).ok()?).ok()?;
+    Some(i64::from(month.length(i32::try_from(y).ok()?)))
 }
 
 const MONTHS: [&[u8]; 12] = [
@@ -474,7 +467,7 @@ fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
         return seconds_ns(e, frac);
     }
     if let Some(doy) = doy {
-        if doy < 1 || doy > 365 + i64::from(is_leap(y)) {
+        if doy < 1 || doy > i64::from(time::util::days_in_year(i32::try_from(y).ok()?)) {
             return None;
         }
         let days = days_from_civil(y, 1, 1) + doy - 1;
