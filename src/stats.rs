@@ -288,4 +288,78 @@ mod tests {
         assert!(s.summary().contains("10 records in"));
         assert_eq!(human_bytes(2048.0), "2.0 KiB");
     }
+
+    /// A run where every counter holds its own value, so a swapped field or
+    /// argument shows in a snapshot. Conservation holds (by action and by
+    /// verdict) and the bloom is on; the derived figures are set by hand, as
+    /// [`Stats::finish`] would, without reading this process's RSS.
+    fn full() -> Stats {
+        Stats {
+            records_in: 993_049,
+            bytes_in: 187_654_321,
+            emitted: 700_001,
+            suppressed: 250_017,
+            dropped: 30_011,
+            rejected: 9_013,
+            unwritten: 4_007,
+            new: 702_966,
+            duplicates: 250_013,
+            unkeyed: 21_019,
+            late: 11_027,
+            oversized: 5_023,
+            unconfirmed: 3_001,
+            int_ids: 600_037,
+            str_ids: 350_041,
+            maybes: 259_113,
+            confirmed_dups: 248_053,
+            false_maybes: 8_059,
+            exact_queries: 262_067,
+            exact_round_trips: 1_061,
+            exact_errors: 3,
+            windows_rotated: 7,
+            checkpoints: 2,
+            elapsed_secs: 1.25,
+            peak_rss_bytes: 53_477_376,
+            rss_per_id: 75.84,
+            bitmap_ids: 410_071,
+            bitmap_bytes: 1_048_583,
+            exact_fingerprints: 290_077,
+            exact_bytes: 4_718_592,
+            bloom_keys: 295_081,
+            bloom_bits: 4_194_304,
+            bloom_fill: 0.4321,
+            bloom_bits_per_key: 14.214,
+            bloom_expected_fpr: 0.000123,
+            records_per_sec: 794_439.2,
+            bytes_per_sec: 150_123_456.8,
+        }
+    }
+
+    #[test]
+    fn summary_snapshot() {
+        let s = full();
+        assert!(s.check_conservation().is_ok());
+        insta::assert_snapshot!("summary_with_bloom", s.summary());
+    }
+
+    #[test]
+    fn summary_without_bloom_snapshot() {
+        // No bloom bits: the bloom line is left out, the rest is unchanged.
+        let s = Stats {
+            bloom_keys: 0,
+            bloom_bits: 0,
+            bloom_fill: 0.0,
+            bloom_bits_per_key: 0.0,
+            bloom_expected_fpr: 0.0,
+            ..full()
+        };
+        insta::assert_snapshot!("summary_without_bloom", s.summary());
+    }
+
+    /// `--stats-json` field names are read by users' scripts (and by the bench
+    /// harness): renaming one must show up here.
+    #[test]
+    fn stats_json_snapshot() {
+        insta::assert_snapshot!("stats_json", full().to_json());
+    }
 }
