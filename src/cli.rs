@@ -70,7 +70,7 @@ pub struct Args {
     pub time_field: Option<String>,
 
     /// strftime-style format of the time field (e.g. '%y%m%d %H%M%S',
-    /// '%b %e %T'; %Y %y %m %b %d %e %j %H %I %p %M %S %f %a %z %s %T %F %D).
+    /// '%b %e %T'; %Y %y %m %b %B %d %e %j %H %I %p %M %S %f %a %z %s %T %F %D %%).
     #[arg(long, value_name = "FORMAT", requires = "time_field")]
     pub time_format: Option<String>,
 
