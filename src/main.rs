@@ -3,9 +3,6 @@
 
 mod cli;
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -27,54 +24,6 @@ enum Exit {
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
-    }
-}
-
-/// Reads the input files one after the other. A file whose last record has no
-/// newline gets one when another file follows, so records never merge.
-struct Files {
-    paths: std::vec::IntoIter<PathBuf>,
-    current: Option<(Box<dyn Read + Send>, String)>,
-    last_byte: Option<u8>,
-    pending_newline: bool,
-}
-
-impl Files {
-    fn open(path: &PathBuf) -> io::Result<(Box<dyn Read + Send>, String)> {
-        let name = path.display().to_string();
-        if name == "-" {
-            return Ok((Box::new(io::stdin()), name));
-        }
-        let f = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
-        Ok((Box::new(f), name))
-    }
-}
-
-impl Read for Files {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pending_newline && !buf.is_empty() {
-                self.pending_newline = false;
-                buf[0] = b'\n';
-                self.last_byte = Some(b'\n');
-                return Ok(1);
-            }
-            let Some((r, name)) = &mut self.current else {
-                let Some(p) = self.paths.next() else { return Ok(0) };
-                if self.last_byte.is_some_and(|b| b != b'\n') {
-                    self.pending_newline = true;
-                }
-                self.current = Some(Files::open(&p)?);
-                continue;
-            };
-            let n = r.read(buf).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
-            if n == 0 {
-                self.current = None;
-                continue;
-            }
-            self.last_byte = Some(buf[n - 1]);
-            return Ok(n);
-        }
     }
 }
 
@@ -143,23 +92,23 @@ fn main() -> ExitCode {
             return Exit::Runtime.into();
         }
     };
+    let input = if args.files.is_empty() {
+        RawInput::stdin()
+    } else {
+        match RawInput::files(args.files.clone()) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("logdedup: error: input: {e}");
+                return Exit::Runtime.into();
+            }
+        }
+    };
     let summary = config.report.summary;
     let pipeline = Pipeline::new(config).with_shutdown(shutdown);
     // A panic is a bug, but still a failure at run time: exit 2 (the panic message
     // is already on stderr), not Rust's 101.
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if args.files.is_empty() {
-            pipeline.run(RawInput::stdin(), output)
-        } else {
-            let files = Files {
-                paths: args.files.clone().into_iter(),
-                current: None,
-                last_byte: None,
-                pending_newline: false,
-            };
-            pipeline.run(files, output)
-        }
-    }));
+    let run =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run(input, output)));
     let result = run.unwrap_or_else(|_| Err(Error::Internal("logdedup panicked".into())));
     match result {
         Ok(stats) => {

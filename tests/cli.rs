@@ -80,6 +80,14 @@ fn runtime_errors_exit_2() {
     let o = TestCommand::raw(&[missing.to_str().unwrap()]).run();
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("missing.log"), "{}", o.stderr);
+    // Every file is checked before any is read: a good file first writes nothing.
+    let good = dir.path().join("good.log");
+    std::fs::write(&good, "a\nb\n").unwrap();
+    for bad in [missing.to_str().unwrap(), dir.path().to_str().unwrap()] {
+        let o = TestCommand::raw(&[good.to_str().unwrap(), bad]).run();
+        assert_eq!(o.code, 2, "{}", o.stderr);
+        assert!(o.stdout.is_empty() && o.stderr.contains(bad), "{}", o.stderr);
+    }
 
     let bad = dir.path().join("no/such/dir/rejects");
     let o = TestCommand::raw(&["--on-unkeyed", "reject", "--reject-file", bad.to_str().unwrap()])
