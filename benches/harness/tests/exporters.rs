@@ -1,9 +1,9 @@
-//! Snapshot tests of the report writers: a fixed report in, the committed golden
-//! files out, byte for byte. After an intended change to a format, regenerate with
-//! `UPDATE_GOLDEN=1 cargo test -p logdedup-bench --test exporters` and review the diff.
+//! Snapshot tests of the report writers (insta): a fixed report in, the committed
+//! snapshots out, byte for byte. After an intended change to a format, run
+//! `INSTA_UPDATE=always cargo test -p logdedup-bench --test exporters` (or
+//! `cargo insta review`) and read the diff of `tests/snapshots/` before committing.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use logdedup_bench::export::{self, Exporter};
 use logdedup_bench::report::{
@@ -185,31 +185,12 @@ fn fixture() -> Report {
     }
 }
 
+/// One snapshot per format (`tests/snapshots/exporters__<file name>.snap`).
 #[test]
-fn every_exporter_matches_its_golden_file() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+fn every_exporter_matches_its_snapshot() {
     let report = fixture();
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     for e in export::all() {
-        let got = e.render(&report);
-        let path = dir.join(e.file_name());
-        if update {
-            std::fs::write(&path, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&path).unwrap_or_else(|err| {
-            panic!("{}: {err} (run with UPDATE_GOLDEN=1 to create it)", path.display())
-        });
-        if got != want {
-            let line = got.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(0);
-            panic!(
-                "{} differs from its golden file at line {}:\n  got:  {}\n  want: {}\n(UPDATE_GOLDEN=1 to accept)",
-                e.file_name(),
-                line + 1,
-                got.lines().nth(line).unwrap_or(""),
-                want.lines().nth(line).unwrap_or("")
-            );
-        }
+        insta::assert_snapshot!(e.file_name(), e.render(&report));
     }
 }
 

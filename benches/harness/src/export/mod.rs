@@ -89,4 +89,16 @@ pub(crate) fn prob(p: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(si(1_234_567.0), "1.23 M");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(prob(0.0), "0");
+        assert_eq!(prob(0.000123), "1.23e-4");
+    }
+}
