@@ -143,8 +143,15 @@ impl Stats {
             + self.unconfirmed;
         if by_action != self.records_in || by_verdict != self.records_in {
             return Err(format!(
-                "conservation broken: records_in {} but emitted {} + suppressed {} + dropped {} + rejected {} = {} and verdicts add up to {}",
-                self.records_in, self.emitted, self.suppressed, self.dropped, self.rejected, by_action, by_verdict
+                "conservation broken: records_in {} but emitted {} + suppressed {} + dropped {} + rejected {} + unwritten {} = {} and verdicts add up to {}",
+                self.records_in,
+                self.emitted,
+                self.suppressed,
+                self.dropped,
+                self.rejected,
+                self.unwritten,
+                by_action,
+                by_verdict
             ));
         }
         Ok(())
@@ -167,34 +174,42 @@ impl Stats {
         }
     }
 
-    /// The summary printed on stderr at the end.
+    /// The summary printed on stderr at the end. Its first line counts the
+    /// records by what was done with them and its second by verdict: each adds up
+    /// to the records in (conservation), whatever `--emit` is.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(
+        let _ = write!(
             s,
-            "logdedup: {} records in ({}), {} emitted, {} duplicates, {} unkeyed, {} late, {} oversized, {} dropped, {} rejected",
+            "logdedup: {} records in ({}): {} emitted, {} suppressed by --emit, {} dropped, {} rejected",
             self.records_in,
             human_bytes(self.bytes_in as f64),
             self.emitted,
-            self.duplicates,
-            self.unkeyed,
-            self.late,
-            self.oversized,
+            self.suppressed,
             self.dropped,
-            self.rejected
+            self.rejected,
+        );
+        if self.unwritten > 0 {
+            let _ = write!(s, ", {} unwritten (stdout closed)", self.unwritten);
+        }
+        let _ = writeln!(
+            s,
+            "\nlogdedup: {} new, {} duplicates, {} unkeyed, {} late, {} oversized, {} unconfirmed",
+            self.new, self.duplicates, self.unkeyed, self.late, self.oversized, self.unconfirmed
         );
         let _ = writeln!(
             s,
-            "logdedup: ids: {} int, {} str; bloom maybes {} ({} confirmed dup, {} false, {} unconfirmed); exact queries {} in {} round trips; windows rotated {}",
+            "logdedup: ids: {} int, {} str; bloom maybes {} ({} confirmed dup, {} false); exact queries {} in {} round trips, {} failed batches; windows rotated {}; checkpoints {}",
             self.int_ids,
             self.str_ids,
             self.maybes,
             self.confirmed_dups,
             self.false_maybes,
-            self.unconfirmed,
             self.exact_queries,
             self.exact_round_trips,
-            self.windows_rotated
+            self.exact_errors,
+            self.windows_rotated,
+            self.checkpoints
         );
         if self.bloom_bits > 0 {
             let _ = writeln!(

@@ -201,7 +201,8 @@ fn summary_and_stats_json() {
     assert_eq!(o.stdout_str(), "a\nb\n");
     assert!(o.stderr.contains("4000 records in"), "{}", o.stderr);
     assert!(o.stderr.contains("2 emitted"), "{}", o.stderr);
-    assert!(o.stderr.contains("3998 duplicates"), "{}", o.stderr);
+    assert!(o.stderr.contains("3998 suppressed by --emit"), "{}", o.stderr);
+    assert!(o.stderr.contains("2 new, 3998 duplicates"), "{}", o.stderr);
     assert!(o.stderr.lines().count() < 10, "a summary, not a log: {}", o.stderr);
     assert!(!o.stderr.contains('\r'), "no progress line when stderr is not a terminal");
 
