@@ -219,3 +219,32 @@ fn svg_is_well_formed_enough() {
     assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
     assert!(!svg.contains("NaN") && !svg.contains("inf"));
 }
+
+/// A label longer than the label column widens it (and the document) instead of
+/// running off the left edge: every bar label starts inside the page.
+#[test]
+fn long_labels_fit_in_the_svg() {
+    let mut report = fixture();
+    let long = "logdedup --key .user --key .order --key .batch --window 10m --time-field .ts";
+    report.datasets[0].tools[3].label = long.into();
+    let svg = export::SvgExporter.render(&report);
+    let attr = |tag: &str, name: &str| -> f64 {
+        let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        tag[at..at + tag[at..].find('"').unwrap()].parse().unwrap()
+    };
+    let width = attr(&svg[..svg.find('>').unwrap()], "width");
+    assert!(width > 960.0, "width {width}");
+    let mut seen = 0;
+    let labels = svg
+        .lines()
+        .filter(|l| l.starts_with("<text") && l.contains(r#"font-size="12" text-anchor="end""#));
+    for line in labels {
+        let text = &line[line.find('>').unwrap() + 1..line.rfind("</text>").unwrap()];
+        // 12 px sans-serif: at most ~6.5 px a character.
+        let x = attr(line, "x");
+        assert!(x >= text.chars().count() as f64 * 6.5, "{line}");
+        assert!(x < width);
+        seen += usize::from(text == long);
+    }
+    assert_eq!(seen, 2, "the long label in the throughput and the memory chart");
+}

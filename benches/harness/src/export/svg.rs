@@ -16,8 +16,11 @@ pub struct SvgExporter;
 
 /// Document width in px.
 const WIDTH: f64 = 960.0;
-/// Left column for labels in bar charts.
+/// Left column for labels in bar charts, at least (it widens for long labels).
 const LABEL_W: f64 = 330.0;
+/// Width of one character of a 12 px sans-serif label, a little over the average
+/// (DejaVu Sans), so a label's width is not underestimated.
+const CHAR_W: f64 = 6.6;
 /// Right column for the value annotations.
 const NOTE_W: f64 = 190.0;
 /// Height of one bar row.
@@ -41,11 +44,13 @@ fn color(family: &str) -> &'static str {
 pub(crate) struct Doc {
     body: String,
     y: f64,
+    /// The widest panel so far (bar charts with long labels widen the document).
+    width: f64,
 }
 
 impl Doc {
     pub(crate) fn new() -> Doc {
-        Doc { body: String::new(), y: 10.0 }
+        Doc { body: String::new(), y: 10.0, width: WIDTH }
     }
 
     pub(crate) fn title(&mut self, text: &str, sub: &str) {
@@ -73,12 +78,17 @@ impl Doc {
     pub(crate) fn bars(&mut self, rows: &[(String, f64, String, String)]) {
         let max = rows.iter().map(|r| r.1).fold(0.0, f64::max);
         let span = WIDTH - LABEL_W - NOTE_W;
+        // The label column fits the longest label (a command line can be long):
+        // right-aligned text wider than its column would run off the left edge.
+        let longest = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+        let label_w = LABEL_W.max((longest as f64 * CHAR_W + 16.0).ceil());
+        self.width = self.width.max(label_w + span + NOTE_W);
         for (label, v, note, family) in rows {
             let top = self.y;
             let _ = writeln!(
                 self.body,
                 r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#,
-                LABEL_W - 8.0,
+                label_w - 8.0,
                 top + 15.0,
                 esc(label)
             );
@@ -86,7 +96,7 @@ impl Doc {
             if w > 0.0 {
                 let _ = writeln!(
                     self.body,
-                    r#"<rect x="{LABEL_W:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"/>"#,
+                    r#"<rect x="{label_w:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"/>"#,
                     top + 3.0,
                     ROW - 6.0,
                     color(family)
@@ -95,7 +105,7 @@ impl Doc {
             let _ = writeln!(
                 self.body,
                 r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#333">{}</text>"##,
-                LABEL_W + w + 6.0,
+                label_w + w + 6.0,
                 top + 15.0,
                 esc(note)
             );
@@ -112,10 +122,10 @@ impl Doc {
 
     pub(crate) fn finish(self) -> String {
         format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH:.0}\" height=\"{:.0}\" viewBox=\"0 0 {WIDTH:.0} {:.0}\" font-family=\"sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{}</svg>\n",
-            self.y + 10.0,
-            self.y + 10.0,
-            self.body
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{}</svg>\n",
+            self.body,
+            w = self.width,
+            h = self.y + 10.0,
         )
     }
 }
