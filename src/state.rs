@@ -27,6 +27,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -41,6 +42,8 @@ const MAGIC: &[u8; 16] = b"LOGDEDUP-STATE\0\0";
 /// The format this version writes; every format from 1 up to it is read.
 pub(crate) const VERSION: u32 = 2;
 const FILE: &str = "state.bin";
+/// The lock file (empty; only its `flock` matters).
+const LOCK: &str = "lock";
 
 /// What a snapshot restores.
 #[derive(Debug)]
@@ -51,11 +54,14 @@ pub struct Loaded {
     pub newest: Option<WindowIndex>,
 }
 
-/// A state directory.
-#[derive(Debug, Clone)]
+/// A state directory, locked for the life of the process.
+#[derive(Debug)]
 pub struct StateDir {
     dir: PathBuf,
     settings: String,
+    /// `lock` in the directory, held with an exclusive `flock(2)`: the kernel
+    /// releases it when the process ends, however it ends (`kill -9` too).
+    _lock: File,
 }
 
 /// A writer that hashes what passes through.
@@ -77,10 +83,31 @@ impl<W: Write> Write for Hashing<W> {
 
 impl StateDir {
     /// A state directory at `dir` (created if missing) for runs with `settings`.
+    ///
+    /// One process at a time: two runs over one directory would each write their
+    /// own snapshot over the other's (and share `state.bin.tmp` while writing), so
+    /// a second run is refused while the first holds the directory's lock.
     pub fn open(dir: &Path, settings: String) -> Result<StateDir> {
         fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("--state-dir: cannot create {}", dir.display()), e))?;
-        Ok(StateDir { dir: dir.to_path_buf(), settings })
+        let path = dir.join(LOCK);
+        let lock =
+            File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| {
+                Error::io(format!("--state-dir: cannot open {}", path.display()), e)
+            })?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.kind() == io::ErrorKind::WouldBlock {
+                Error::State(format!(
+                    "--state-dir {} is in use by another logdedup process",
+                    dir.display()
+                ))
+            } else {
+                Error::io(format!("--state-dir: cannot lock {}", path.display()), e)
+            });
+        }
+        Ok(StateDir { dir: dir.to_path_buf(), settings, _lock: lock })
     }
 
     /// The snapshot file.

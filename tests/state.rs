@@ -589,3 +589,33 @@ fn golden_snapshot_loads_in_process() {
     let (_, stats) = util::run_pipeline(c, input, 7).unwrap();
     assert_eq!((stats.new, stats.unkeyed), (0, 1));
 }
+
+/// One process per state directory: a second run over a directory in use is
+/// refused (exit 2, nothing written) instead of writing its snapshot over the
+/// first's; once the first ends, the next run goes on from its snapshot.
+#[test]
+fn a_state_dir_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sd(dir.path());
+    let mut first = Command::new(util::bin())
+        .args(["-q", "--state-dir", &s])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    first.stdin.as_mut().unwrap().write_all(b"a\n").unwrap();
+    // Its first record out: it holds the directory now.
+    let mut got = [0u8; 2];
+    first.stdout.as_mut().unwrap().read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"a\n");
+
+    let o = TestCommand::raw(&["--state-dir", &s]).stdin("b\n").run();
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("in use"), "{}", o.stderr);
+    assert!(o.stdout.is_empty());
+
+    drop(first.stdin.take());
+    assert!(first.wait().unwrap().success());
+    let o = run(&["--state-dir", &s], "a\nb\n");
+    assert_eq!(o.stdout_str(), "b\n");
+}
