@@ -287,10 +287,17 @@ mod tests {
         assert!(l2.check_insert_int(5, WindowIndex(1), WindowIndex(1)));
         assert_eq!(e2.stats().fingerprints, 1);
 
+        // One holder at a time.
+        let err = StateDir::open(dir.path(), "key=line".into()).unwrap_err().to_string();
+        assert!(err.contains("in use"), "{err}");
+        drop(sd);
+
         // Other settings: refused.
         let other = StateDir::open(dir.path(), "key=.id".into()).unwrap();
         let err = other.load(&mut l2, Some(&mut e2)).unwrap_err().to_string();
         assert!(err.contains("other settings"), "{err}");
+        drop(other);
+        let sd = StateDir::open(dir.path(), "key=line".into()).unwrap();
 
         // Any flipped byte: refused.
         let mut bytes = fs::read(sd.path()).unwrap();
