@@ -94,8 +94,8 @@ pub struct FrameReader<R> {
 /// byte of input: ~3 % of a keyed run, and a fifth of the CPU of a whole-line run
 /// over 670-byte records); a [`FrameReader`] over a `RawInput` reads straight into
 /// its buffer's spare capacity instead. A file whose last record has no newline
-/// gets one when another file follows, so records of two files never merge. Files
-/// are opened when their turn comes; an error names the file.
+/// gets one when another file follows, so records of two files never merge. An
+/// error names the file.
 #[derive(Debug)]
 pub struct RawInput {
     /// Files still to open, in order.
@@ -139,16 +139,21 @@ impl RawInput {
         RawInput::from_source(Source { fd: 0, _file: None, name: None })
     }
 
-    /// The files in order (`-` is standard input). Each is opened once first, so
-    /// a file that cannot be read (missing, a directory, no permission) fails the
-    /// run before anything is read or written, not after the files before it
-    /// (each is opened again, and read, when its turn comes).
+    /// The files in order (`-` is standard input). Each is checked first, so a
+    /// file that cannot be read (missing, a directory, a regular file without
+    /// read permission) fails the run before anything is read or written, not
+    /// after the files before it. Each is opened when its turn comes. Only
+    /// regular files are opened for the check: opening a named pipe waits for its
+    /// writer, and closing it again could leave the writer without a reader.
     pub fn files(paths: Vec<PathBuf>) -> io::Result<RawInput> {
         for p in paths.iter().filter(|p| p.as_os_str() != "-") {
             let name = p.display().to_string();
-            let f = File::open(p).map_err(|e| named(&name, e))?;
-            if f.metadata().map_err(|e| named(&name, e))?.is_dir() {
+            let meta = std::fs::metadata(p).map_err(|e| named(&name, e))?;
+            if meta.is_dir() {
                 return Err(named(&name, io::Error::from_raw_os_error(libc::EISDIR)));
+            }
+            if meta.is_file() {
+                File::open(p).map_err(|e| named(&name, e))?;
             }
         }
         Ok(RawInput {

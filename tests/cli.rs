@@ -251,3 +251,39 @@ fn empty_input() {
     o.assert_ok();
     assert!(o.stdout.is_empty());
 }
+
+/// A named pipe among the input files is read like any file: the check made
+/// before reading does not open it (that would wait for its writer and then
+/// leave the writer without a reader).
+#[test]
+fn a_named_pipe_among_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let good = dir.path().join("good.log");
+    std::fs::write(&good, "a\n").unwrap();
+    let mut child = Command::new(util::bin())
+        .args(["-q", good.to_str().unwrap(), fifo.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening waits for the reader; it then takes every byte.
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    w.write_all(b"b\na\nc\n").unwrap();
+    drop(w);
+    // A reader that let go of the pipe and opened it again would wait for a
+    // writer forever: bounded here, not by the test harness.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("logdedup did not finish: it waits for a writer that is gone");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\nc\n");
+}
