@@ -98,14 +98,21 @@ impl StateDir {
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = io::Error::last_os_error();
-            return Err(if e.kind() == io::ErrorKind::WouldBlock {
-                Error::State(format!(
-                    "--state-dir {} is in use by another logdedup process",
-                    dir.display()
-                ))
-            } else {
-                Error::io(format!("--state-dir: cannot lock {}", path.display()), e)
-            });
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => {
+                    return Err(Error::State(format!(
+                        "--state-dir {} is in use by another logdedup process",
+                        dir.display()
+                    )))
+                }
+                // A file system without flock (some network mounts): the runs
+                // go on without the one-process check.
+                Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) => {}
+                _ => {
+                    let what = format!("--state-dir: cannot lock {}", path.display());
+                    return Err(Error::io(what, e));
+                }
+            }
         }
         Ok(StateDir { dir: dir.to_path_buf(), settings, _lock: lock })
     }
