@@ -62,9 +62,11 @@ pub fn decide(v: Verdict, p: &Policies, emit: &EmitConfig) -> Action {
             OnLate::Drop => Action::Drop,
         },
         Verdict::Oversized => Action::Write { tag: None }, // the pipeline applies --on-oversized itself
+        // `open`: taken as new (a possible duplicate, never a lost log); `closed`:
+        // dropped and counted as such, whatever `--emit` is.
         Verdict::Unconfirmed => match p.on_exact_error {
             OnExactError::Open | OnExactError::Abort => classified(false),
-            OnExactError::Closed => classified(true),
+            OnExactError::Closed => Action::Drop,
         },
     }
 }
@@ -98,7 +100,10 @@ mod tests {
         let e = EmitConfig::default();
         assert_eq!(decide(Verdict::Unkeyed, &p, &e), Action::Reject);
         assert_eq!(decide(Verdict::Late, &p, &e), Action::Drop);
-        assert_eq!(decide(Verdict::Unconfirmed, &p, &e), Action::Suppress);
+        for mode in [EmitMode::New, EmitMode::Dups, EmitMode::All] {
+            let e = EmitConfig { mode, tag: Some("dup".into()), reject_file: None };
+            assert_eq!(decide(Verdict::Unconfirmed, &p, &e), Action::Drop, "{mode:?}");
+        }
         let p = Policies::default();
         assert_eq!(decide(Verdict::Unconfirmed, &p, &e), Action::Write { tag: None });
     }

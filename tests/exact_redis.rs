@@ -881,6 +881,9 @@ fn closed_policy_drops_unconfirmed() {
     // Closed: what Redis could not answer for is dropped, and Redis already held
     // every ID, so nothing is emitted (a fresh bloom's "no" proves nothing here).
     assert_eq!(out.stat("emitted"), 0, "{:?}", out.stats);
+    // Counted as dropped, not as held back by --emit; and under --emit dups or
+    // all they are not written either.
+    assert_eq!(out.stat("dropped"), out.stat("unconfirmed"), "{:?}", out.stats);
 }
 
 // ---- Measurements (ignored: run by hand, figures in the README's Redis section) ----
