@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
@@ -124,7 +125,15 @@ impl Source {
         if name == "-" {
             return Ok(Source { fd: 0, _file: None, name: Some(name) });
         }
-        let f = File::open(path).map_err(|e| named(&name, e))?;
+        // A named pipe is opened without waiting for its writer (`open(2)` would
+        // block, and a stop could not end the wait); the reads wait in `poll`.
+        let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+        let flags = if fifo { libc::O_NONBLOCK } else { 0 };
+        let f = File::options()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+            .map_err(|e| named(&name, e))?;
         Ok(Source { fd: f.as_raw_fd(), _file: Some(f), name: Some(name) })
     }
 }
@@ -189,7 +198,10 @@ impl RawInput {
                 self.current = Some(Source::open(&path)?);
                 continue;
             };
-            if self.newline_owed {
+            // A newline owed goes in front of the next byte read, and only if
+            // one comes: an empty file last adds nothing.
+            let lead = usize::from(self.newline_owed);
+            if lead == 1 && len == 1 {
                 self.newline_owed = false;
                 self.last_byte = Some(b'\n');
                 // SAFETY: `len` > 0 writable bytes at `buf`.
@@ -201,15 +213,28 @@ impl RawInput {
                 _ => e,
             };
             wait_readable(src.fd).map_err(with_name)?;
-            // SAFETY: the caller's promise.
-            let n = unsafe { read_fd(src.fd, buf, len) }.map_err(with_name)?;
+            // SAFETY: the caller's promise (`lead` < `len`).
+            let n = match unsafe { read_fd(src.fd, buf.add(lead), len - lead) } {
+                Ok(n) => n,
+                // A non-blocking descriptor with nothing to read after all: as a
+                // wait that timed out (nothing consumed, call again).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no input yet"))
+                }
+                Err(e) => return Err(with_name(e)),
+            };
             if n == 0 {
                 self.current = None;
                 continue;
             }
-            // SAFETY: `read(2)` wrote `n` bytes at `buf`.
-            self.last_byte = Some(unsafe { buf.add(n - 1).read() });
-            return Ok(n);
+            if lead == 1 {
+                self.newline_owed = false;
+                // SAFETY: `len` > 0 writable bytes at `buf`.
+                unsafe { buf.write(b'\n') };
+            }
+            // SAFETY: `buf[..lead + n]` was written.
+            self.last_byte = Some(unsafe { buf.add(lead + n - 1).read() });
+            return Ok(lead + n);
         }
     }
 }
@@ -497,8 +522,9 @@ mod tests {
     }
 
     /// Files through the raw path: in order, a newline added after a file that
-    /// lacks one when another follows, an empty file adding nothing; a file that
-    /// cannot be read is named before anything is read.
+    /// lacks one when more input follows (not when only empty files do), an empty
+    /// file adding nothing; a file that cannot be read is named before anything is
+    /// read.
     #[test]
     fn raw_files_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -507,7 +533,13 @@ mod tests {
             std::fs::write(&p, text).unwrap();
             p
         };
-        let paths = vec![write("a", "1\n2"), write("b", ""), write("c", "3\r\n"), write("d", "4")];
+        let paths = vec![
+            write("a", "1\n2"),
+            write("b", ""),
+            write("c", "3\r\n"),
+            write("d", "4"),
+            write("e", ""),
+        ];
         let input = RawInput::files(paths.clone()).unwrap();
         let mut fr = FrameReader::new(input, 1 << 16, 1 << 10).with_raw_input();
         let mut got = Vec::new();

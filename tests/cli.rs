@@ -287,3 +287,42 @@ fn a_named_pipe_among_the_files() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\nc\n");
 }
+
+/// A stop (SIGTERM) while a named pipe among the files has no writer yet ends the
+/// run at once, with the state saved: the pipe is not opened in a way that waits.
+#[test]
+fn a_stop_while_a_named_pipe_waits_for_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let good = dir.path().join("good.log");
+    std::fs::write(&good, "a\n").unwrap();
+    let state = dir.path().join("state");
+    let mut child = Command::new(util::bin())
+        .args(["-q", "--state-dir", state.to_str().unwrap()])
+        .args([good.to_str().unwrap(), fifo.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first file is through once its record is out; then it waits on the pipe.
+    let mut got = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut got).unwrap();
+    assert_eq!(&got, b"a\n");
+    // SAFETY: signalling the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("logdedup did not stop while waiting for the pipe's writer");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert!(state.join("state.bin").exists());
+}
