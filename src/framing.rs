@@ -107,12 +107,16 @@ pub struct RawInput {
     last_byte: Option<u8>,
     /// A newline is owed before the next byte: the file before ended without one.
     newline_owed: bool,
+    /// The last bytes read came from a regular file (see [`RawInput::rereadable`]).
+    last_regular: bool,
 }
 
 /// One descriptor of a [`RawInput`].
 #[derive(Debug)]
 struct Source {
     fd: i32,
+    /// A regular file: a later run reads it again from its start.
+    regular: bool,
     /// Keeps a file open (and closes it when done); `None` for standard input.
     _file: Option<File>,
     /// How errors name it (`None`: plain standard input, no name).
@@ -123,7 +127,7 @@ impl Source {
     fn open(path: &Path) -> io::Result<Source> {
         let name = path.display().to_string();
         if name == "-" {
-            return Ok(Source { fd: 0, _file: None, name: Some(name) });
+            return Ok(Source::fd(0, Some(name)));
         }
         // A named pipe is opened without waiting for its writer (`open(2)` would
         // block, and a stop could not end the wait); the reads wait in `poll`.
@@ -134,7 +138,18 @@ impl Source {
             .custom_flags(flags)
             .open(path)
             .map_err(|e| named(&name, e))?;
-        Ok(Source { fd: f.as_raw_fd(), _file: Some(f), name: Some(name) })
+        let regular = f.metadata().is_ok_and(|m| m.is_file());
+        Ok(Source { fd: f.as_raw_fd(), regular, _file: Some(f), name: Some(name) })
+    }
+
+    /// A descriptor this process did not open (standard input).
+    fn fd(fd: i32, name: Option<String>) -> Source {
+        // SAFETY: an all-zero `stat` is a valid value; fstat fills it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes one `stat` at the pointer given.
+        let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+        let regular = ok && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        Source { fd, regular, _file: None, name }
     }
 }
 
@@ -145,7 +160,7 @@ fn named(name: &str, e: io::Error) -> io::Error {
 impl RawInput {
     /// Standard input.
     pub fn stdin() -> RawInput {
-        RawInput::from_source(Source { fd: 0, _file: None, name: None })
+        RawInput::from_source(Source::fd(0, None))
     }
 
     /// The files in order (`-` is standard input). Each is checked first, so a
@@ -170,6 +185,7 @@ impl RawInput {
             current: None,
             last_byte: None,
             newline_owed: false,
+            last_regular: false,
         })
     }
 
@@ -179,7 +195,17 @@ impl RawInput {
             current: Some(s),
             last_byte: None,
             newline_owed: false,
+            last_regular: false,
         }
+    }
+
+    /// Whether the last bytes read came from a regular file, which a later run
+    /// (after a stop) reads again from its start: a record cut short by the stop
+    /// must then not be written (the rerun would find its ID already seen and skip
+    /// the whole record). From a pipe, what was read is gone, so a cut record is
+    /// written (its rest stays in the pipe for the next reader).
+    pub fn rereadable(&self) -> bool {
+        self.last_regular
     }
 
     /// Reads at most `len` (> 0) bytes into `buf`; 0 at the end of the last file.
@@ -234,6 +260,7 @@ impl RawInput {
             }
             // SAFETY: `buf[..lead + n]` was written.
             self.last_byte = Some(unsafe { buf.add(lead + n - 1).read() });
+            self.last_regular = src.regular;
             return Ok(lead + n);
         }
     }
@@ -342,11 +369,23 @@ impl<R: Read> FrameReader<R> {
         self.bytes_read
     }
 
-    /// Stops reading: what was read is still framed (an incomplete last record
-    /// becomes a record), then the input ends. Used on shutdown, so nothing read
-    /// is lost.
-    pub fn finish_input(&mut self) {
+    /// Stops reading, then the input ends. With `keep_partial`, every byte read is
+    /// still framed, an incomplete last record as a record (used on shutdown over a
+    /// pipe, so nothing taken from it is lost). Without, only the records already
+    /// split off are handed on and the bytes not yet framed are left out: the input
+    /// can be read again ([`RawInput::rereadable`]). A long record already handed on
+    /// in parts is finished either way.
+    pub fn finish_input(&mut self, keep_partial: bool) {
+        if !keep_partial && !self.oversized {
+            self.buf.clear();
+            self.clean = 0;
+        }
         self.eof = true;
+    }
+
+    /// The reader underneath.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
     }
 
     /// The next frame, or `None` at the end of the input. Over a [`RawInput`],
@@ -505,7 +544,7 @@ mod tests {
         use std::io::Write;
         use std::os::fd::AsRawFd;
         let (r, mut w) = std::io::pipe().unwrap();
-        let input = RawInput::from_source(Source { fd: r.as_raw_fd(), _file: None, name: None });
+        let input = RawInput::from_source(Source::fd(r.as_raw_fd(), None));
         let mut fr = FrameReader::new(input, 1 << 16, 1 << 10).with_raw_input();
         let e = fr.next_frame().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
@@ -518,6 +557,7 @@ mod tests {
         }
         assert_eq!(got, [b"a\r\n".to_vec(), b"b\n".to_vec(), b"c".to_vec()]);
         assert_eq!(fr.bytes_read(), 6);
+        assert!(!fr.get_ref().rereadable(), "what was read from a pipe is gone");
         drop(r);
     }
 
@@ -550,6 +590,25 @@ mod tests {
         let want: [&[u8]; 4] = [b"1\n", b"2\n", b"3\r\n", b"4"];
         assert_eq!(got, want);
         assert_eq!(fr.bytes_read(), 8);
+        assert!(fr.get_ref().rereadable());
+
+        // A stop over a file: the records split off go on, the cut one does not
+        // (a rerun reads the file again); with `keep_partial` it does.
+        for keep_partial in [false, true] {
+            let input = RawInput::files(vec![write("f", "r1\nr2\nr3-cut")]).unwrap();
+            let mut fr = FrameReader::new(input, 1 << 16, 1 << 10).with_raw_input();
+            let Some(Frame::Records(rs)) = fr.next_frame().unwrap() else { panic!("records") };
+            let mut got: Vec<Vec<u8>> = rs.spans.iter().map(|s| rs.raw(s).to_vec()).collect();
+            fr.finish_input(keep_partial);
+            while let Some(Frame::Records(rs)) = fr.next_frame().unwrap() {
+                got.extend(rs.spans.iter().map(|s| rs.raw(s).to_vec()));
+            }
+            let mut want = vec![b"r1\n".to_vec(), b"r2\n".to_vec()];
+            if keep_partial {
+                want.push(b"r3-cut".to_vec());
+            }
+            assert_eq!(got, want, "keep_partial {keep_partial}");
+        }
 
         let missing = dir.path().join("missing.log");
         let e = RawInput::files(vec![paths[0].clone(), missing]).unwrap_err();

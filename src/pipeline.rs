@@ -363,7 +363,10 @@ impl Pipeline {
                 let mut fr = FrameReader::new(input, chunk, max_record).with_raw_input();
                 loop {
                     if shutdown.load(Ordering::Relaxed) {
-                        fr.finish_input();
+                        let input = fr.get_ref() as &dyn std::any::Any;
+                        let rereadable =
+                            input.downcast_ref::<RawInput>().is_some_and(RawInput::rereadable);
+                        fr.finish_input(!rereadable);
                     }
                     let work = match fr.next_frame() {
                         Ok(None) => break,
