@@ -164,11 +164,12 @@ impl RawInput {
     }
 
     /// The files in order (`-` is standard input). Each is checked first, so a
-    /// file that cannot be read (missing, a directory, a regular file without
-    /// read permission) fails the run before anything is read or written, not
-    /// after the files before it. Each is opened when its turn comes. Only
-    /// regular files are opened for the check: opening a named pipe waits for its
-    /// writer, and closing it again could leave the writer without a reader.
+    /// file that cannot be read (missing, a directory, a socket, no read
+    /// permission) fails the run before anything is read or written, not after
+    /// the files before it. Each is opened when its turn comes. Only regular files
+    /// are opened for the check (a pipe's permission is asked with `access`):
+    /// opening a named pipe and closing it again could leave its writer without a
+    /// reader.
     pub fn files(paths: Vec<PathBuf>) -> io::Result<RawInput> {
         for p in paths.iter().filter(|p| p.as_os_str() != "-") {
             let name = p.display().to_string();
@@ -178,6 +179,16 @@ impl RawInput {
             }
             if meta.is_file() {
                 File::open(p).map_err(|e| named(&name, e))?;
+            } else if meta.file_type().is_socket() {
+                return Err(named(&name, io::Error::from_raw_os_error(libc::ENXIO)));
+            } else {
+                // A pipe or device: may this process read it? (`access(2)`, no open.)
+                let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                    .map_err(|e| named(&name, io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+                // SAFETY: a valid C string.
+                if unsafe { libc::access(c.as_ptr(), libc::R_OK) } != 0 {
+                    return Err(named(&name, io::Error::last_os_error()));
+                }
             }
         }
         Ok(RawInput {

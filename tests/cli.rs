@@ -83,7 +83,9 @@ fn runtime_errors_exit_2() {
     // Every file is checked before any is read: a good file first writes nothing.
     let good = dir.path().join("good.log");
     std::fs::write(&good, "a\nb\n").unwrap();
-    for bad in [missing.to_str().unwrap(), dir.path().to_str().unwrap()] {
+    let sock = dir.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    for bad in [missing.to_str().unwrap(), dir.path().to_str().unwrap(), sock.to_str().unwrap()] {
         let o = TestCommand::raw(&[good.to_str().unwrap(), bad]).run();
         assert_eq!(o.code, 2, "{}", o.stderr);
         assert!(o.stdout.is_empty() && o.stderr.contains(bad), "{}", o.stderr);
