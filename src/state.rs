@@ -91,10 +91,11 @@ impl StateDir {
         fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("--state-dir: cannot create {}", dir.display()), e))?;
         let path = dir.join(LOCK);
-        let lock =
-            File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| {
-                Error::io(format!("--state-dir: cannot open {}", path.display()), e)
-            })?;
+        // Read-only once it exists (flock needs no more): a directory handed to
+        // another user keeps working with a lock file an earlier run created.
+        let lock = File::open(&path)
+            .or_else(|_| File::options().create(true).truncate(false).write(true).open(&path))
+            .map_err(|e| Error::io(format!("--state-dir: cannot open {}", path.display()), e))?;
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = io::Error::last_os_error();
