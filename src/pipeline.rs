@@ -586,8 +586,10 @@ impl Run<'_> {
         self.resolve_strings()?;
         let c = self.config;
         // Tagged output is rewritten record by record; the rest is written as runs
-        // of the batch's buffer.
+        // of the batch's buffer. Every record is counted before any is written, so
+        // a write that fails (stdout closed) leaves no record of the batch uncounted.
         let tagging = c.emit.tag.is_some();
+        let rejected_before = self.stats.rejected;
         self.kept.clear();
         for (i, span) in records.spans.iter().enumerate() {
             let v = self.verdicts[i];
@@ -600,19 +602,23 @@ impl Run<'_> {
                 Verdict::Unconfirmed => self.stats.unconfirmed += 1,
             }
             match decide(v, &c.policies, &c.emit) {
-                Action::Write { tag } => {
+                Action::Write { .. } => {
                     self.stats.emitted += 1;
-                    if tagging {
-                        self.sink.write(records.raw(span), tag)?;
-                    } else {
+                    if !tagging {
                         push_run(&mut self.kept, span.start as usize..span.end as usize);
                     }
                 }
                 Action::Suppress => self.stats.suppressed += 1,
                 Action::Drop => self.stats.dropped += 1,
-                Action::Reject => {
-                    self.stats.rejected += 1;
-                    self.sink.reject(records.raw(span))?;
+                Action::Reject => self.stats.rejected += 1,
+            }
+        }
+        if tagging || self.stats.rejected > rejected_before {
+            for (i, span) in records.spans.iter().enumerate() {
+                match decide(self.verdicts[i], &c.policies, &c.emit) {
+                    Action::Write { tag } if tagging => self.sink.write(records.raw(span), tag)?,
+                    Action::Reject => self.sink.reject(records.raw(span))?,
+                    _ => {}
                 }
             }
         }

@@ -28,7 +28,8 @@ pub struct Stats {
     /// Records written to the reject file.
     pub rejected: u64,
     /// Records read but not written, nor counted above, because stdout closed
-    /// first (`| head`); 0 in a run that reads its input to the end.
+    /// first (`| head`). A guard: every record of a batch is counted before the
+    /// batch is written, so it has been 0 in every run.
     pub unwritten: u64,
     /// Verdict: first occurrences.
     pub new: u64,

@@ -153,7 +153,7 @@ fn closed_stdout_exits_0_quietly() {
 fn shell_pipe_into_head() {
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("stats.json");
-    for emit in ["new", "all"] {
+    for emit in ["new", "all", "all --tag dup"] {
         let script = format!(
             "seq 1 3000000 | '{}' --emit {emit} --stats-json '{}' | head -1; echo \"code ${{PIPESTATUS[1]}}\"",
             util::bin().display(),
@@ -170,6 +170,8 @@ fn shell_pipe_into_head() {
         let accounted =
             n("emitted") + n("suppressed") + n("dropped") + n("rejected") + n("unwritten");
         assert_eq!(accounted, n("records_in"), "{s}");
+        let verdicts = ["new", "duplicates", "unkeyed", "late", "oversized", "unconfirmed"];
+        assert_eq!(verdicts.map(n).iter().sum::<u64>(), n("records_in"), "{s}");
     }
 }
 
