@@ -256,18 +256,39 @@ fn empty_input() {
     assert!(o.stdout.is_empty());
 }
 
+/// `good.log` (one record, `a`) and a named pipe `fifo` in `dir`.
+fn file_then_fifo(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let good = dir.join("good.log");
+    std::fs::write(&good, "a\n").unwrap();
+    (good, fifo)
+}
+
+/// Waits up to 30 s for `child` to end; kills it and fails with `why` if not.
+fn wait_bounded(child: &mut std::process::Child, why: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("logdedup did not finish: {why}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A named pipe among the input files is read like any file: the check made
 /// before reading does not open it (that would wait for its writer and then
 /// leave the writer without a reader).
 #[test]
 fn a_named_pipe_among_the_files() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let good = dir.path().join("good.log");
-    std::fs::write(&good, "a\n").unwrap();
+    let (good, fifo) = file_then_fifo(dir.path());
     let mut child = Command::new(util::bin())
         .args(["-q", good.to_str().unwrap(), fifo.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -279,14 +300,7 @@ fn a_named_pipe_among_the_files() {
     drop(w);
     // A reader that let go of the pipe and opened it again would wait for a
     // writer forever: bounded here, not by the test harness.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("logdedup did not finish: it waits for a writer that is gone");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_bounded(&mut child, "it waits for a writer that is gone");
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\nc\n");
@@ -297,12 +311,7 @@ fn a_named_pipe_among_the_files() {
 #[test]
 fn a_stop_while_a_named_pipe_waits_for_its_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let good = dir.path().join("good.log");
-    std::fs::write(&good, "a\n").unwrap();
+    let (good, fifo) = file_then_fifo(dir.path());
     let state = dir.path().join("state");
     let mut child = Command::new(util::bin())
         .args(["-q", "--state-dir", state.to_str().unwrap()])
@@ -316,17 +325,7 @@ fn a_stop_while_a_named_pipe_waits_for_its_writer() {
     assert_eq!(&got, b"a\n");
     // SAFETY: signalling the child this test started.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("logdedup did not stop while waiting for the pipe's writer");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = wait_bounded(&mut child, "it did not stop while waiting for the pipe's writer");
     assert!(status.success());
     assert!(state.join("state.bin").exists());
 }
