@@ -325,10 +325,19 @@ fn civil_ns(
     frac: i64,
     offset: i64,
 ) -> Option<i64> {
-    if d < 1 || d > days_in_month(y, mo)? || h > 23 || mi > 59 || s > 60 {
+    if d < 1 || d > days_in_month(y, mo)? {
         return None;
     }
-    let days = days_from_civil(y, mo, d);
+    day_ns(days_from_civil(y, mo, d), h, mi, s, frac, offset)
+}
+
+/// `h:mi:s` and `frac` nanoseconds into day `days` since the epoch, at `offset`
+/// seconds from UTC; `None` for a time of day that does not exist (a leap second
+/// reads as the next second).
+fn day_ns(days: i64, h: i64, mi: i64, s: i64, frac: i64, offset: i64) -> Option<i64> {
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
     seconds_ns(days * 86400 + h * 3600 + mi * 60 + s - offset, frac)
 }
 
@@ -470,8 +479,7 @@ fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
         if doy < 1 || doy > i64::from(time::util::days_in_year(i32::try_from(y).ok()?)) {
             return None;
         }
-        let days = days_from_civil(y, 1, 1) + doy - 1;
-        return seconds_ns(days * 86400 + h * 3600 + mi * 60 + s - off, frac);
+        return day_ns(days_from_civil(y, 1, 1) + doy - 1, h, mi, s, frac, off);
     }
     civil_ns(y, mo, d, h, mi, s, frac, off)
 }
@@ -631,6 +639,10 @@ mod tests {
         assert_eq!(fmt("%Y-%m-%d", "2023-02-30"), None);
         assert_eq!(fmt("%Y-%j", "2023-366"), None);
         assert_eq!(fmt("%Y-%j", "2024-366"), auto("2024-12-31T00:00:00Z"));
+        // A day of the year takes the same time-of-day check as a date.
+        assert_eq!(fmt("%Y-%j %H:%M:%S", "2023-100 25:00:00"), None);
+        assert_eq!(fmt("%Y-%j %H:%M:%S", "2023-100 23:77:00"), None);
+        assert_eq!(fmt("%Y-%j %H:%M:%S", "2023-100 23:59:59"), auto("2023-04-10T23:59:59Z"));
         assert!(TimeFormat::strftime("%Q").unwrap_err().to_string().starts_with("--time-format"));
         assert!(TimeFormat::strftime("abc%").is_err());
     }
