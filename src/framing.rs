@@ -138,11 +138,11 @@ impl Source {
             .custom_flags(flags)
             .open(path)
             .map_err(|e| named(&name, e))?;
-        let regular = f.metadata().is_ok_and(|m| m.is_file());
-        Ok(Source { fd: f.as_raw_fd(), regular, _file: Some(f), name: Some(name) })
+        let src = Source::fd(f.as_raw_fd(), Some(name));
+        Ok(Source { _file: Some(f), ..src })
     }
 
-    /// A descriptor this process did not open (standard input).
+    /// A descriptor, open for as long as the `Source` is (standard input).
     fn fd(fd: i32, name: Option<String>) -> Source {
         // SAFETY: an all-zero `stat` is a valid value; fstat fills it.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
