@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     let input = if args.files.is_empty() {
         RawInput::stdin()
     } else {
-        match RawInput::files(args.files.clone()) {
+        match RawInput::files(args.files) {
             Ok(i) => i,
             Err(e) => {
                 eprintln!("logdedup: error: input: {e}");
