@@ -98,8 +98,12 @@ pub struct Summary {
     pub mb_per_s: f64,
     /// Median wall time / the floor's median wall time.
     pub vs_floor: Option<f64>,
-    /// Largest peak RSS over the runs, bytes.
-    pub peak_rss_bytes: u64,
+    /// Peak RSS of the pipeline's largest process as GNU time measures it
+    /// (`Sample::max_rss_bytes`), the largest over the runs, bytes. Named apart
+    /// from `extras.peak_rss_bytes`, logdedup's own figure from its stats JSON;
+    /// reports written before the rename call this field `peak_rss_bytes`.
+    #[serde(alias = "peak_rss_bytes")]
+    pub pipeline_peak_rss_bytes: u64,
     /// Peak RSS / distinct IDs of the dataset.
     pub rss_bytes_per_id: f64,
     /// Median minor page faults.
@@ -177,7 +181,7 @@ impl ToolResult {
             records_per_s: if med > 0.0 { records as f64 / med } else { 0.0 },
             mb_per_s: if med > 0.0 { bytes as f64 / med / 1e6 } else { 0.0 },
             vs_floor: floor_s.filter(|f| *f > 0.0).map(|f| med / f),
-            peak_rss_bytes: peak,
+            pipeline_peak_rss_bytes: peak,
             rss_bytes_per_id: if unique_ids > 0 { peak as f64 / unique_ids as f64 } else { 0.0 },
             minor_faults: median(self.samples.iter().map(|s| s.minor_faults as f64).collect())
                 as u64,

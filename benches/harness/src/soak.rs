@@ -313,6 +313,7 @@ pub fn render_svg(r: &SoakReport) -> String {
             values: r.samples.iter().map(|s| Some(s.records_per_s)).collect(),
         }],
         y_fmt: |v| si(v),
+        y_binary: false,
         log_y: false,
         points_only: false,
     });
@@ -326,6 +327,7 @@ pub fn render_svg(r: &SoakReport) -> String {
             values: r.samples.iter().map(|s| Some(s.rss_bytes as f64)).collect(),
         }],
         y_fmt: |v| bytes(v as u64),
+        y_binary: true,
         log_y: false,
         points_only: false,
     });

@@ -146,7 +146,32 @@ macro_rules! serde_as_string {
         }
     )*};
 }
-serde_as_string!(Count, Dur, Skew);
+serde_as_string!(Dur, Skew);
+
+/// A count is written as a JSON number; a string (`"10M"`, as spec files and
+/// reports written before this change have it) or a float (`1e7`) is read too.
+impl Serialize for Count {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            U(u64),
+            S(String),
+            N(f64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::U(n) => Ok(Count(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+            Raw::N(n) => n.to_string().parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 /// Output format of the generated records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -391,6 +416,20 @@ mod tests {
         assert_eq!(d.gen.records, Count(1000));
         assert_eq!(d.gen.dup_ratio, defaults::DUP_RATIO);
         assert!(serde_json::from_str::<GenConfig>(r#"{"recrods":1}"#).is_err());
+    }
+
+    /// `records` is a JSON number; the strings and floats of older files still read.
+    #[test]
+    fn records_serialise_as_a_number() {
+        let v = serde_json::to_value(GenConfig { records: Count(2_000_000), ..Default::default() })
+            .unwrap();
+        assert_eq!(v["records"], serde_json::json!(2_000_000u64));
+        for old in [r#""2000000""#, r#""2M""#, "2e6", "2000000"] {
+            let g: GenConfig = serde_json::from_str(&format!(r#"{{"records":{old}}}"#)).unwrap();
+            assert_eq!(g.records, Count(2_000_000), "{old}");
+        }
+        let big: GenConfig = serde_json::from_str(r#"{"records":9007199254740993}"#).unwrap();
+        assert_eq!(big.records, Count(9_007_199_254_740_993));
     }
 
     #[test]

@@ -248,3 +248,147 @@ fn long_labels_fit_in_the_svg() {
     }
     assert_eq!(seen, 2, "the long label in the throughput and the memory chart");
 }
+
+/// A ratio to the floor reads the same in the table and on the chart.
+#[test]
+fn ratios_print_alike_in_markdown_and_svg() {
+    let report = fixture();
+    let md = export::MarkdownExporter.render(&report);
+    let svg = export::SvgExporter.render(&report);
+    let mut seen = 0;
+    for t in &report.datasets[0].tools {
+        if let Some(v) = t.summary.as_ref().and_then(|s| s.vs_floor) {
+            let r = format!("{v:.2}×");
+            assert!(md.contains(&format!("| {r} |")), "{} {r} not in report.md", t.slug);
+            assert!(svg.contains(&format!("{r} floor")), "{} {r} not in report.svg", t.slug);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 6);
+}
+
+/// `spec.records` is a JSON number, as the truth's `records` is.
+#[test]
+fn json_spec_records_is_a_number() {
+    let v: serde_json::Value =
+        serde_json::from_str(&export::JsonExporter.render(&fixture())).unwrap();
+    let d = &v["datasets"][0];
+    assert_eq!(d["spec"]["records"], serde_json::json!(1_000_000));
+    assert_eq!(d["spec"]["records"], d["truth"]["records"]);
+}
+
+/// The pipeline's peak RSS (GNU time) is not named like logdedup's own
+/// `peak_rss_bytes` in the extras beside it.
+#[test]
+fn summary_peaks_have_distinct_names() {
+    let mut report = fixture();
+    let t = &mut report.datasets[0].tools[3];
+    t.samples.iter_mut().for_each(|s| {
+        s.extras.insert("peak_rss_bytes".into(), 39e6);
+    });
+    t.summarise(1_000_000, 180_000_000, 700_000, Some(0.11));
+    let v: serde_json::Value = serde_json::from_str(&export::JsonExporter.render(&report)).unwrap();
+    let s = v["datasets"][0]["tools"][3]["summary"].as_object().unwrap();
+    assert!(!s.contains_key("peak_rss_bytes"), "{s:?}");
+    assert_eq!(s["pipeline_peak_rss_bytes"], serde_json::json!(40u64 << 20));
+    assert_eq!(s["extras"]["peak_rss_bytes"], serde_json::json!(39e6));
+}
+
+/// Renames `pipeline_peak_rss_bytes` back to `peak_rss_bytes` in every summary.
+fn to_old_names(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(x) = m.remove("pipeline_peak_rss_bytes") {
+                m.insert("peak_rss_bytes".into(), x);
+            }
+            m.values_mut().for_each(to_old_names);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(to_old_names),
+        _ => {}
+    }
+}
+
+/// A report.json written before `records` became a number and the summary's
+/// peak was renamed still loads, with the same values.
+#[test]
+fn old_report_json_still_loads() {
+    let report = fixture();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&export::JsonExporter.render(&report)).unwrap();
+    to_old_names(&mut v);
+    v["datasets"][0]["spec"]["records"] = serde_json::json!("1000000");
+    let text = serde_json::to_string_pretty(&v).unwrap();
+    assert!(text.contains(r#""peak_rss_bytes": 41943040"#) && !text.contains("pipeline_"));
+    let back: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.datasets[0].spec.records, Count(1_000_000));
+    for (a, b) in back.datasets[0].tools.iter().zip(&report.datasets[0].tools) {
+        assert_eq!(
+            a.summary.as_ref().map(|s| s.pipeline_peak_rss_bytes),
+            b.summary.as_ref().map(|s| s.pipeline_peak_rss_bytes)
+        );
+    }
+    assert_eq!(back.rotation[1].tool.summary.as_ref().unwrap().pipeline_peak_rss_bytes, 39 << 20);
+}
+
+/// The committed reports (old format) load, when the checkout has them.
+#[test]
+fn committed_reports_still_load() {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/harness/reports");
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        println!("{} not found: nothing to check", root.display());
+        return;
+    };
+    for dir in dirs {
+        let dir = dir.unwrap().path();
+        for p in [dir.join("report.json"), dir.join("raw/results.json")] {
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                let r: Report =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                assert!(r.datasets.iter().all(|d| d.spec.records.0 > 0), "{}", p.display());
+            }
+        }
+    }
+}
+
+/// Each linear chart's y axis ends on a round tick at or above its largest value
+/// (not at the value itself), so the top point sits below the axis end.
+#[test]
+fn line_chart_axes_end_on_a_round_tick() {
+    let mut report = fixture();
+    for (p, (rate, rss)) in report.rotation.iter_mut().zip([
+        (4_321_000.0, 37_300_000),
+        (4_100_000.0, 36_000_000),
+        (3_900_000.0, 35_000_000),
+    ]) {
+        let s = p.tool.summary.as_mut().unwrap();
+        s.records_per_s = rate;
+        s.pipeline_peak_rss_bytes = rss;
+    }
+    let svg = export::SvgExporter.render(&report);
+    let attr = |tag: &str, name: &str| -> f64 {
+        let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        tag[at..at + tag[at..].find('"').unwrap()].parse().unwrap()
+    };
+    // Per chart: the y axis's top, its tick labels, the points' heights.
+    let mut charts: Vec<(f64, Vec<String>, Vec<f64>)> = Vec::new();
+    for line in svg.lines() {
+        if line.starts_with(r#"<line x1="90.0""#) && line.contains(r#"x2="90.0""#) {
+            charts.push((attr(line, "y1"), Vec::new(), Vec::new()));
+        } else if let Some(c) = charts.last_mut() {
+            if let Some(at) = line.find(r##"text-anchor="end" fill="#555">"##) {
+                let text =
+                    &line[line[at..].find('>').unwrap() + at + 1..line.rfind("</text>").unwrap()];
+                c.1.push(text.to_string());
+            } else if line.starts_with("<circle") {
+                c.2.push(attr(line, "cy"));
+            }
+        }
+    }
+    assert_eq!(charts[0].1, ["0", "2.00 M", "4.00 M", "6.00 M"]);
+    assert_eq!(charts[1].1, ["0.0 KiB", "10.0 MiB", "20.0 MiB", "30.0 MiB", "40.0 MiB"]);
+    for (top, _, ys) in &charts[..2] {
+        assert_eq!(ys.len(), 3);
+        assert!(ys.iter().all(|y| y > top), "a point on the axis end {top}: {ys:?}");
+    }
+}

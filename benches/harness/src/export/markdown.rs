@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{bytes, count, prob, si, Exporter};
+use super::{bytes, count, prob, ratio, si, Exporter};
 use crate::report::{Report, Status, ToolResult};
 
 /// Writes `report.md`.
@@ -45,8 +45,8 @@ fn tool_row(out: &mut String, t: &ToolResult) {
                 s.max_s,
                 si(s.records_per_s),
                 s.mb_per_s,
-                s.vs_floor.map_or("–".into(), |v| format!("{v:.2}×")),
-                bytes(s.peak_rss_bytes),
+                s.vs_floor.map_or("–".into(), ratio),
+                bytes(s.pipeline_peak_rss_bytes),
                 s.rss_bytes_per_id,
                 count(s.minor_faults),
             );
@@ -169,7 +169,7 @@ impl Exporter for MarkdownExporter {
                     Some(s) => (
                         format!("{:.3}", s.median_s),
                         format!("{}/s", si(s.records_per_s)),
-                        bytes(s.peak_rss_bytes),
+                        bytes(s.pipeline_peak_rss_bytes),
                         s.extras.get("windows_rotated").map_or("–".into(), |v| count(*v as u64)),
                     ),
                     None => ("–".into(), "–".into(), "–".into(), "–".into()),
@@ -214,7 +214,7 @@ impl Exporter for MarkdownExporter {
                     s.and_then(|s| s.extras.get("maybes"))
                         .map_or("–".into(), |v| count(*v as u64)),
                     s.map_or("–".into(), |s| format!("{:.3}", s.median_s)),
-                    s.map_or("–".into(), |s| bytes(s.peak_rss_bytes)),
+                    s.map_or("–".into(), |s| bytes(s.pipeline_peak_rss_bytes)),
                 );
             }
             for p in r.fpr.iter().filter(|p| !p.tool.note.is_empty()) {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::{bytes, prob, si, Exporter};
+use super::{bytes, prob, ratio, si, Exporter};
 use crate::report::{Report, Status, ToolResult};
 
 /// Writes `report.svg`.
@@ -144,9 +144,32 @@ pub(crate) struct LineChart {
     pub(crate) x_labels: Vec<String>,
     pub(crate) series: Vec<Series>,
     pub(crate) y_fmt: fn(f64) -> String,
+    /// Round the linear y axis in binary units (bytes: 16 MiB, not 16.8 MB).
+    pub(crate) y_binary: bool,
     pub(crate) log_y: bool,
     /// Draw markers only (no connecting line).
     pub(crate) points_only: bool,
+}
+
+/// A linear axis from 0 for values up to `max`: its end, the smallest multiple of
+/// the step at or above `max`, and the step, 1, 2, 2.5 or 5 times a power of ten
+/// (of the KiB/MiB/GiB unit `max` is shown in, when `binary`), at most four steps.
+pub(crate) fn nice_axis(max: f64, binary: bool) -> (f64, f64) {
+    if !max.is_finite() || max <= 0.0 {
+        return (1.0, 0.25);
+    }
+    let unit = if binary { 1024f64.powi((max.log2() / 10.0).floor().max(0.0) as i32) } else { 1.0 };
+    let m = max / unit;
+    let raw = m / 4.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    // The tolerances absorb rounding: 4e6 / 4 = 1e6 must give a step of 1e6.
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|f| f * mag)
+        .find(|s| *s >= raw * (1.0 - 1e-12))
+        .unwrap_or(10.0 * mag);
+    let steps = (m / step * (1.0 - 1e-12)).ceil().max(1.0);
+    (steps * step * unit, step * unit)
 }
 
 impl LineChart {
@@ -159,6 +182,8 @@ impl LineChart {
             .flat_map(|s| s.values.iter().flatten().copied())
             .filter(|v| !self.log_y || *v > 0.0)
             .collect();
+        // The linear axis: its end and its tick step (the log axis ticks decades).
+        let (lin_hi, lin_step) = nice_axis(vals.iter().copied().fold(0.0, f64::max), self.y_binary);
         let (mut lo, mut hi) = if self.log_y {
             let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = vals.iter().copied().fold(0.0, f64::max);
@@ -168,7 +193,7 @@ impl LineChart {
                 (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()))
             }
         } else {
-            (0.0, vals.iter().copied().fold(0.0, f64::max))
+            (0.0, lin_hi)
         };
         if hi <= lo {
             hi = if self.log_y { lo * 10.0 } else { 1.0 };
@@ -204,12 +229,12 @@ impl LineChart {
             o,
             r##"<line x1="{left:.1}" y1="{plot_top:.1}" x2="{left:.1}" y2="{bottom:.1}" stroke="#999"/>"##
         );
-        // Y ticks: decades on a log axis, quarters on a linear one.
+        // Y ticks: decades on a log axis, round steps up to its end on a linear one.
         let ticks: Vec<f64> = if self.log_y {
             let (a, b) = (lo.log10().round() as i32, hi.log10().round() as i32);
             (a..=b).map(|e| 10f64.powi(e)).collect()
         } else {
-            (0..=4).map(|k| hi * k as f64 / 4.0).collect()
+            (0..=(hi / lin_step).round() as u32).map(|k| lin_step * k as f64).collect()
         };
         for t in ticks {
             let y = ypos(t);
@@ -281,7 +306,7 @@ fn tool_note(t: &ToolResult) -> String {
         (Some(s), st) => {
             let mut n = format!("{}/s", si(s.records_per_s));
             if let Some(f) = s.vs_floor {
-                let _ = write!(n, " · {f:.1}× floor");
+                let _ = write!(n, " · {} floor", ratio(f));
             }
             if st == Status::Mismatch {
                 n.push_str(" · MISMATCH");
@@ -346,8 +371,11 @@ impl Exporter for SvgExporter {
                 })
                 .map(|t| {
                     let s = t.summary.as_ref().expect("filtered");
-                    let mut note =
-                        format!("{:.1} B/ID · {}", s.rss_bytes_per_id, bytes(s.peak_rss_bytes));
+                    let mut note = format!(
+                        "{:.1} B/ID · {}",
+                        s.rss_bytes_per_id,
+                        bytes(s.pipeline_peak_rss_bytes)
+                    );
                     if let Some(m) = s.extras.get("redis_used_memory_bytes") {
                         let _ = write!(
                             note,
@@ -371,7 +399,7 @@ impl Exporter for SvgExporter {
             let rss = r
                 .rotation
                 .iter()
-                .map(|p| p.tool.summary.as_ref().map(|s| s.peak_rss_bytes as f64))
+                .map(|p| p.tool.summary.as_ref().map(|s| s.pipeline_peak_rss_bytes as f64))
                 .collect();
             let ds = r.rotation_dataset.as_deref().unwrap_or("?");
             doc.title(
@@ -383,6 +411,7 @@ impl Exporter for SvgExporter {
                 x_labels: labels.clone(),
                 series: vec![Series { name: "records/s".into(), color: "#d62728", values: rate }],
                 y_fmt: |v| si(v),
+                y_binary: false,
                 log_y: false,
                 points_only: false,
             });
@@ -392,6 +421,7 @@ impl Exporter for SvgExporter {
                 x_labels: labels,
                 series: vec![Series { name: "peak RSS".into(), color: "#9467bd", values: rss }],
                 y_fmt: |v| bytes(v as u64),
+                y_binary: true,
                 log_y: false,
                 points_only: false,
             });
@@ -417,10 +447,38 @@ impl Exporter for SvgExporter {
                     },
                 ],
                 y_fmt: prob,
+                y_binary: false,
                 log_y: true,
                 points_only: true,
             });
         }
         doc.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_axes_end_on_a_round_step_at_or_above_the_maximum() {
+        assert_eq!(nice_axis(5_000_000.0, false), (6e6, 2e6));
+        assert_eq!(nice_axis(4_761_904.8, false), (6e6, 2e6));
+        assert_eq!(nice_axis(4e6, false), (4e6, 1e6));
+        assert_eq!(nice_axis(937.0, false), (1000.0, 250.0));
+        assert_eq!(nice_axis(0.0, false), (1.0, 0.25));
+        // Bytes round in MiB: 41 MiB ends at 60 MiB, by 20 MiB.
+        assert_eq!(
+            nice_axis((41u64 << 20) as f64, true),
+            ((60u64 << 20) as f64, (20u64 << 20) as f64)
+        );
+        assert_eq!(nice_axis(700.0, true), (800.0, 200.0));
+        for max in [1.0, 3.3, 7.77, 12.5, 99.0, 1e9 + 1.0, 3.2e9] {
+            for binary in [false, true] {
+                let (hi, step) = nice_axis(max, binary);
+                assert!(hi >= max && hi - step < max, "{max} {binary}: {hi} by {step}");
+                assert!((hi / step).round() <= 4.0, "{max} {binary}: {hi} by {step}");
+            }
+        }
     }
 }
