@@ -2,6 +2,7 @@
 //! text, and its translation into the library's validated [`Config`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
@@ -122,6 +123,19 @@ pub struct Args {
     #[arg(long)]
     pub shared: bool,
 
+    /// With --shared: how long an ID this instance found new is leased to it
+    /// until its record is written. Another instance meeting the ID waits for
+    /// the write or, if this one died (kill -9), for the lease to lapse, and
+    /// then writes the record itself.
+    #[arg(
+        long,
+        default_value = "10s",
+        value_name = "DURATION",
+        requires = "shared",
+        allow_hyphen_values = true
+    )]
+    pub shared_lease: String,
+
     /// When the exact tier fails: 'open' emits the record (a possible
     /// duplicate, never a lost log), 'closed' drops it, 'abort' stops (exit 2).
     #[arg(long, value_enum, default_value_t = ExactErrorArg::Open, value_name = "POLICY")]
@@ -189,8 +203,12 @@ fn disposition(d: DispositionArg) -> Disposition {
 }
 
 /// Parses `--exact`.
-fn exact(text: &str, timeout: &str, shared: bool) -> Result<ExactConfig, ConfigError> {
+fn exact(text: &str, timeout: &str, shared: bool, lease: &str) -> Result<ExactConfig, ConfigError> {
     let timeout = config::parse_duration("--exact-timeout", timeout)?;
+    let lease = config::parse_duration("--shared-lease", lease)?;
+    if lease < Duration::from_millis(1) {
+        return Err(ConfigError::new("--shared-lease", "must be at least 1ms"));
+    }
     match text {
         "memory" => {
             if shared {
@@ -212,6 +230,7 @@ fn exact(text: &str, timeout: &str, shared: bool) -> Result<ExactConfig, ConfigE
                 url: url.to_string(),
                 timeout,
                 shared,
+                lease,
                 preload_max: RedisConfig::DEFAULT_PRELOAD_MAX,
             }))
         }
@@ -275,7 +294,7 @@ impl Args {
                 },
                 bloom_initial_capacity: self.bloom_initial_capacity,
             },
-            exact: exact(&self.exact, &self.exact_timeout, self.shared)?,
+            exact: exact(&self.exact, &self.exact_timeout, self.shared, &self.shared_lease)?,
             policies: Policies {
                 on_unkeyed: disposition(self.on_unkeyed),
                 on_late: match self.on_late {

@@ -196,6 +196,11 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Several instances over the same key space (`--shared`).
     pub shared: bool,
+    /// `--shared`: how long an ID this process found new stays leased to it while
+    /// its record is on the way out (`--shared-lease`). Another instance that meets
+    /// the ID meanwhile waits for the record to be written (then it is a duplicate)
+    /// or for the lease to lapse (the holder died: then it is new there).
+    pub lease: Duration,
     /// One instance: the most IDs a window that already holds data may hold for
     /// the process to read it whole when it first meets it (then that window is
     /// decided in process, like one it owns); larger ones are asked ID by ID.
@@ -205,6 +210,8 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// The default [`RedisConfig::preload_max`]: 8Mi IDs (~30 B each in process).
     pub const DEFAULT_PRELOAD_MAX: u64 = 8 << 20;
+    /// The default [`RedisConfig::lease`].
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 }
 
 /// The record-level policies.

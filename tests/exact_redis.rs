@@ -140,6 +140,21 @@ fn cluster_matches_memory() {
     // A second run over the same cluster emits nothing new.
     let again = run(&url, &["--key", ".uid"], &zeek);
     assert_eq!(again.stat("emitted"), 0);
+    // `--shared` alike, and it ends the leases it took (one call per slot).
+    // (IDs none of the runs above used.)
+    let input: Vec<u8> = (0..20_000u64)
+        .flat_map(|i| {
+            format!("{{\"id\":\"shared-{}\",\"seq\":{i}}}\n", i * 7919 % 9000).into_bytes()
+        })
+        .collect();
+    let want = run("memory", &["--key", ".id"], &input);
+    let got = run(&url, &["--key", ".id", "--shared"], &input);
+    assert_eq!(got.stat("emitted"), 9000);
+    assert!(got.stdout == want.stdout, "--shared on the cluster differs from memory");
+    for &port in &cluster.ports {
+        let left = cluster.cli(port, &["--scan", "--pattern", "logdedup:*:p"]);
+        assert_eq!(left, "", "leases left on {port}");
+    }
 }
 
 #[test]
@@ -194,6 +209,8 @@ fn shared_instances_emit_each_unique_once() {
     expected.sort();
     assert_eq!(union.len(), expected.len(), "emitted between them vs unique records");
     assert!(union == expected, "the union of both outputs is not the unique set");
+    // Every lease ended once its record was written.
+    assert_eq!(server.cli(&["--scan", "--pattern", "logdedup:*:p"]), "", "leases left");
 }
 
 #[test]
@@ -372,6 +389,7 @@ fn tier_reading(url: &str, window: WindowConfig, preload_max: u64) -> Box<dyn Ex
         url: url.into(),
         timeout: Duration::from_secs(5),
         shared: false,
+        lease: RedisConfig::DEFAULT_LEASE,
         preload_max,
     };
     logdedup::exact::redis::connect(&cfg, &window, None).unwrap().0
@@ -461,10 +479,16 @@ fn splits_keep_every_member_findable() {
 }
 
 fn shared_tier(url: &str) -> Box<dyn ExactTier> {
+    shared_tier_leasing(url, RedisConfig::DEFAULT_LEASE)
+}
+
+/// A `--shared` client with `--shared-lease LEASE`.
+fn shared_tier_leasing(url: &str, lease: Duration) -> Box<dyn ExactTier> {
     let cfg = RedisConfig {
         url: url.into(),
         timeout: Duration::from_secs(5),
         shared: true,
+        lease,
         preload_max: RedisConfig::DEFAULT_PRELOAD_MAX,
     };
     logdedup::exact::redis::connect(&cfg, &WindowConfig::default(), None).unwrap().0
@@ -581,6 +605,45 @@ fn journals_of_old_logs_outlive_their_long_past_windows() {
 }
 
 #[test]
+fn shared_clients_wait_for_a_lease_and_take_it_when_it_lapses() {
+    // Client A finds IDs new; until their records are written they are leased to
+    // A. Client B meeting one meanwhile neither calls it a duplicate (A may die
+    // before writing it) nor new (A may write it): it asks again until the lease
+    // is ended (written: a duplicate) or lapses (A died: new, leased to B now).
+    let server = RedisServer::start();
+    let url = server.url();
+    let leases = || server.cli(&["--scan", "--pattern", "logdedup:*:p"]);
+    let qs = tier_queries(3, 40, 0, 0);
+    let (lapses, written, third) = (&qs[0..1], &qs[1..2], &qs[2..3]);
+    let mut a = shared_tier_leasing(&url, Duration::from_millis(300));
+    let mut b = shared_tier_leasing(&url, Duration::from_secs(600));
+    let mut ans = Vec::new();
+    a.check_and_insert(&qs, &mut ans).unwrap();
+    assert_eq!(ans, [ExactAnswer::New; 3]);
+    assert_eq!(leases().lines().count(), 3, "one lease per ID (three groups)");
+    // A's lease lapses while B waits for it: new for B, and B holds it now (so
+    // the same ID again in the batch is a duplicate).
+    b.check_and_insert(&[lapses[0], lapses[0]], &mut ans).unwrap();
+    assert_eq!(ans, [ExactAnswer::New, ExactAnswer::Seen], "{:?}", b.last_error());
+    // A writes its records and ends its leases, the one B took over too (A's
+    // record is out, so B's is the duplicate).
+    a.output_written(true);
+    assert_eq!(leases(), "", "A's leases end");
+    b.check_and_insert(written, &mut ans).unwrap();
+    assert_eq!(ans, [ExactAnswer::Seen], "written by A: a duplicate");
+    b.check_and_insert(&[lapses[0], third[0]], &mut ans).unwrap();
+    assert_eq!(ans, [ExactAnswer::Seen; 2]);
+    // B's own lease is B's: a duplicate at once, for B.
+    let fresh = tier_queries(1, 42, 0, 0);
+    b.check_and_insert(&[fresh[0], fresh[0]], &mut ans).unwrap();
+    assert_eq!(ans, [ExactAnswer::New, ExactAnswer::Seen]);
+    assert_eq!(leases().lines().count(), 1, "B holds one lease");
+    b.output_written(true);
+    assert_eq!(leases(), "", "every lease ended");
+    assert_eq!(a.stats().errors + b.stats().errors, 0);
+}
+
+#[test]
 fn compaction_after_another_writer_split_the_buckets() {
     // The per-query script of another client splits the buckets this client
     // compacted into (200k IDs: ~780 per group, several splits each); then this
@@ -610,10 +673,11 @@ fn compaction_after_another_writer_split_the_buckets() {
     }
 }
 
-/// `logdedup --key .id --exact URL` with piped stdin and stdout, stderr dropped.
-fn spawn_keyed(url: &str) -> std::process::Child {
+/// `logdedup --key .id --exact URL ARGS` with piped stdin and stdout, stderr dropped.
+fn spawn_keyed(url: &str, args: &[&str]) -> std::process::Child {
     Command::new(util::bin())
         .args(["--key", ".id", "--exact", url, "--no-progress"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -629,7 +693,7 @@ fn killed_with_sigkill_a_rerun_neither_loses_nor_repeats_what_was_written() {
     let url = server.url();
     let input = stream(40_000, 31);
     let half = input[..input.len() / 2].iter().rposition(|&b| b == b'\n').unwrap() + 1;
-    let mut child = spawn_keyed(&url);
+    let mut child = spawn_keyed(&url, &[]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&input[..half]).unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -677,17 +741,21 @@ fn killed_with_its_output_blocked_a_rerun_loses_nothing() {
     // Records decided but not yet written out when the process dies (here: stuck
     // on a full stdout that nobody reads) come back in the next run: in a window
     // the process owns, and in one that held data when the process met it (a
-    // restart), where every ID is looked up in Redis instead of trusted locally.
-    for prefill in [false, true] {
+    // restart), where every ID is looked up in Redis instead of trusted locally;
+    // and under `--shared`, where the dead process's IDs are leased, not final,
+    // until their records are out.
+    let shared: &[&str] = &["--shared", "--shared-lease", "1s"];
+    for (prefill, args) in [(false, &[][..]), (true, &[][..]), (false, shared), (true, shared)] {
         let server = RedisServer::start();
         let url = server.url();
+        let keyed = [&["--key", ".id"][..], args].concat();
         let before: HashSet<String> = if prefill {
-            ids(&run(&url, &["--key", ".id"], &stream(20_000, 7)).stdout).into_iter().collect()
+            ids(&run(&url, &keyed, &stream(20_000, 7)).stdout).into_iter().collect()
         } else {
             HashSet::new()
         };
         let input = stream(200_000, 31);
-        let mut child = spawn_keyed(&url);
+        let mut child = spawn_keyed(&url, args);
         let mut stdin = child.stdin.take().unwrap();
         let fed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writer = {
@@ -718,8 +786,9 @@ fn killed_with_its_output_blocked_a_rerun_loses_nothing() {
         let mut written = Vec::new();
         std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut written).unwrap();
         let written = &written[..written.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)];
+        let prefill = format!("{prefill} {args:?}");
         assert!(!written.is_empty(), "prefill {prefill}: nothing was written before the kill");
-        let rerun = run(&url, &["--key", ".id"], &input);
+        let rerun = run(&url, &keyed, &input);
         let order = ids(written);
         let a: HashSet<String> = order.iter().cloned().collect();
         let b: Vec<String> = ids(&rerun.stdout);

@@ -128,20 +128,31 @@ const ATTEMPTS: usize = 2;
 /// Backoff after a failed batch: first and longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// `--shared`: pauses before asking again about IDs under another client's lease.
+const WAIT_MIN: Duration = Duration::from_millis(5);
+const WAIT_MAX: Duration = Duration::from_millis(200);
 
-/// The check-and-insert script. Arguments (all strings; see the module docs):
+/// The check-and-insert script (`--shared`). Arguments (all strings; see the module
+/// docs):
 ///
 /// ```text
 /// KEYS[1]   this client's replay ring
 /// ARGV[1]   call sequence number        ARGV[2] ring slot (seq mod RING)
 /// ARGV[3]   ring TTL (ms)               ARGV[4] key prefix
-/// ARGV[5]   split load                  ARGV[6] nd: number of window descriptors
-/// ARGV[7..] nd × (window index, expiry ms or 0 for never, fallback TTL ms)
-/// ARGV[7+3nd]      header: 9 bytes per query: group, window j (u16 BE, 1-based
+/// ARGV[5]   split load                  ARGV[6] this client's instance id
+/// ARGV[7]   lease (ms)                  ARGV[8] nd: number of window descriptors
+/// ARGV[9..] nd × (window index, expiry ms or 0 for never, fallback TTL ms)
+/// ARGV[9+3nd]      header: 9 bytes per query: group, window j (u16 BE, 1-based
 ///                  descriptor of the own window), c (u16 BE: older windows to
 ///                  check, descriptors j-c .. j-1), address (u32 BE, see [`address`])
-/// ARGV[8+3nd ..]   one member per query: the fingerprint's low 64 bits, signed decimal
+/// ARGV[10+3nd ..]  one member per query: the fingerprint's low 64 bits, signed decimal
 /// ```
+///
+/// The answer is two bits per query, four to a byte, first query lowest:
+/// [`NEW`] (inserted, and leased to this client), [`SEEN`], [`WAIT`] (held under
+/// another client's live lease: ask again later), [`NEW_TAKEN`] (new here after a
+/// lease of a client that did not end it lapsed; this client now holds that
+/// lease, in whichever window of the query's range held it).
 ///
 /// Lua numbers are doubles, so members stay strings end to end (Redis parses them
 /// into the intset). The bucket address comes in the header (cheaper than parsing
@@ -160,21 +171,26 @@ if prev then
   end
 end
 local ring_ttl, prefix, load = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local nd = tonumber(ARGV[6])
-local hdr = ARGV[7 + 3 * nd]
-local mbase = 7 + 3 * nd
+local owner, lease = ARGV[6], tonumber(ARGV[7])
+local nd = tonumber(ARGV[8])
+local hdr = ARGV[9 + 3 * nd]
+local mbase = 9 + 3 * nd
 local nq = string.len(hdr) / 9
 
 local now
-local function expire_at(j)
-  local e = tonumber(ARGV[5 + 3 * j])
-  if e == 0 then return nil end
+local function clock()
   if not now then
     local t = redis.call('TIME')
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  if e > now then return e end
-  return now + tonumber(ARGV[6 + 3 * j])
+  return now
+end
+
+local function expire_at(j)
+  local e = tonumber(ARGV[7 + 3 * j])
+  if e == 0 then return nil end
+  if e > clock() then return e end
+  return clock() + tonumber(ARGV[8 + 3 * j])
 end
 
 local metas = {}
@@ -182,7 +198,7 @@ local function meta(g, j)
   local id = g * 65536 + j
   local r = metas[id]
   if r == nil then
-    local base = prefix .. ':{g' .. g .. '}:w' .. ARGV[4 + 3 * j]
+    local base = prefix .. ':{g' .. g .. '}:w' .. ARGV[6 + 3 * j]
     local v = redis.call('HMGET', base .. ':m', 'L', 's', 'n', 'x')
     r = { base = base, j = j, L = tonumber(v[1]) or 0, s = tonumber(v[2]) or 0,
           n = tonumber(v[3]) or 0, x = v[4] == '1', dirty = false }
@@ -191,6 +207,45 @@ local function meta(g, j)
     metas[id] = r
   end
   return r
+end
+
+-- Leases: the hash <base>:p maps a member some client found new to
+-- "<client>:<deadline ms>" until that client has written its record and deleted
+-- the entry. New leases are written at the end of the call, one HSET per window,
+-- from r.kv (member, value, member, value, ...).
+local lease_v
+local function take(r, m)
+  if not lease_v then lease_v = owner .. ':' .. (clock() + lease) end
+  local kv = r.kv
+  if kv == nil then
+    kv = {}
+    r.kv, r.indexed, r.mine = kv, 0, {}
+  end
+  kv[#kv + 1] = m
+  kv[#kv + 1] = lease_v
+end
+
+-- Whether this call leased m in r already (indexed only when asked).
+local function taken_here(r, m)
+  local kv = r.kv
+  if kv == nil then return false end
+  local mine = r.mine
+  for i = r.indexed + 1, #kv, 2 do mine[kv[i]] = true end
+  r.indexed = #kv
+  return mine[m] == true
+end
+
+-- 0: no lease, or this client's own; 1: another client's live lease; 2: another
+-- client's lapsed lease. A window without leases costs one HLEN a call.
+local function held(r, m)
+  if r.leases == nil then r.leases = redis.call('HLEN', r.base .. ':p') end
+  if r.leases == 0 then return 0 end
+  local v = redis.call('HGET', r.base .. ':p', m)
+  if not v then return 0 end
+  local sep = string.find(v, ':', 1, true)
+  if string.sub(v, 1, sep - 1) == owner or taken_here(r, m) then return 0 end
+  if tonumber(string.sub(v, sep + 1)) > clock() then return 1 end
+  return 2
 end
 
 local function addr(m)
@@ -243,6 +298,20 @@ local function split(r)
   end
 end
 
+-- Inserts m into its own window's bucket; whether it was not there.
+local function insert(r, a, m)
+  local key = r.base .. suffix(bucket(r, a))
+  if redis.call('SADD', key, m) == 0 then return false end
+  if r.n == 0 or r.x then
+    local at = expire_at(r.j)
+    if at then redis.call('PEXPIREAT', key, at) end
+  end
+  r.n = r.n + 1
+  r.dirty = true
+  while r.n > load * (2 ^ r.L + r.s) do split(r) end
+  return true
+end
+
 local out, byte = {}, 0
 for i = 1, nq do
   local p = 9 * i - 8
@@ -250,35 +319,59 @@ for i = 1, nq do
   local j, c = j1 * 256 + j0, c1 * 256 + c0
   local a = ((a3 * 256 + a2) * 256 + a1) * 256 + a0
   local m = ARGV[mbase + i]
-  local seen = false
+  -- 0 new, 1 seen, 2 wait, 3 new after a lapsed lease
+  local ans = 1
+  local found
   for k = j - c, j - 1 do
     local r = meta(g, k)
     if r.n > 0 and redis.call('SISMEMBER', r.base .. suffix(bucket(r, a)), m) == 1 then
-      seen = true
+      found = r
       break
     end
   end
-  local r = meta(g, j)
-  local key = r.base .. suffix(bucket(r, a))
-  if redis.call('SADD', key, m) == 1 then
-    if r.n == 0 or r.x then
-      local at = expire_at(j)
-      if at then redis.call('PEXPIREAT', key, at) end
-    end
-    r.n = r.n + 1
-    r.dirty = true
-    while r.n > load * (2 ^ r.L + r.s) do split(r) end
+  local h = 0
+  if found then h = held(found, m) end
+  if h == 1 then
+    ans = 2
   else
-    seen = true
+    local r = meta(g, j)
+    local added = insert(r, a, m)
+    if found then
+      if h == 2 then
+        take(found, m)
+        if added then take(r, m) end
+        ans = 3
+      end
+    elseif added then
+      take(r, m)
+      ans = 0
+    else
+      h = held(r, m)
+      if h == 1 then
+        ans = 2
+      elseif h == 2 then
+        take(r, m)
+        ans = 3
+      end
+    end
   end
-  if seen then byte = byte + 2 ^ ((i - 1) % 8) end
-  if i % 8 == 0 or i == nq then
+  byte = byte + ans * 4 ^ ((i - 1) % 4)
+  if i % 4 == 0 or i == nq then
     out[#out + 1] = string.char(byte)
     byte = 0
   end
 end
 
 for _, r in pairs(metas) do
+  local kv = r.kv
+  if kv then
+    local pk = r.base .. ':p'
+    for i = 1, #kv, 4000 do
+      redis.call('HSET', pk, unpack(kv, i, math.min(i + 3999, #kv)))
+    end
+    local at = expire_at(r.j)
+    if at then redis.call('PEXPIREAT', pk, at) end
+  end
   if r.dirty then
     local mk = r.base .. ':m'
     redis.call('HSET', mk, 'L', r.L, 's', r.s, 'n', r.n, 'x', r.x and '1' or '0')
@@ -294,6 +387,13 @@ redis.call('HSET', ring, slot, seq .. ':' .. ans)
 redis.call('PEXPIRE', ring, ring_ttl)
 return ans
 "#;
+
+/// Answers of [`SCRIPT`], two bits per query.
+const NEW: u8 = 0;
+const SEEN: u8 = 1;
+const WAIT: u8 = 2;
+const NEW_TAKEN: u8 = 3;
+
 
 /// Connects to Redis (or a Redis Cluster), agrees on the deployment seed, and
 /// returns the tier and the seed every instance uses.
@@ -391,6 +491,9 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         sha: Arc::new(redis::Script::new(SCRIPT).get_hash().to_string()),
         lookup_sha: redis::Script::new(journal::LOOKUP).get_hash().to_string(),
         apply_sha: redis::Script::new(journal::APPLY).get_hash().to_string(),
+        lease_ms: (cfg.lease.as_millis() as i64).clamp(1, i64::MAX / 4),
+        leased: Vec::new(),
+        released: Vec::new(),
         stats: ExactStats::default(),
         last_error: None,
         backoff: BACKOFF_MIN,
@@ -574,6 +677,12 @@ pub struct RedisTier {
     /// The journal scripts' hashes.
     lookup_sha: String,
     apply_sha: String,
+    /// `--shared-lease` in ms.
+    lease_ms: i64,
+    /// `--shared`: leases on IDs answered new whose records are not written yet.
+    leased: Vec<Lease>,
+    /// `--shared`: leases whose records are written, to end with the next call.
+    released: Vec<Lease>,
     stats: ExactStats,
     last_error: Option<String>,
     /// The next backoff after a failed batch.
@@ -695,6 +804,8 @@ impl RedisTier {
             .arg(self.ring_ttl_ms)
             .arg(PREFIX)
             .arg(SPLIT_LOAD)
+            .arg(self.instance.as_str())
+            .arg(self.lease_ms)
             .arg(windows.len());
         for &w in &windows {
             let (exp, fallback) = self.expiry(w);
@@ -705,24 +816,50 @@ impl RedisTier {
     }
 
     /// Runs the calls (concurrently, through [`RedisTier::exec`], which resends
-    /// what failed on the way once); fills `answers` and returns the first error
-    /// of a call that never succeeded.
-    fn run(&mut self, calls: Vec<Call>, answers: &mut [ExactAnswer]) -> Option<String> {
-        let sent = calls.iter().map(|c| (c.cmd.clone(), Some(SCRIPT))).collect();
-        let results = self.exec(sent);
+    /// what failed on the way once), together with the release of the leases
+    /// whose records are written; fills `answers`, adds the positions of queries
+    /// held under another client's lease to `waiting` (their answers stay
+    /// [`ExactAnswer::Failed`]) and returns the first error of a call that never
+    /// succeeded.
+    fn run(
+        &mut self,
+        queries: &[ExactQuery],
+        calls: Vec<Call>,
+        answers: &mut [ExactAnswer],
+        waiting: &mut Vec<usize>,
+    ) -> Option<String> {
+        let mut sent: Vec<journal::Sent> =
+            calls.iter().map(|c| (c.cmd.clone(), Some(SCRIPT))).collect();
+        let releases = self.release_cmds();
+        sent.extend(releases.iter().map(|c| (c.clone(), None)));
+        let mut results = self.exec(sent);
+        let released = results.split_off(calls.len());
+        if let Some(e) = released.into_iter().find_map(|r| r.err()) {
+            // The leases lapse by themselves: at worst another instance that
+            // meets one of these IDs within `--shared-lease` waits for it.
+            self.stats.errors += 1;
+            self.last_error = Some(format!("Redis at {}: ending leases: {e}", self.shown));
+        }
         let mut error = None;
         for (call, result) in calls.iter().zip(results) {
             let bits =
                 result.and_then(|v| Vec::<u8>::from_redis_value(v).map_err(|e| e.to_string()));
             let e = match bits {
-                Ok(bits) if bits.len() == call.idx.len().div_ceil(8) => {
+                Ok(bits) if bits.len() == call.idx.len().div_ceil(4) => {
                     for (n, &i) in call.idx.iter().enumerate() {
-                        let seen = bits[n / 8] >> (n % 8) & 1 == 1;
-                        answers[i as usize] = if seen {
-                            ExactAnswer::Seen
-                        } else {
-                            self.stats.fingerprints += 1;
-                            ExactAnswer::New
+                        let i = i as usize;
+                        answers[i] = match bits[n / 4] >> (2 * (n % 4)) & 3 {
+                            SEEN => ExactAnswer::Seen,
+                            WAIT => {
+                                waiting.push(i);
+                                ExactAnswer::Failed
+                            }
+                            code @ (NEW | NEW_TAKEN) => {
+                                self.stats.fingerprints += 1;
+                                self.leased.push(Lease::of(&queries[i], code == NEW_TAKEN));
+                                ExactAnswer::New
+                            }
+                            _ => unreachable!("two bits"),
                         };
                     }
                     continue;
@@ -737,6 +874,66 @@ impl RedisTier {
             error.get_or_insert(e);
         }
         error
+    }
+
+    /// The commands that end the leases in [`RedisTier::released`], which it
+    /// empties: one `HDEL` per (group, window). Unconditional: a lease that lapsed
+    /// and was taken over by another client is deleted too, which is safe, because
+    /// this client has written the record (the taker's is a duplicate).
+    fn release_cmds(&mut self) -> Vec<Arc<Cmd>> {
+        let released = std::mem::take(&mut self.released);
+        let mut keyed: Vec<(u8, i64, i64)> = released
+            .iter()
+            .flat_map(|l| l.windows().map(move |w| (l.group, w, l.member)))
+            .collect();
+        keyed.sort_unstable();
+        keyed.dedup();
+        let mut cmds = Vec::new();
+        for run in keyed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            for part in run.chunks(MAX_CALL_QUERIES) {
+                let mut cmd = redis::cmd("HDEL");
+                cmd.arg(format!("{PREFIX}:{{g{}}}:w{}:p", part[0].0, part[0].1));
+                for &(_, _, m) in part {
+                    cmd.arg(m);
+                }
+                cmds.push(Arc::new(cmd));
+            }
+        }
+        cmds
+    }
+}
+
+/// An ID this client found new under `--shared`, leased to it in Redis until its
+/// record is written.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    group: u8,
+    member: i64,
+    first: i64,
+    own: i64,
+    /// Taken over from a lapsed lease, in some window of `first ..= own`; else the
+    /// lease is in `own`.
+    taken: bool,
+}
+
+impl Lease {
+    fn of(q: &ExactQuery, taken: bool) -> Lease {
+        Lease {
+            group: group(q.fp) as u8,
+            member: member(q.fp),
+            first: q.first_window(),
+            own: q.own.0,
+            taken,
+        }
+    }
+
+    /// The windows that may hold this client's lease on it.
+    fn windows(&self) -> std::ops::RangeInclusive<i64> {
+        if self.taken {
+            self.first..=self.own
+        } else {
+            self.own..=self.own
+        }
     }
 }
 
@@ -841,12 +1038,36 @@ impl RedisTier {
         self.retry_at.is_some_and(|at| Instant::now() < at)
     }
 
-    /// The per-query script for `queries` (all of them, or a part of a batch).
+    /// The per-query script for `queries` (`--shared`). Queries held under
+    /// another client's lease are asked again, in order, after a pause that
+    /// doubles from [`WAIT_MIN`] to [`WAIT_MAX`], until the holder has written its
+    /// record (a duplicate here) or its lease lapsed (new here).
     fn slow(&mut self, queries: &[ExactQuery], answers: &mut [ExactAnswer]) {
-        let calls = self.plan(queries);
-        match self.run(calls, answers) {
-            None => self.recover_ok(),
-            Some(e) => self.fail(e),
+        let (mut ask, mut at): (Vec<ExactQuery>, Vec<usize>) =
+            (queries.to_vec(), (0..queries.len()).collect());
+        let mut pause = WAIT_MIN;
+        loop {
+            let calls = self.plan(&ask);
+            let mut got = vec![ExactAnswer::Failed; ask.len()];
+            let mut waiting = Vec::new();
+            let error = self.run(&ask, calls, &mut got, &mut waiting);
+            for (k, a) in got.into_iter().enumerate() {
+                answers[at[k]] = a;
+            }
+            if let Some(e) = error {
+                // The waiting ones stay Failed with the rest of what failed.
+                self.fail(e);
+                return;
+            }
+            self.recover_ok();
+            if waiting.is_empty() {
+                return;
+            }
+            waiting.sort_unstable();
+            ask = waiting.iter().map(|&k| ask[k]).collect();
+            at = waiting.iter().map(|&k| at[k]).collect();
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(WAIT_MAX);
         }
     }
 
@@ -993,11 +1214,24 @@ impl ExactTier for RedisTier {
     }
 
     fn wants_output_written(&self) -> bool {
-        self.fast.is_some()
+        true
     }
 
     fn output_written(&mut self, idle: bool) {
-        self.mark_written(idle);
+        if self.fast.is_some() {
+            self.mark_written(idle);
+            return;
+        }
+        // `--shared`: the leases of written records end with the next call, or
+        // now when the input is quiet.
+        self.released.append(&mut self.leased);
+        if idle && !self.released.is_empty() && !self.backing_off() {
+            let sent = self.release_cmds().into_iter().map(|c| (c, None)).collect();
+            if let Some(e) = self.exec(sent).into_iter().find_map(|r| r.err()) {
+                self.stats.errors += 1;
+                self.last_error = Some(format!("Redis at {}: ending leases: {e}", self.shown));
+            }
+        }
     }
 
     fn flush(&mut self) {
