@@ -394,7 +394,6 @@ const SEEN: u8 = 1;
 const WAIT: u8 = 2;
 const NEW_TAKEN: u8 = 3;
 
-
 /// Connects to Redis (or a Redis Cluster), agrees on the deployment seed, and
 /// returns the tier and the seed every instance uses.
 ///
