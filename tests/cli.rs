@@ -62,6 +62,12 @@ fn usage_errors_exit_1_and_name_the_flag() {
         (&["--exact", "mysql://x"], "--exact"),
         (&["--exact", "redis://127.0.0.1:1", "--exact-timeout", "0s"], "--exact-timeout"),
         (&["--shared"], "--shared"),
+        (&["--shared-lease", "1s"], "--shared"),
+        (&["--exact", "redis://127.0.0.1:1", "--shared", "--shared-lease", "0s"], "--shared-lease"),
+        (
+            &["--exact", "redis://127.0.0.1:1", "--shared", "--shared-lease", "soon"],
+            "--shared-lease",
+        ),
     ];
     for (args, flag) in cases {
         let o = TestCommand::raw(args).stdin("x\n").run();
