@@ -13,6 +13,7 @@
 //! logdedup:meta                        string  "logdedup-layout-v1 groups=256 load=200 seed=<48 hex>"
 //! logdedup:{g<g>}:w<w>:b<b>            set     members of group g in window w, bucket b (intset)
 //! logdedup:{g<g>}:w<w>:m               hash    L, s, n, x: the bucket directory of (g, w)
+//! logdedup:{g<g>}:w<w>:p               hash    `--shared` leases: member → "<client>:<deadline ms>"
 //! logdedup:{g<g>}:r:<instance>         hash    replay ring of one client (cluster)
 //! logdedup:r:<instance>                hash    replay ring of one client (single node)
 //! ```
@@ -68,6 +69,17 @@
 //! dropped connection finds its answer there and returns it unchanged, so a reply
 //! lost on the way back does not turn the batch's new records into duplicates.
 //! The ring is a few KiB per client and expires when the client goes away.
+//!
+//! # Leases (`--shared`)
+//!
+//! An ID is inserted when it is decided, before its record is written, so that no
+//! other instance writes it too; until the record is out it is leased to the
+//! client that found it new (the `:p` hash of its window, with a deadline on the
+//! server's clock, `--shared-lease`), and the client deletes the lease once the
+//! record is flushed. Another client meeting a leased ID is answered *wait* and
+//! asks again until the lease is gone (a duplicate) or has lapsed (its holder died
+//! before writing: new, and the lease is taken over). So a `kill -9` between the
+//! insert and the write loses nothing.
 //!
 //! # Faults
 //!
