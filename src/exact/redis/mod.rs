@@ -845,12 +845,7 @@ impl RedisTier {
         sent.extend(releases.iter().map(|c| (c.clone(), None)));
         let mut results = self.exec(sent);
         let released = results.split_off(calls.len());
-        if let Some(e) = released.into_iter().find_map(|r| r.err()) {
-            // The leases lapse by themselves: at worst another instance that
-            // meets one of these IDs within `--shared-lease` waits for it.
-            self.stats.errors += 1;
-            self.last_error = Some(format!("Redis at {}: ending leases: {e}", self.shown));
-        }
+        self.check_released(released);
         let mut error = None;
         for (call, result) in calls.iter().zip(results) {
             let bits =
@@ -1036,6 +1031,16 @@ impl RedisTier {
         self.last_error = Some(format!("Redis at {}: {e}", self.shown));
         self.retry_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    /// Counts a failure among the results of [`RedisTier::release_cmds`]. Not a
+    /// reason to back off: the leases lapse by themselves, and at worst another
+    /// instance that meets one of these IDs within `--shared-lease` waits for it.
+    fn check_released(&mut self, results: Vec<Result<Value, String>>) {
+        if let Some(e) = results.into_iter().find_map(|r| r.err()) {
+            self.stats.errors += 1;
+            self.last_error = Some(format!("Redis at {}: ending leases: {e}", self.shown));
+        }
     }
 
     /// Ends the backoff after a call that worked.
@@ -1238,10 +1243,8 @@ impl ExactTier for RedisTier {
         self.released.append(&mut self.leased);
         if idle && !self.released.is_empty() && !self.backing_off() {
             let sent = self.release_cmds().into_iter().map(|c| (c, None)).collect();
-            if let Some(e) = self.exec(sent).into_iter().find_map(|r| r.err()) {
-                self.stats.errors += 1;
-                self.last_error = Some(format!("Redis at {}: ending leases: {e}", self.shown));
-            }
+            let results = self.exec(sent);
+            self.check_released(results);
         }
     }
 
