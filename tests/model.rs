@@ -817,8 +817,8 @@ fn bloom_sized_for_its_stream_within_1_8x_of_the_bound() {
 /// 22.5 bits per ID at 1e-2 (limit 12.0) and 39.5 at 1e-4 (limit 23.9). A filter
 /// that grows by adding filters twice as large has, just after a growth step, as
 /// many fresh bits as all the filled ones, and each later filter needs a tighter
-/// rate for the sum to stay within `--fpr`; the README's performance section has
-/// the arithmetic.
+/// rate for the sum to stay within `--fpr`; BENCHMARKS.md ("Other measurements")
+/// has the arithmetic.
 #[test]
 #[ignore = "issue 2's bloom memory target with growth is not met; see the doc comment"]
 fn bloom_grown_within_1_8x_of_the_bound() {

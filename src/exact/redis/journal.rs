@@ -1,34 +1,13 @@
 //! One instance's fast path: a journal per batch, grouped inserts later.
 //!
-//! The per-query script costs Redis several microseconds per ID (each `redis.call`
-//! and every member a bucket split moves pass through Lua), more than one
-//! `SET id 1 NX EX`. One instance (not `--shared`) does not need Redis to decide
-//! most IDs: where Redis holds nothing this process did not write, the local tier
-//! knows everything Redis knows, and its *no* is authoritative (DESIGN: "one
-//! instance: the local tier is authoritative for *no* answers"). So, for windows it
-//! *owns* (their bucket directories did not exist when this process first met them):
-//!
-//! - every query is added to the *pending* set (in process) and, once the batch's
-//!   records are written out, to a **journal**, one Redis string per batch, so a
-//!   `kill -9` may repeat the last batch but never loses a record;
-//! - a local *no* is answered New at once; a *maybe* is looked up in the pending set
-//!   and, if not there, in the buckets by a read-only script (one bit per query,
-//!   and one more saying it was found in its own window, where it need not be
-//!   added again);
-//! - when the pending set is large (or at the end of the run) it is **compacted**:
-//!   grouped by (group, window), each group's members are added to their buckets
-//!   with one multi-member `SADD` per bucket, and the bucket splits that the new
-//!   count calls for are computed here (members read with `SMEMBERS`, moved with
-//!   `SREM`/`SADD`) instead of member by member in Lua. One script call per
-//!   (group, window) applies it atomically if the directory is still what was read
-//!   (compare and set), so a concurrent writer only causes a retry. Then the
-//!   journals are deleted.
-//!
-//! A journal left by a process that died is compacted by the next one to connect,
-//! before it answers anything, so nothing it holds is ever missed. In windows that
-//! were not empty when first met (a restart, an earlier instance) the local *no*
-//! proves nothing: there every ID not pending is looked up, and the rest is the
-//! same (journal after output, compaction).
+//! Without `--shared`, where Redis holds nothing this process did not write (the
+//! windows it *owns*), the local tier's *no* is authoritative, so most IDs need no
+//! question to Redis: each batch's IDs go to a pending set and, once its records
+//! are written out, to a journal string; a compaction thread moves them into the
+//! buckets with multi-member `SADD`s and a compare-and-set script per (group,
+//! window). `REDIS.md` ("One instance: journal and compaction") describes the
+//! protocol, the windows that were not empty when first met, and journals left by
+//! a process that died.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};

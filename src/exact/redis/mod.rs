@@ -1,97 +1,18 @@
 //! The Redis exact tier (`--exact redis://…`, `rediss://…`, `redis+unix://…`,
 //! `redis+cluster://…`): the shared, restart-proof authority for every *maybe*.
 //!
-//! # Layout (a stable format, documented in the README's Redis section)
-//!
-//! A query's 128-bit fingerprint is cut in two: the top 8 bits pick one of
-//! [`GROUPS`] *groups*, the low 64 bits (as a signed integer) are the *member*
-//! stored in Redis. Everything one group touches carries the hash tag `{g<group>}`,
-//! so on a cluster a group is one slot and one script call, and a batch is at most
-//! 256 calls sent concurrently.
-//!
-//! ```text
-//! logdedup:meta                        string  "logdedup-layout-v1 groups=256 load=200 seed=<48 hex>"
-//! logdedup:{g<g>}:w<w>:b<b>            set     members of group g in window w, bucket b (intset)
-//! logdedup:{g<g>}:w<w>:m               hash    L, s, n, x: the bucket directory of (g, w)
-//! logdedup:{g<g>}:w<w>:p               hash    `--shared` leases: member → "<client>:<deadline ms>"
-//! logdedup:{g<g>}:r:<instance>         hash    replay ring of one client (cluster)
-//! logdedup:r:<instance>                hash    replay ring of one client (single node)
-//! ```
-//!
-//! **Why buckets, and why these sizes.** A set whose members are all integers and
-//! which holds at most `set-max-intset-entries` (512 by default) of them is stored
-//! as an *intset*: a sorted array of 8-byte integers, binary searched. That is
-//! ~8 B per ID plus the key's own overhead (~130 B for the dict entries, the key
-//! string, the object header and its expiry, plus jemalloc's size-class rounding
-//! of the array), against 115–160 B for one `SET id 1 NX EX` key per ID. One
-//! member past 512 and Redis converts the set to a hash table (~40 B per member)
-//! for good, so buckets must stay under the limit whatever the window holds.
-//!
-//! **Growth: linear hashing, per (group, window).** The number of buckets of
-//! (g, w) is `2^L + s`; a member's address `a` is its last nine decimal digits, its
-//! bucket `a mod 2^L`, or `a mod 2^(L+1)` when that is below the split pointer
-//! `s`. When the count `n` passes [`SPLIT_LOAD`] × buckets, bucket `s` is split:
-//! its members are read, the key is deleted and rewritten as two fresh intsets
-//! (`s` and `s + 2^L`), and `s` advances (at `2^L`, `L` grows and `s` restarts).
-//! Only one bucket moves at a time (a few hundred members, microseconds), so a
-//! window grows from one ID to billions without a pause and without a size to
-//! guess. The mean load stays at 200 and an unsplit bucket's at most ~400 — well
-//! under 512 even at five standard deviations — and a bucket that still overflows
-//! is rewritten compact when its turn to split comes.
-//!
-//! **Expiry.** Bucket and directory keys get `PEXPIREAT` when they are created
-//! (the first member of (g, w), and both halves of a split), at the end of the
-//! window's retention, `(w + K + 1)·W` plus a minute of slack — or, when that is
-//! already past on the server's clock (a replay of old logs), `(K + 1)·W` plus the
-//! slack from now. So a whole window leaves Redis at once, by Redis's own expiry,
-//! with no scan and no client involved. Without `--window` nothing expires.
-//! (A split half that is empty creates no key; the flag `x` then makes every later
-//! insert of that (g, w) set the expiry, so no key is ever left without one.)
-//!
-//! # One instance: journal and compaction
-//!
-//! Without `--shared`, every window takes the path in `journal.rs`: a journal
-//! string per batch, a pending set in process, and grouped compaction into the
-//! buckets above on a second connection. In windows this process owns (empty in
-//! Redis when first met) a local *no* is trusted; in the others every ID is looked
-//! up. Everything below applies to `--shared`.
-//!
-//! # Atomicity and lost replies
-//!
-//! One Lua script call checks and inserts a whole call's queries atomically (no
-//! other client interleaves): for each query, `SISMEMBER` in the buckets of its
-//! older retained windows, then `SADD` into its own window — the `SADD` reply also
-//! says whether it was already there. The answers come back as a bitmap.
-//!
-//! Every call carries this client's instance id and a sequence number, and the
-//! script keeps its answer in a ring of the last [`RING`] answers of this client
-//! (`HSET` field `seq mod RING`). A call that is sent again after a timeout or a
-//! dropped connection finds its answer there and returns it unchanged, so a reply
-//! lost on the way back does not turn the batch's new records into duplicates.
-//! The ring is a few KiB per client and expires when the client goes away.
-//!
-//! # Leases (`--shared`)
-//!
-//! An ID is inserted when it is decided, before its record is written, so that no
-//! other instance writes it too; until the record is out it is leased to the
-//! client that found it new (the `:p` hash of its window, with a deadline on the
-//! server's clock, `--shared-lease`), and the client deletes the lease once the
-//! record is flushed. Another client meeting a leased ID is answered *wait* and
-//! asks again until the lease is gone (a duplicate) or has lapsed (its holder died
-//! before writing: new, and the lease is taken over). So a `kill -9` between the
-//! insert and the write loses nothing.
-//!
-//! # Faults
-//!
-//! The tier never blocks longer than the timeout and never panics: a call that
-//! fails (timeout, reset, server down) is resent once with the same sequence
-//! number; if that fails too, its queries are answered [`ExactAnswer::Failed`]
-//! and `--on-exact-error` decides. Further batches then fail at once, without
-//! waiting, until a backoff (100 ms doubling to 5 s) has passed; the next batch
-//! after it probes the server. The connection itself is a `ConnectionManager`
-//! (single node) or the cluster client, both of which reconnect on their own.
-//! The client runs on a current-thread tokio runtime owned by the tier; the
-//! pipeline is synchronous and each batch is one `block_on`.
+//! The key layout (a stable format), the one-instance journal path, the
+//! `--shared` script and its leases, lost replies and faults are described once,
+//! in `REDIS.md` at the root of the repository; change it with the code. In
+//! short: a fingerprint's top 8 bits pick one of [`GROUPS`] groups (one hash tag,
+//! so one cluster slot and one script call each), and its low 64 bits are the
+//! member, kept in intset buckets that split by linear hashing at [`SPLIT_LOAD`]
+//! members per bucket and expire with their window. Without `--shared` every
+//! window takes the path in `journal.rs`; this file holds the connection, the
+//! layout, and the `--shared` script, whose answers each client keeps in a ring of
+//! [`RING`] so a resent call is answered as it was the first time. The client runs
+//! on a current-thread tokio runtime owned by the tier; the pipeline is
+//! synchronous and each batch is one `block_on`.
 
 mod journal;
 
