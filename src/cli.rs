@@ -236,7 +236,7 @@ fn exact(text: &str, timeout: &str, shared: bool, lease: &str) -> Result<ExactCo
         }
         other => Err(ConfigError::new(
             "--exact",
-            format!("unknown tier '{other}' (expected memory, none, redis://…, rediss://…, redis+unix://…, redis+cluster://…)"),
+            format!("unknown tier '{}' (expected memory, none, redis://…, rediss://…, redis+unix://…, redis+cluster://…)", logdedup::exact::redis::redact(other)),
         )),
     }
 }

@@ -475,7 +475,7 @@ impl Pipeline {
             run.checkpoint()?;
             if let Some(e) = &mut run.exact {
                 e.output_written(true);
-                e.flush();
+                e.flush()?;
             }
             Ok(())
         })();
@@ -773,6 +773,9 @@ impl Run<'_> {
             // The tier counts its round trips and failed batches for the whole run.
             s.exact_round_trips = es.round_trips;
             s.exact_errors = es.errors;
+            s.exact_outages = es.outages;
+            s.exact_outage = es.outage;
+            s.exact_error = if es.outage { e.last_error() } else { None };
         }
         s
     }

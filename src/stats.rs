@@ -59,6 +59,13 @@ pub struct Stats {
     pub exact_round_trips: u64,
     /// Batches the exact tier failed.
     pub exact_errors: u64,
+    /// Outages of a remote exact tier (each from a failed batch to the next call
+    /// that works).
+    pub exact_outages: u64,
+    /// Whether the remote exact tier is failing now.
+    pub exact_outage: bool,
+    /// While it is failing, the error (any secret in its URL hidden).
+    pub exact_error: Option<String>,
     /// Windows that fell out of retention.
     pub windows_rotated: u64,
     /// Snapshots written to the state directory.
@@ -120,6 +127,7 @@ impl AddAssign for Stats {
             exact_queries,
             exact_round_trips,
             exact_errors,
+            exact_outages,
             windows_rotated,
             checkpoints
         );
@@ -212,6 +220,9 @@ impl Stats {
             self.windows_rotated,
             self.checkpoints
         );
+        if let Some(e) = &self.exact_error {
+            let _ = writeln!(s, "logdedup: the exact tier was still failing at the end: {e}");
+        }
         if self.bloom_bits > 0 {
             let _ = writeln!(
                 s,
@@ -303,6 +314,11 @@ mod tests {
         assert_eq!(v["records_in"], 10);
         assert!(s.summary().contains("10 records in"));
         assert_eq!(human_bytes(2048.0), "2.0 KiB");
+        assert!(!s.summary().contains("still failing"));
+        let down = Stats { exact_outage: true, exact_error: Some("refused".into()), ..s };
+        assert!(down.summary().contains("still failing at the end: refused"));
+        let v: serde_json::Value = serde_json::from_str(&down.to_json()).unwrap();
+        assert_eq!((&v["exact_outage"], &v["exact_error"]), (&true.into(), &"refused".into()));
     }
 
     /// A run where every counter holds its own value, so a swapped field or
@@ -332,6 +348,9 @@ mod tests {
             exact_queries: 262_067,
             exact_round_trips: 1_061,
             exact_errors: 3,
+            exact_outages: 2,
+            exact_outage: false,
+            exact_error: None,
             windows_rotated: 7,
             checkpoints: 2,
             elapsed_secs: 1.25,

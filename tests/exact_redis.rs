@@ -443,7 +443,7 @@ fn splits_keep_every_member_findable() {
     let before = t.stats().round_trips;
     assert!(answers(t.as_mut(), &qs).iter().all(|&a| a == ExactAnswer::Seen));
     assert_eq!(t.stats().round_trips, before + 1);
-    t.flush();
+    t.flush().unwrap();
     let s = t.stats();
     assert_eq!((s.queries, s.errors, s.fingerprints), (300_000, 0, 150_000));
     // One round trip per batch of 5000 (journal and lookups together), one to learn
@@ -563,11 +563,11 @@ fn a_window_met_with_data_is_read_whole_or_asked_alike() {
         let server = RedisServer::start();
         let mut t = tier(&server.url(), WindowConfig::default());
         answers(t.as_mut(), &first);
-        t.flush();
+        t.flush().unwrap();
         drop(t);
         let mut t = tier_reading(&server.url(), WindowConfig::default(), preload_max);
         assert_eq!(answers(t.as_mut(), &second), want, "preload_max {preload_max}");
-        t.flush();
+        t.flush().unwrap();
         drop(t);
         // What the second run added is in Redis, in window 1 (also the IDs it
         // held only in window 0): a third process asking window 1 alone agrees.
@@ -657,13 +657,13 @@ fn compaction_after_another_writer_split_the_buckets() {
     );
     let mut fast = tier(&url, WindowConfig::default());
     assert!(answers(fast.as_mut(), &a).iter().all(|&x| x == ExactAnswer::New));
-    fast.flush();
+    fast.flush().unwrap();
     // The per-query script of another client splits the same buckets.
     let mut other = shared_tier(&url);
     let got = answers(other.as_mut(), &b);
     assert!(got.iter().all(|&x| x == ExactAnswer::New), "{:?} {:?}", other.last_error(), &got[..5]);
     assert!(answers(fast.as_mut(), &c).iter().all(|&x| x == ExactAnswer::New));
-    fast.flush();
+    fast.flush().unwrap();
     assert_eq!(fast.stats().errors, 0);
     assert_eq!(members_in(&server, 0), 260_000);
     check_buckets(&server, 0, &[0, 1, 254]);
@@ -955,6 +955,183 @@ fn closed_policy_drops_unconfirmed() {
     assert_eq!(out.stat("dropped"), out.stat("unconfirmed"), "{:?}", out.stats);
 }
 
+/// Waits until a client connected to `server` has agreed on the metadata.
+fn wait_for_meta(server: &RedisServer) {
+    let start = Instant::now();
+    while server.cli(&["get", "logdedup:meta"]).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no client stored the metadata");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The IDs whose first occurrence is in a chunk before `k` of `slow_run`'s
+/// cut of `input` into `chunks`.
+fn ids_first_seen_before(input: &[u8], chunks: usize, k: usize) -> HashSet<String> {
+    let lines: Vec<&[u8]> = input.split_inclusive(|&b| b == b'\n').collect();
+    let per = lines.len().div_ceil(chunks);
+    ids(&lines[..(k * per).min(lines.len())].concat()).into_iter().collect()
+}
+
+#[test]
+fn a_server_restart_mid_run_keeps_the_seed() {
+    // The server restarts (no persistence) once the client has connected: the
+    // client stores the metadata again, so a second run uses the same seed and
+    // finds every ID written after the restart. Once before any record, once
+    // midway. One instance still holds every ID it met (its pending set), so all
+    // of them end up in the new server; `--shared` keeps nothing in process, so
+    // there only IDs first seen before the restart may come again (the server
+    // lost them), never one written after it.
+    for (k, shared) in [(0, false), (4, false), (4, true)] {
+        let mut server = RedisServer::start();
+        let url = server.url();
+        let input = stream(8_000, 41 + k as u64);
+        let mut args = vec!["--key", ".id", "--exact", &url, "--exact-timeout", "300ms"];
+        if shared {
+            args.push("--shared");
+        }
+        let out = slow_run(&args, &input, 8, |c| {
+            if c == 0 {
+                wait_for_meta(&server);
+            }
+            if c == k {
+                server.restart();
+            }
+        });
+        out.assert_ok();
+        let case = format!("k {k} shared {shared}");
+        assert!(out.stderr.contains("logdedup:meta was gone"), "{case}: {}", out.stderr);
+        assert!(!server.cli(&["get", "logdedup:meta"]).is_empty());
+        let before = ids_first_seen_before(&input, 8, k);
+        let unique: HashSet<String> = ids(&input).into_iter().collect();
+        let emitted = ids(&out.stdout);
+        let distinct: HashSet<String> = emitted.iter().cloned().collect();
+        assert_eq!(distinct, unique, "{case}: every ID comes out");
+        // Failed calls while the server was away answer by the policy (open:
+        // written, maybe again); otherwise a repeat is one the server lost.
+        let failed = out.stat("exact_errors") > 0;
+        if !failed {
+            let mut once = HashSet::new();
+            let repeats: Vec<&String> = emitted.iter().filter(|i| !once.insert(*i)).collect();
+            let stray: Vec<&&String> = repeats.iter().filter(|i| !before.contains(**i)).collect();
+            assert!(
+                stray.is_empty(),
+                "{case}: repeated though written after the restart: {stray:?}"
+            );
+            if !shared {
+                assert!(repeats.is_empty(), "{case}: {repeats:?}");
+            }
+        }
+        let again = run(&url, &["--key", ".id"], &input);
+        if !shared {
+            assert_eq!(again.stat("emitted"), 0, "{case}");
+        } else if !failed {
+            let repeated: HashSet<String> = ids(&again.stdout).into_iter().collect();
+            let stray: Vec<&String> = repeated.difference(&before).take(5).collect();
+            assert!(
+                stray.is_empty(),
+                "{case}: written after the restart, emitted again: {stray:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_client_finding_another_seed_stops() {
+    // The server lost the metadata and another deployment stored its own before
+    // this client could: it stops with exit 2 rather than mixing seeds.
+    for shared in [false, true] {
+        let mut server = RedisServer::start();
+        let url = server.url();
+        let input = stream(8_000, 51);
+        let mut args = vec!["--key", ".id", "--exact", &url, "--exact-timeout", "300ms"];
+        if shared {
+            args.push("--shared");
+        }
+        let other = format!("logdedup-layout-v1 groups=256 load=200 seed={}", "ab".repeat(24));
+        let out = slow_run(&args, &input, 8, |c| {
+            if c == 0 {
+                wait_for_meta(&server);
+            }
+            if c == 3 {
+                server.restart();
+                server.cli(&["set", "logdedup:meta", &other]);
+            }
+        });
+        assert_eq!(out.code, 2, "shared {shared}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("logdedup:meta now holds") && out.stderr.contains(&other),
+            "shared {shared}: {}",
+            out.stderr
+        );
+        assert_eq!(server.cli(&["get", "logdedup:meta"]), other, "the other's value stays");
+    }
+}
+
+#[test]
+fn an_outage_is_said_when_it_starts_and_when_it_ends() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let input = stream(40_000, 61);
+    let args = outage_args(&url, "open");
+    let out = slow_run(&args, &input, 40, |c| match c {
+        0 => wait_for_meta(&server),
+        5 => server.kill(),
+        12 => server.restart(),
+        _ => {}
+    });
+    out.assert_ok();
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let start = lines.iter().position(|l| l.starts_with("logdedup: warning: Redis at"));
+    let end = lines.iter().position(|l| l.contains("answering again after"));
+    assert!(start.is_some() && end > start, "{}", out.stderr);
+    // Rate-limited: a short outage is one line each way, not one per batch.
+    let said = lines.iter().filter(|l| l.contains("Redis at")).count();
+    assert!(said <= 4, "{said} lines: {}", out.stderr);
+    assert!(out.stat("exact_outages") >= 1, "{:?}", out.stats);
+    assert_eq!(out.stats.as_ref().unwrap()["exact_outage"], false);
+}
+
+#[test]
+fn secrets_in_the_url_are_never_shown() {
+    // `?pass=` (the form the client reads for unix sockets), `?password=` (a form
+    // it ignores, which still holds a secret) and `user:pass@`.
+    let mut server = RedisServer::start_tcp(&["--requirepass", "s3cret-pw"]);
+    let sock = server.sock.display().to_string();
+    let port = server.port.unwrap();
+    let good = format!("redis+unix://{sock}?pass=s3cret-pw");
+    let wrong = [
+        format!("redis+unix://{sock}?pass=wr0ng-pw"),
+        format!("redis+unix://{sock}?db=0&password=wr0ng-pw"),
+        format!("redis://u:wr0ng-pw@127.0.0.1:{port}/0"),
+        format!("redis+cluster://u:wr0ng-pw@127.0.0.1:{port}"),
+        format!("redis:/u:wr0ng-pw@127.0.0.1:{port}"),
+    ];
+    for url in &wrong {
+        let out =
+            TestCommand::new(&["--exact", url, "--exact-timeout", "300ms"]).stdin("x\n").run();
+        assert_ne!(out.code, 0, "{url}: {}", out.stderr);
+        assert!(out.stderr.contains("--exact"), "{url}: {}", out.stderr);
+        assert!(!out.stderr.contains("wr0ng"), "{url}: {}", out.stderr);
+    }
+    // Errors while running, the summary and --stats-json: the server goes away
+    // midway and the run ends before it is back.
+    let input = stream(6_000, 71);
+    let out = slow_run(&outage_args(&good, "open"), &input, 6, |c| {
+        if c == 2 {
+            server.kill();
+        }
+    });
+    out.assert_ok();
+    let stats = out.stats.as_ref().unwrap();
+    assert_eq!(stats["exact_outage"], true, "{stats}");
+    let error = stats["exact_error"].as_str().unwrap();
+    assert!(error.contains("pass=***"), "{error}");
+    assert!(out.stderr.contains("pass=***"), "{}", out.stderr);
+    assert!(out.stderr.contains("still failing at the end"), "{}", out.stderr);
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+    assert!(!stats.to_string().contains("s3cret"), "{stats}");
+}
+
 // ---- Measurements (ignored: run by hand, figures in the README's Redis section) ----
 
 /// Script per batch vs pipelined multi-member commands, on the same server and
@@ -1000,7 +1177,7 @@ fn measure_script_vs_pipeline() {
     let start = Instant::now();
     let got = answers(t.as_mut(), &qs);
     t.output_written(true);
-    t.flush();
+    t.flush().unwrap();
     let journal = start.elapsed();
     assert!(got.iter().all(|&a| a == ExactAnswer::New));
     eprintln!(

@@ -558,6 +558,7 @@ impl ExactTier for MemoryTier {
             round_trips: 0,
             queries: self.queries,
             errors: 0,
+            ..ExactStats::default()
         }
     }
 

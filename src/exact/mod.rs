@@ -68,6 +68,11 @@ pub struct ExactStats {
     pub queries: u64,
     /// Failed batches.
     pub errors: u64,
+    /// Whether the tier is failing now (a server away): from the first failed
+    /// batch to the next call that works.
+    pub outage: bool,
+    /// Outages so far.
+    pub outages: u64,
 }
 
 /// An exact tier.
@@ -114,8 +119,11 @@ pub trait ExactTier: Send {
 
     /// Moves what was inserted so far to its final place (a remote tier compacts
     /// its journal); called at the end of a run. Failures are counted, not fatal:
-    /// what is not moved now is moved by the next run.
-    fn flush(&mut self) {}
+    /// what is not moved now is moved by the next run. `Err` only when the run
+    /// must stop with an error (the tier found it must not go on).
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     /// Reads what [`ExactTier::save`] wrote.
     fn load(&mut self, _r: &mut dyn Read) -> io::Result<()> {

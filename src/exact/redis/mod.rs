@@ -14,23 +14,26 @@
 //! on a current-thread tokio runtime owned by the tier; the pipeline is
 //! synchronous and each batch is one `block_on`.
 
+mod conn;
 mod journal;
+mod meta;
+mod outage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
-use redis::{
-    Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, ServerErrorKind, Value,
-};
+use redis::{Cmd, FromRedisValue, Value};
 
 use super::{ExactAnswer, ExactQuery, ExactStats, ExactTier};
 use crate::config::{RedisConfig, WindowConfig};
 use crate::error::{ConfigError, Error, Result};
 use crate::hash::Seed;
 use crate::window::WindowIndex;
+pub use conn::redact;
+use conn::{resendable, send_value, Conn, Target};
+pub use meta::META_KEY;
+use meta::{agree_meta, parse_meta, LAYOUT};
 
 /// The key prefix (namespace) of every key this tier writes.
 pub const PREFIX: &str = "logdedup";
@@ -39,10 +42,6 @@ pub const PREFIX: &str = "logdedup";
 pub const GROUPS: usize = 256;
 /// Mean members per bucket at which the next bucket splits (see the module docs).
 pub const SPLIT_LOAD: u32 = 200;
-/// The deployment metadata key: layout version and seed.
-pub const META_KEY: &str = "logdedup:meta";
-/// The layout this version writes; [`META_KEY`] must name the same one.
-const LAYOUT: &str = "logdedup-layout-v1";
 /// Answers kept per client for resent calls. A call is resent only before the next
 /// one is made, so a handful would do; 64 also covers a batch cut into many calls.
 pub const RING: u64 = 64;
@@ -353,7 +352,10 @@ pub fn connect(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut tier = open(cfg, window, &target)?;
     let shown = tier.shown.clone();
-    let unreachable = |e: String| Error::Exact(format!("--exact {shown}: cannot connect: {e}"));
+    let secrets = tier.secrets.clone();
+    let unreachable = |e: String| {
+        Error::Exact(format!("--exact {shown}: cannot connect: {}", conn::scrub(&e, &secrets)))
+    };
     let deadline = tier.timeout.saturating_mul(3).max(Duration::from_secs(1));
     let mut conn = tier.conn.clone().expect("connected");
     let meta = tier
@@ -376,11 +378,14 @@ pub fn connect(
             )));
         }
     }
+    // From now on every round trip re-asserts the metadata (see `lua/meta.lua`).
+    tier.meta = meta;
     // A journal left by a process that stopped early holds IDs that are in no
     // bucket yet: move them before answering anything.
     tier.recover_journals().map_err(|e| {
         Error::Exact(format!("--exact {shown}: moving the journal of an earlier run: {e}"))
     })?;
+    tier.foreign_meta()?;
     tier.stats = ExactStats::default();
     if !cfg.shared {
         // Compaction runs beside the stream on its own connection.
@@ -397,6 +402,7 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         .build()
         .map_err(|e| Error::io("starting the Redis client runtime", e))?;
     let shown = redact(&cfg.url);
+    let secrets = conn::secrets(&cfg.url);
     let timeout = cfg.timeout;
     // Connecting may retry inside the client; never wait for more than a few timeouts.
     let deadline = timeout.saturating_mul(3).max(Duration::from_secs(1));
@@ -405,7 +411,10 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         .map_err(|_| {
             Error::Exact(format!("--exact {shown}: cannot connect: no answer within {deadline:?}"))
         })?
-        .map_err(|e| Error::Exact(format!("--exact {shown}: cannot connect: {e}")))?;
+        .map_err(|e| {
+            let e = conn::scrub(&e.to_string(), &secrets);
+            Error::Exact(format!("--exact {shown}: cannot connect: {e}"))
+        })?;
     let mut id = [0u8; 8];
     getrandom::getrandom(&mut id).expect("the operating system's random source failed");
     let instance = format!("{:016x}", u64::from_le_bytes(id));
@@ -414,6 +423,7 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         rt,
         cluster: matches!(target, Target::Cluster(_)),
         shown,
+        secrets,
         timeout,
         width_ns: window.width_ns,
         retain: i64::from(window.retain.max(1)),
@@ -433,152 +443,11 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         by_group: vec![Vec::new(); GROUPS],
         fast: (!cfg.shared).then(|| journal::Fast::new(cfg.preload_max)),
         worker: None,
+        meta: String::new(),
+        meta_sha: redis::Script::new(meta::ASSERT).get_hash().to_string(),
+        foreign: None,
+        outage: outage::Outage::default(),
     })
-}
-
-/// Where to connect, from the `--exact` URL.
-#[derive(Debug)]
-enum Target {
-    /// One server: `redis://`, `rediss://`, `redis+unix://`, `unix://`.
-    Single(Box<redis::Client>),
-    /// A cluster: the seed nodes' URLs (`redis://h:p`, with credentials and TLS).
-    Cluster(Vec<String>),
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Target, ConfigError> {
-        let bad = |why: String| ConfigError::new("--exact", format!("'{}': {why}", redact(url)));
-        let cluster = [("redis+cluster://", "redis://"), ("rediss+cluster://", "rediss://")];
-        for (scheme, node_scheme) in cluster {
-            let Some(rest) = url.strip_prefix(scheme) else { continue };
-            // `[user:pass@]h1:p1,h2:p2[/0]`: the credentials apply to every node;
-            // a cluster has only database 0.
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            if !path.is_empty() && path != "0" {
-                return Err(bad("a Redis Cluster has only database 0".into()));
-            }
-            let (userinfo, hosts) = match authority.rsplit_once('@') {
-                Some((u, h)) => (format!("{u}@"), h),
-                None => (String::new(), authority),
-            };
-            let nodes: Vec<String> = hosts
-                .split(',')
-                .filter(|h| !h.is_empty())
-                .map(|h| format!("{node_scheme}{userinfo}{h}"))
-                .collect();
-            if nodes.is_empty() {
-                return Err(
-                    bad("no cluster nodes (expected redis+cluster://h1:p1,h2:p2,…)".into()),
-                );
-            }
-            for n in &nodes {
-                n.as_str().into_connection_info().map_err(|e| bad(e.to_string()))?;
-            }
-            return Ok(Target::Cluster(nodes));
-        }
-        redis::Client::open(url)
-            .map(|c| Target::Single(Box::new(c)))
-            .map_err(|e| bad(e.to_string()))
-    }
-}
-
-/// The connection: cloned into each concurrent call (both kinds are handles).
-#[derive(Clone)]
-enum Conn {
-    /// Reconnects in the background after a dropped connection; only the calls in
-    /// flight fail. (A bare multiplexed connection would stay broken.)
-    Single(ConnectionManager),
-    /// Routes each call by its first key's slot and follows MOVED/ASK.
-    Cluster(ClusterConnection),
-}
-
-impl Conn {
-    async fn open(target: &Target, timeout: Duration) -> redis::RedisResult<Conn> {
-        match target {
-            Target::Single(client) => {
-                // The response timeout is set explicitly: the library's default fired
-                // under load with no fault. Reconnect backoff: 25 ms doubling to 1 s.
-                let config = ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(timeout))
-                    .set_connection_timeout(Some(timeout))
-                    .set_number_of_retries(4)
-                    .set_min_delay(Duration::from_millis(25))
-                    .set_max_delay(Duration::from_secs(1))
-                    .set_exponent_base(2.0);
-                let m = ConnectionManager::new_with_config((**client).clone(), config).await?;
-                Ok(Conn::Single(m))
-            }
-            Target::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .retries(2)
-                    .min_retry_wait(10)
-                    .max_retry_wait(500)
-                    .build()?;
-                Ok(Conn::Cluster(client.get_async_connection().await?))
-            }
-        }
-    }
-
-    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> redis::RedisResult<T> {
-        match self {
-            Conn::Single(c) => cmd.query_async(c).await,
-            Conn::Cluster(c) => cmd.query_async(c).await,
-        }
-    }
-}
-
-/// Reads the deployment metadata, storing ours first if there is none.
-async fn agree_meta(conn: &mut Conn, local: Option<Seed>) -> redis::RedisResult<String> {
-    let get = redis::cmd("GET").arg(META_KEY).clone();
-    if let Some(v) = conn.query::<Option<String>>(&get).await? {
-        return Ok(v);
-    }
-    let mine = meta_value(&local.unwrap_or_else(Seed::random));
-    // SET NX: of several instances starting together exactly one value wins, and
-    // everyone reads that one back.
-    let set = redis::cmd("SET").arg(META_KEY).arg(&mine).arg("NX").clone();
-    conn.query::<Option<String>>(&set).await?;
-    Ok(conn.query::<Option<String>>(&get).await?.unwrap_or(mine))
-}
-
-fn meta_value(seed: &Seed) -> String {
-    let hex: String = seed.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{LAYOUT} groups={GROUPS} load={SPLIT_LOAD} seed={hex}")
-}
-
-/// The seed in a metadata value, if the value names this layout.
-fn parse_meta(v: &str) -> Option<Seed> {
-    let mut parts = v.split_whitespace();
-    if parts.next()? != LAYOUT
-        || parts.next()? != format!("groups={GROUPS}")
-        || parts.next()? != format!("load={SPLIT_LOAD}")
-    {
-        return None;
-    }
-    let hex = parts.next()?.strip_prefix("seed=")?;
-    if hex.len() != 2 * Seed::LEN || parts.next().is_some() {
-        return None;
-    }
-    let mut b = [0u8; Seed::LEN];
-    for (i, byte) in b.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(Seed::from_bytes(&b))
-}
-
-/// The URL with its password hidden, for messages.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let end = rest.find('/').unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
-        }
-        None => url.to_string(),
-    }
 }
 
 /// One script call: part of a batch (one group's part on a cluster).
@@ -595,8 +464,10 @@ pub struct RedisTier {
     conn: Option<Conn>,
     rt: tokio::runtime::Runtime,
     cluster: bool,
-    /// The URL without its password, for messages.
+    /// The URL without its secrets, for messages.
     shown: String,
+    /// The secrets hidden from `shown`, scrubbed from every message.
+    secrets: Vec<String>,
     timeout: Duration,
     width_ns: Option<i64>,
     retain: i64,
@@ -627,6 +498,14 @@ pub struct RedisTier {
     fast: Option<journal::Fast>,
     /// The thread that compacts beside the stream (one instance).
     worker: Option<journal::Worker>,
+    /// The metadata agreed on at start, re-asserted with every round trip
+    /// (empty: not re-asserted, on the compaction thread's connection).
+    meta: String,
+    meta_sha: String,
+    /// What the metadata key held instead of `meta`: the run must stop.
+    foreign: Option<String>,
+    /// The outage under way, if any, and what was said of it.
+    outage: outage::Outage,
 }
 
 impl std::fmt::Debug for RedisTier {
@@ -864,39 +743,6 @@ impl Lease {
     }
 }
 
-/// Sends one command. For `EVALSHA` (`script` is its text) the command is sent
-/// again as `EVAL` with the text when the server does not know the script yet
-/// (first use, or restarted since); `EVAL` also caches it.
-async fn send_value(
-    conn: &mut Conn,
-    cmd: &Cmd,
-    script: Option<&'static str>,
-) -> redis::RedisResult<Value> {
-    match (conn.query::<Value>(cmd).await, script) {
-        (Err(e), Some(text)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-            let mut eval = redis::cmd("EVAL");
-            eval.arg(text);
-            for a in cmd.args_iter().skip(2) {
-                if let redis::Arg::Simple(bytes) = a {
-                    eval.arg(bytes);
-                }
-            }
-            conn.query::<Value>(&eval).await
-        }
-        (r, _) => r,
-    }
-}
-
-/// Whether a failed call may have failed on the way (and so is worth resending).
-fn resendable(e: &RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_cluster_error()
-        || e.kind() == ErrorKind::ClusterConnectionNotFound
-}
-
 /// Appends the scripts' per-query arguments: the header (9 bytes per query:
 /// group, own window's 1-based descriptor `pos` (u16 BE), older windows to check
 /// (u16 BE), bucket address (u32 BE)), then one member per query.
@@ -949,9 +795,43 @@ impl RedisTier {
     /// Counts a failure and starts (or lengthens) the backoff.
     fn fail(&mut self, e: impl std::fmt::Display) {
         self.stats.errors += 1;
-        self.last_error = Some(format!("Redis at {}: {e}", self.shown));
+        self.set_error(format!("Redis at {}: {e}", self.shown));
         self.retry_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    /// Records `error` (secrets scrubbed) as the last one, and says on stderr
+    /// that an outage started or goes on, when a line is due (see `outage.rs`).
+    fn set_error(&mut self, error: String) {
+        let error = conn::scrub(&error, &self.secrets);
+        if self.announces() {
+            if let Some(line) = self.outage.failed(Instant::now(), &error) {
+                eprintln!("logdedup: warning: {line}");
+            }
+        }
+        self.last_error = Some(error);
+    }
+
+    /// Whether this tier speaks for the run (the compaction thread's does not:
+    /// what it meets, the stream's own calls meet too).
+    fn announces(&self) -> bool {
+        !self.meta.is_empty()
+    }
+
+    /// The error that stops the run when another deployment's metadata was
+    /// found (see [`RedisTier::exec`]).
+    fn foreign_meta(&mut self) -> Result<()> {
+        match self.foreign.take() {
+            None => Ok(()),
+            Some(found) => Err(Error::State(format!(
+                "--exact {}: the key {META_KEY} now holds '{found}', not this run's '{}': the \
+                 server lost it (a restart without persistence, or a flush) and another \
+                 client stored its own before this one could; stopping rather than mixing \
+                 fingerprints of two seeds. Stop every client, delete the prefix's keys (or \
+                 use another database), and start them again",
+                self.shown, self.meta
+            ))),
+        }
     }
 
     /// Counts a failure among the results of [`RedisTier::release_cmds`]. Not a
@@ -960,7 +840,7 @@ impl RedisTier {
     fn check_released(&mut self, results: Vec<Result<Value, String>>) {
         if let Some(e) = results.into_iter().find_map(|r| r.err()) {
             self.stats.errors += 1;
-            self.last_error = Some(format!("Redis at {}: ending leases: {e}", self.shown));
+            self.set_error(format!("Redis at {}: ending leases: {e}", self.shown));
         }
     }
 
@@ -968,6 +848,9 @@ impl RedisTier {
     fn recover_ok(&mut self) {
         self.retry_at = None;
         self.backoff = BACKOFF_MIN;
+        if let Some(line) = self.outage.ok(Instant::now()) {
+            eprintln!("logdedup: Redis at {}: {line}", self.shown);
+        }
     }
 
     /// Whether a recent failure still holds batches back.
@@ -1010,7 +893,34 @@ impl RedisTier {
 
     /// Runs commands concurrently (pipelined on one connection), resending those
     /// that failed on the way once; one result per command, in order.
-    fn exec(&mut self, sent: Vec<journal::Sent>) -> Vec<Result<Value, String>> {
+    ///
+    /// The tier that speaks for the run sends the metadata's re-assertion first
+    /// in every round trip (one short script; on one server it runs before the
+    /// rest): a server that lost it gets it back before this client's writes,
+    /// and another deployment's value stops the run at the next batch
+    /// ([`RedisTier::foreign_meta`]).
+    fn exec(&mut self, mut sent: Vec<journal::Sent>) -> Vec<Result<Value, String>> {
+        if sent.is_empty() || !self.announces() {
+            return self.exec_raw(sent);
+        }
+        sent.insert(0, (meta::assert_cmd(&self.meta_sha, &self.meta), Some(meta::ASSERT)));
+        let mut results = self.exec_raw(sent);
+        match results.remove(0).map(|v| meta::parse_asserted(&v)) {
+            Ok(Some(meta::Asserted::Restored)) => eprintln!(
+                "logdedup: warning: Redis at {}: the key {META_KEY} was gone (a restart \
+                 without persistence, or a flush); stored it again, so later runs keep this \
+                 run's seed. The IDs the server lost are emitted again by a later run",
+                self.shown
+            ),
+            Ok(Some(meta::Asserted::Foreign(v))) => self.foreign = Some(v),
+            // Anything else fails the other calls too, which count it.
+            _ => {}
+        }
+        results
+    }
+
+    /// [`RedisTier::exec`] without the metadata.
+    fn exec_raw(&mut self, sent: Vec<journal::Sent>) -> Vec<Result<Value, String>> {
         let mut out: Vec<Option<Result<Value, String>>> = (0..sent.len()).map(|_| None).collect();
         let conn = self.conn.clone().expect("connected");
         let mut todo: Vec<usize> = (0..sent.len()).collect();
@@ -1067,10 +977,60 @@ impl ExactTier for RedisTier {
         queries: &[ExactQuery],
         answers: &mut Vec<ExactAnswer>,
     ) -> Result<()> {
+        // Another deployment's metadata met by an idle call stops the run before
+        // this batch, and one met by this batch's calls before its records go out.
+        self.foreign_meta()?;
+        self.answer(queries, answers);
+        self.foreign_meta()
+    }
+
+    fn retire_before(&mut self, oldest: WindowIndex) {
+        // Keys expire on their own at the end of their window's retention (see the
+        // module docs); deleting them here could race other instances still
+        // reading those windows.
+        self.retire_pending(oldest.0);
+    }
+
+    fn wants_output_written(&self) -> bool {
+        true
+    }
+
+    fn output_written(&mut self, idle: bool) {
+        if self.fast.is_some() {
+            self.mark_written(idle);
+            return;
+        }
+        // `--shared`: the leases of written records end with the next call, or
+        // now when the input is quiet.
+        self.released.append(&mut self.leased);
+        if idle && !self.released.is_empty() && !self.backing_off() {
+            let sent = self.release_cmds().into_iter().map(|c| (c, None)).collect();
+            let results = self.exec(sent);
+            self.check_released(results);
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.compact_last();
+        self.foreign_meta()
+    }
+
+    fn stats(&self) -> ExactStats {
+        ExactStats { outage: self.outage.active(), outages: self.outage.count, ..self.stats }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error.clone()
+    }
+}
+
+impl RedisTier {
+    /// [`ExactTier::check_and_insert`] but for the metadata's check.
+    fn answer(&mut self, queries: &[ExactQuery], answers: &mut Vec<ExactAnswer>) {
         answers.clear();
         answers.resize(queries.len(), ExactAnswer::Failed);
         if queries.is_empty() {
-            return Ok(());
+            return;
         }
         self.stats.queries += queries.len() as u64;
         self.poll_worker(false);
@@ -1079,6 +1039,7 @@ impl ExactTier for RedisTier {
             // again before the backoff is over. One instance still knows what it
             // has pending.
             self.stats.errors += 1;
+            self.still_failing();
             if self.fast.is_some() {
                 for (q, a) in queries.iter().zip(answers.iter_mut()) {
                     if self.pending_seen(q) {
@@ -1092,12 +1053,17 @@ impl ExactTier for RedisTier {
                     }
                 }
             }
-            return Ok(());
+            return;
         }
         if self.fast.is_none() {
             self.slow(queries, answers);
-            return Ok(());
+        } else {
+            self.answer_one_instance(queries, answers);
         }
+    }
+
+    /// [`RedisTier::answer`] for one instance (not `--shared`).
+    fn answer_one_instance(&mut self, queries: &[ExactQuery], answers: &mut [ExactAnswer]) {
         // One instance: in a window it owns, a local *no* is new at once. A window
         // that held data when first met (a restart, a second run) may hold IDs the
         // local tier never saw, so there every ID is looked up. Either way new IDs
@@ -1140,89 +1106,22 @@ impl ExactTier for RedisTier {
             }
             start = end;
         }
-        Ok(())
     }
 
-    fn retire_before(&mut self, oldest: WindowIndex) {
-        // Keys expire on their own at the end of their window's retention (see the
-        // module docs); deleting them here could race other instances still
-        // reading those windows.
-        self.retire_pending(oldest.0);
-    }
-
-    fn wants_output_written(&self) -> bool {
-        true
-    }
-
-    fn output_written(&mut self, idle: bool) {
-        if self.fast.is_some() {
-            self.mark_written(idle);
-            return;
+    /// Counts a batch failed at once while backing off in the outage under way.
+    fn still_failing(&mut self) {
+        let error = self.last_error.clone().unwrap_or_default();
+        if self.announces() {
+            if let Some(line) = self.outage.failed(Instant::now(), &error) {
+                eprintln!("logdedup: warning: {line}");
+            }
         }
-        // `--shared`: the leases of written records end with the next call, or
-        // now when the input is quiet.
-        self.released.append(&mut self.leased);
-        if idle && !self.released.is_empty() && !self.backing_off() {
-            let sent = self.release_cmds().into_iter().map(|c| (c, None)).collect();
-            let results = self.exec(sent);
-            self.check_released(results);
-        }
-    }
-
-    fn flush(&mut self) {
-        self.compact_last();
-    }
-
-    fn stats(&self) -> ExactStats {
-        self.stats
-    }
-
-    fn last_error(&self) -> Option<String> {
-        self.last_error.clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn meta_roundtrip() {
-        let s = Seed { bloom: 1, k0: u64::MAX, k1: 0x0123_4567_89ab_cdef };
-        let v = meta_value(&s);
-        assert!(v.starts_with("logdedup-layout-v1 groups=256 load=200 seed="));
-        assert_eq!(parse_meta(&v), Some(s));
-        assert_eq!(parse_meta("logdedup-layout-v2 groups=256 load=200 seed=00"), None);
-        assert_eq!(parse_meta(&v.replace("groups=256", "groups=64")), None);
-        assert_eq!(parse_meta(&format!("{v} extra")), None);
-    }
-
-    #[test]
-    fn urls() {
-        assert!(matches!(Target::parse("redis://127.0.0.1:6379/2"), Ok(Target::Single(_))));
-        assert!(matches!(Target::parse("redis+unix:///tmp/r.sock"), Ok(Target::Single(_))));
-        assert!(matches!(Target::parse("unix:///tmp/r.sock"), Ok(Target::Single(_))));
-        assert!(matches!(Target::parse("rediss://h:1/0"), Ok(Target::Single(_))));
-        match Target::parse("redis+cluster://u:p@h1:1,h2:2") {
-            Ok(Target::Cluster(n)) => assert_eq!(n, ["redis://u:p@h1:1", "redis://u:p@h2:2"]),
-            other => panic!("{other:?}"),
-        }
-        match Target::parse("rediss+cluster://h1:1/0") {
-            Ok(Target::Cluster(n)) => assert_eq!(n, ["rediss://h1:1"]),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(Target::parse("redis+cluster://").unwrap_err().flag, "--exact");
-        assert_eq!(Target::parse("redis+cluster://h:1/3").unwrap_err().flag, "--exact");
-        assert_eq!(Target::parse("redis://h:notaport").unwrap_err().flag, "--exact");
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(redact("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(redact("redis://:secret@h:1"), "redis://:***@h:1");
-        assert_eq!(redact("redis+unix:///tmp/x"), "redis+unix:///tmp/x");
-        assert!(!redact("redis+cluster://u:pw@a:1,b:2").contains("pw"));
-    }
 
     #[test]
     fn address_is_the_last_nine_digits() {
