@@ -97,18 +97,6 @@ pub enum BloomMode {
     Off,
 }
 
-/// `--key-type`: how a single-part key is classified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyType {
-    /// Canonical decimal integers in the i64 range are integer IDs, the rest strings.
-    #[default]
-    Auto,
-    /// Every key must be a canonical decimal integer; other keys are unkeyed.
-    Int,
-    /// Every key is a string ID.
-    Str,
-}
-
 /// Framing stage settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FramingConfig {

@@ -63,8 +63,8 @@ pub mod time;
 pub mod verdict;
 pub mod window;
 
-pub use config::{Config, KeyType};
+pub use config::Config;
 pub use error::{ConfigError, Error, Result};
-pub use key::KeySpec;
+pub use key::{KeySpec, KeyType};
 pub use pipeline::Pipeline;
 pub use stats::Stats;

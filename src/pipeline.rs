@@ -25,14 +25,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::config::{
-    BloomMode, Checkpoint, Config, Disposition, ExactConfig, KeyType, OnExactError,
-};
+use crate::config::{BloomMode, Checkpoint, Config, Disposition, ExactConfig, OnExactError};
 use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery, ExactTier, MemoryTier};
 use crate::framing::{Frame, FrameReader, RawInput, Records, Span};
 use crate::hash::Seed;
-use crate::key::{int, Fields, Key};
+use crate::key::{int, Fields, Key, KeyType};
 use crate::local::LocalTier;
 use crate::sink::{push_run, Sink};
 use crate::state::StateDir;

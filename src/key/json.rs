@@ -1308,7 +1308,7 @@ mod tests {
             });
             let spec = |paths: &[&str]| {
                 let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
-                KeySpec::parse(&paths, None, crate::config::KeyType::Str).unwrap()
+                KeySpec::parse(&paths, None, crate::key::KeyType::Str).unwrap()
             };
             let composite = spec(&[first, second]);
             let mut scratch = composite.scratch();

@@ -16,9 +16,20 @@ pub mod json;
 
 use regex::bytes::{CaptureLocations, Regex};
 
-use crate::config::KeyType;
 use crate::error::ConfigError;
 pub use json::JsonPath;
+
+/// `--key-type`: how a single-part key is classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyType {
+    /// Canonical decimal integers in the i64 range are integer IDs, the rest strings.
+    #[default]
+    Auto,
+    /// Every key must be a canonical decimal integer; other keys are unkeyed.
+    Int,
+    /// Every key is a string ID.
+    Str,
+}
 
 /// One part of a key.
 #[derive(Debug, Clone)]
