@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+use logdedup::error::Bug;
 use logdedup::framing::RawInput;
 use logdedup::{Error, Pipeline};
 
@@ -109,7 +110,7 @@ fn main() -> ExitCode {
     // is already on stderr), not Rust's 101.
     let run =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run(input, output)));
-    let result = run.unwrap_or_else(|_| Err(Error::Internal("logdedup panicked".into())));
+    let result = run.unwrap_or_else(|_| Err(Bug::Panicked("logdedup").into()));
     match result {
         Ok(stats) => {
             if summary {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::config::{BloomMode, Checkpoint, Config, Disposition, ExactConfig, OnExactError};
-use crate::error::{Error, Result};
+use crate::error::{Bug, Error, ExactError, Result};
 use crate::exact::{ExactAnswer, ExactQuery, ExactTier, MemoryTier};
 use crate::framing::{Frame, FrameReader, RawInput, Records, Span};
 use crate::hash::Seed;
@@ -427,9 +427,8 @@ impl Pipeline {
                         if shared {
                             b.classify_unclaimed(&classifier, &mut None);
                         }
-                        let items = b.items().ok_or_else(|| {
-                            Error::Internal("classifying a batch of records failed".into())
-                        })?;
+                        let items =
+                            b.items().ok_or(Bug::Panicked("classifying a batch of records"))?;
                         run.batch(&b.records, items)?
                     }
                     Ok(Work::Oversized { part, last }) => run.oversized(&part, last)?,
@@ -453,7 +452,7 @@ impl Pipeline {
                         // The reader has ended; a panic must not pass for the end
                         // of the input.
                         if reader.join().is_err() {
-                            return Err(Error::Internal("the reader thread panicked".into()));
+                            return Err(Bug::Panicked("the reader thread").into());
                         }
                         break;
                     }
@@ -494,7 +493,7 @@ impl Pipeline {
             // being written) is `unwritten`, so the counters add up to `records_in`.
             stats.unwritten = stats.records_in.saturating_sub(stats.by_action());
         } else {
-            stats.check_conservation().map_err(Error::State)?;
+            stats.check_conservation().map_err(Bug::from)?;
         }
         if let Some(p) = &c.report.stats_json {
             std::fs::write(p, stats.to_json())
@@ -693,10 +692,8 @@ impl Run<'_> {
         }
         self.pending.clear();
         if (failed || tier_failed) && self.config.policies.on_exact_error == OnExactError::Abort {
-            return Err(Error::Exact(format!(
-                "{} (--on-exact-error abort)",
-                exact.last_error().unwrap_or_else(|| "a batch failed".into())
-            )));
+            let reason = exact.last_error().unwrap_or_else(|| "a batch failed".into());
+            return Err(ExactError::Aborted { reason }.into());
         }
         Ok(())
     }

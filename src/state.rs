@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StateError};
 use crate::exact::ExactTier;
 use crate::hash::Seed;
 use crate::local::LocalTier;
@@ -101,10 +101,7 @@ impl StateDir {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::EWOULDBLOCK) => {
-                    return Err(Error::State(format!(
-                        "--state-dir {} is in use by another logdedup process",
-                        dir.display()
-                    )))
+                    return Err(StateError::InUse { dir: dir.to_path_buf() }.into())
                 }
                 // A file system without flock (some network mounts): the runs
                 // go on without the one-process check.
@@ -184,78 +181,94 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(format!("--state-dir: reading {}", path.display()), e)),
         };
-        let damaged = |why: &str| {
-            Error::State(format!(
-                "{} is damaged or not a logdedup snapshot ({why}); move it away to start fresh (this re-emits what was already emitted)",
-                path.display()
-            ))
-        };
+        let mut r = Cursor::open(&path, &bytes)?;
+        let version = u32::from_le_bytes(r.array()?);
+        if !(1..=VERSION).contains(&version) {
+            return Err(StateError::Version { path, found: version, newest: VERSION }.into());
+        }
+        let slen = u32::from_le_bytes(r.array()?) as usize;
+        let written = String::from_utf8_lossy(r.take(slen)?).into_owned();
+        if written != self.settings {
+            return Err(StateError::Settings { path, written, run: self.settings.clone() }.into());
+        }
+        let seed = Seed::from_bytes(&r.array()?);
+        let has = r.take(1)?[0] == 1;
+        let newest = i64::from_le_bytes(r.array()?);
+        let mut lsec = r.section()?;
+        local.load(&mut lsec, version).map_err(|e| damaged(&path, format!("local tier: {e}")))?;
+        let mut esec = r.section()?;
+        load_exact(&path, &mut esec, exact)?;
+        if !lsec.is_empty() || !esec.is_empty() || !r.rest.is_empty() {
+            return Err(damaged(&path, "trailing bytes"));
+        }
+        Ok(Some(Loaded { seed, newest: has.then_some(WindowIndex(newest)) }))
+    }
+}
+
+/// Loads the exact tier's section, which is empty unless the in-process tier
+/// wrote it: a run that keeps fingerprints needs them, and one that keeps none
+/// must not drop those it was given.
+fn load_exact(path: &Path, esec: &mut &[u8], exact: Option<&mut dyn ExactTier>) -> Result<()> {
+    let changed = |had, has| StateError::ExactChanged { path: path.to_path_buf(), had, has };
+    match exact {
+        Some(e) if e.keeps_state() => {
+            if esec.is_empty() {
+                return Err(
+                    changed("no in-process fingerprints", "keeps them (--exact memory)").into()
+                );
+            }
+            e.load(esec).map_err(|e| damaged(path, format!("exact tier: {e}")))
+        }
+        _ if !esec.is_empty() => {
+            Err(changed("in-process fingerprints (--exact memory)", "keeps none").into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The snapshot at `path` cannot be used, because of `why`.
+fn damaged(path: &Path, why: impl Into<String>) -> Error {
+    StateError::Damaged { path: path.to_path_buf(), why: why.into() }.into()
+}
+
+/// A snapshot's body, read front to back: running out is `truncated`.
+struct Cursor<'a> {
+    path: &'a Path,
+    rest: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    /// The body of the snapshot `bytes`, after checking its magic and checksum.
+    fn open(path: &'a Path, bytes: &'a [u8]) -> Result<Cursor<'a>> {
         if bytes.len() < MAGIC.len() + 8 || &bytes[..16] != MAGIC {
-            return Err(damaged("bad magic"));
+            return Err(damaged(path, "bad magic"));
         }
         let (body, check) = bytes.split_at(bytes.len() - 8);
         if xxhash_rust::xxh3::xxh3_64(body) != u64::from_le_bytes(check.try_into().unwrap()) {
-            return Err(damaged("checksum mismatch"));
+            return Err(damaged(path, "checksum mismatch"));
         }
-        let mut r = &body[16..];
-        let mut take = |n: usize| -> Result<&[u8]> {
-            if r.len() < n {
-                return Err(damaged("truncated"));
-            }
-            let (a, b) = r.split_at(n);
-            r = b;
-            Ok(a)
-        };
-        let version = u32::from_le_bytes(take(4)?.try_into().unwrap());
-        if !(1..=VERSION).contains(&version) {
-            return Err(Error::State(format!(
-                "{} has snapshot version {version}; this logdedup reads versions 1 to {VERSION}",
-                path.display()
-            )));
+        Ok(Cursor { path, rest: &body[16..] })
+    }
+
+    /// The next `n` bytes.
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(damaged(self.path, "truncated"));
         }
-        let slen = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize;
-        let settings = String::from_utf8_lossy(take(slen)?).into_owned();
-        if settings != self.settings {
-            return Err(Error::State(format!(
-                "{} was written with other settings ({settings}) than this run ({}); use another --state-dir or the same flags",
-                path.display(),
-                self.settings
-            )));
-        }
-        let seed = Seed::from_bytes(take(Seed::LEN)?.try_into().unwrap());
-        let has = take(1)?[0] == 1;
-        let newest = i64::from_le_bytes(take(8)?.try_into().unwrap());
-        let llen = u64::from_le_bytes(take(8)?.try_into().unwrap()) as usize;
-        let mut lsec = take(llen)?;
-        local.load(&mut lsec, version).map_err(|e| damaged(&format!("local tier: {e}")))?;
-        let elen = u64::from_le_bytes(take(8)?.try_into().unwrap()) as usize;
-        let mut esec = take(elen)?;
-        // The exact tier's section is empty unless the in-process tier wrote it.
-        let changed = |had: &str, has: &str| {
-            Error::State(format!(
-                "{} holds {had} but this run {has}; use the --exact it was written with, or another --state-dir",
-                path.display()
-            ))
-        };
-        match exact {
-            Some(e) if e.keeps_state() => {
-                if esec.is_empty() {
-                    return Err(changed(
-                        "no in-process fingerprints",
-                        "keeps them (--exact memory)",
-                    ));
-                }
-                e.load(&mut esec).map_err(|e| damaged(&format!("exact tier: {e}")))?;
-            }
-            _ if !esec.is_empty() => {
-                return Err(changed("in-process fingerprints (--exact memory)", "keeps none"));
-            }
-            _ => {}
-        }
-        if !lsec.is_empty() || !esec.is_empty() || !r.is_empty() {
-            return Err(damaged("trailing bytes"));
-        }
-        Ok(Some(Loaded { seed, newest: has.then_some(WindowIndex(newest)) }))
+        let (a, b) = self.rest.split_at(n);
+        self.rest = b;
+        Ok(a)
+    }
+
+    /// The next `N` bytes, as an array.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
+    /// A section: its length (8 bytes), then as many bytes.
+    fn section(&mut self) -> Result<&'a [u8]> {
+        let len = u64::from_le_bytes(self.array()?) as usize;
+        self.take(len)
     }
 }
 

@@ -6,10 +6,11 @@
 //! `records_in = emitted + duplicates + dropped_by_policy + rejected`.
 
 use std::fmt::Write as _;
-use std::ops::AddAssign;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::error::ConservationError;
 
 /// The counters of a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -100,40 +101,6 @@ pub struct Stats {
     pub bytes_per_sec: f64,
 }
 
-impl AddAssign for Stats {
-    fn add_assign(&mut self, o: Stats) {
-        macro_rules! add {
-            ($($f:ident),*) => { $( self.$f += o.$f; )* };
-        }
-        add!(
-            records_in,
-            bytes_in,
-            emitted,
-            suppressed,
-            dropped,
-            rejected,
-            unwritten,
-            new,
-            duplicates,
-            unkeyed,
-            late,
-            oversized,
-            unconfirmed,
-            int_ids,
-            str_ids,
-            maybes,
-            confirmed_dups,
-            false_maybes,
-            exact_queries,
-            exact_round_trips,
-            exact_errors,
-            exact_outages,
-            windows_rotated,
-            checkpoints
-        );
-    }
-}
-
 impl Stats {
     /// The records counted by what was done with them: the right-hand side of
     /// conservation.
@@ -142,7 +109,7 @@ impl Stats {
     }
 
     /// Whether every record was counted exactly once, by action and by verdict.
-    pub fn check_conservation(&self) -> Result<(), String> {
+    pub fn check_conservation(&self) -> Result<(), ConservationError> {
         let by_action = self.by_action();
         let by_verdict = self.new
             + self.duplicates
@@ -151,17 +118,16 @@ impl Stats {
             + self.oversized
             + self.unconfirmed;
         if by_action != self.records_in || by_verdict != self.records_in {
-            return Err(format!(
-                "conservation broken: records_in {} but emitted {} + suppressed {} + dropped {} + rejected {} + unwritten {} = {} and verdicts add up to {}",
-                self.records_in,
-                self.emitted,
-                self.suppressed,
-                self.dropped,
-                self.rejected,
-                self.unwritten,
+            return Err(ConservationError {
+                records_in: self.records_in,
+                emitted: self.emitted,
+                suppressed: self.suppressed,
+                dropped: self.dropped,
+                rejected: self.rejected,
+                unwritten: self.unwritten,
                 by_action,
-                by_verdict
-            ));
+                by_verdict,
+            });
         }
         Ok(())
     }
@@ -301,10 +267,15 @@ mod tests {
         };
         assert!(s.check_conservation().is_ok());
         s.emitted += 1;
-        assert!(s.check_conservation().unwrap_err().contains("conservation broken"));
-        let mut t = Stats::default();
-        t += s.clone();
-        assert_eq!(t.records_in, 3);
+        let e = s.check_conservation().unwrap_err();
+        assert_eq!((e.records_in, e.by_action, e.by_verdict), (3, 4, 3));
+        s.emitted -= 1;
+        s.new += 1;
+        assert_eq!(s.check_conservation().unwrap_err().by_verdict, 4);
+        // Reported as the bug it is, with every counter the sum is made of.
+        let shown = crate::Error::from(crate::error::Bug::from(e)).to_string();
+        assert!(shown.starts_with("internal error (a bug in logdedup"), "{shown}");
+        assert!(shown.contains("records_in 3 but emitted 2 + suppressed 1"), "{shown}");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use redis::{Cmd, FromRedisValue, Value};
 
 use super::{ExactAnswer, ExactQuery, ExactStats, ExactTier};
 use crate::config::{RedisConfig, WindowConfig};
-use crate::error::{ConfigError, Error, Result};
+use crate::error::{ConfigError, Error, ExactError, NoAnswer, Result, StateError};
 use crate::hash::Seed;
 use crate::window::WindowIndex;
 pub use conn::redact;
@@ -353,37 +353,38 @@ pub fn connect(
     let mut tier = open(cfg, window, &target)?;
     let shown = tier.shown.clone();
     let secrets = tier.secrets.clone();
-    let unreachable = |e: String| {
-        Error::Exact(format!("--exact {shown}: cannot connect: {}", conn::scrub(&e, &secrets)))
+    let unreachable = |source: Box<dyn std::error::Error + Send + Sync>| ExactError::Failed {
+        tier: shown.clone(),
+        what: "cannot connect",
+        source,
     };
     let deadline = tier.timeout.saturating_mul(3).max(Duration::from_secs(1));
     let mut conn = tier.conn.clone().expect("connected");
     let meta = tier
         .rt
         .block_on(async { tokio::time::timeout(deadline, agree_meta(&mut conn, local)).await })
-        .map_err(|_| unreachable(format!("no answer within {deadline:?}")))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let seed = parse_meta(&meta).ok_or_else(|| {
-        Error::State(format!(
-            "--exact {shown}: the key {META_KEY} holds '{meta}', not a layout this version \
-             can use ({LAYOUT} groups={GROUPS} load={SPLIT_LOAD})"
-        ))
+        .map_err(|_| unreachable(NoAnswer(deadline).into()))?
+        // The client's message may quote the URL: only its scrubbed text is kept.
+        .map_err(|e| unreachable(conn::scrub(&e.to_string(), &secrets).into()))?;
+    let seed = parse_meta(&meta).ok_or_else(|| ExactError::Layout {
+        tier: shown.clone(),
+        key: META_KEY,
+        found: meta.clone(),
+        expected: format!("{LAYOUT} groups={GROUPS} load={SPLIT_LOAD}"),
     })?;
     if let Some(l) = local {
         if l != seed {
-            return Err(Error::State(format!(
-                "the seed in --state-dir differs from the seed in Redis (--exact {shown}, key \
-                 {META_KEY}): they belong to different deployments, and fingerprints made with \
-                 one would not match the other's; use a fresh --state-dir or another Redis database"
-            )));
+            return Err(StateError::SeedMismatch { tier: shown, key: META_KEY }.into());
         }
     }
     // From now on every round trip re-asserts the metadata (see `lua/meta.lua`).
     tier.meta = meta;
     // A journal left by a process that stopped early holds IDs that are in no
     // bucket yet: move them before answering anything.
-    tier.recover_journals().map_err(|e| {
-        Error::Exact(format!("--exact {shown}: moving the journal of an earlier run: {e}"))
+    tier.recover_journals().map_err(|e| ExactError::Failed {
+        tier: shown.clone(),
+        what: "moving the journal of an earlier run",
+        source: e.into(),
     })?;
     tier.foreign_meta()?;
     tier.stats = ExactStats::default();
@@ -408,12 +409,15 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
     let deadline = timeout.saturating_mul(3).max(Duration::from_secs(1));
     let conn = rt
         .block_on(async { tokio::time::timeout(deadline, Conn::open(target, timeout)).await })
-        .map_err(|_| {
-            Error::Exact(format!("--exact {shown}: cannot connect: no answer within {deadline:?}"))
+        .map_err(|_| ExactError::Failed {
+            tier: shown.clone(),
+            what: "cannot connect",
+            source: NoAnswer(deadline).into(),
         })?
-        .map_err(|e| {
-            let e = conn::scrub(&e.to_string(), &secrets);
-            Error::Exact(format!("--exact {shown}: cannot connect: {e}"))
+        .map_err(|e| ExactError::Failed {
+            tier: shown.clone(),
+            what: "cannot connect",
+            source: conn::scrub(&e.to_string(), &secrets).into(),
         })?;
     let mut id = [0u8; 8];
     getrandom::getrandom(&mut id).expect("the operating system's random source failed");
@@ -823,14 +827,13 @@ impl RedisTier {
     fn foreign_meta(&mut self) -> Result<()> {
         match self.foreign.take() {
             None => Ok(()),
-            Some(found) => Err(Error::State(format!(
-                "--exact {}: the key {META_KEY} now holds '{found}', not this run's '{}': the \
-                 server lost it (a restart without persistence, or a flush) and another \
-                 client stored its own before this one could; stopping rather than mixing \
-                 fingerprints of two seeds. Stop every client, delete the prefix's keys (or \
-                 use another database), and start them again",
-                self.shown, self.meta
-            ))),
+            Some(found) => Err(StateError::MetaReplaced {
+                tier: self.shown.clone(),
+                key: META_KEY,
+                found,
+                ours: self.meta.clone(),
+            }
+            .into()),
         }
     }
 
