@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use logdedup::config::{
     self, BloomMode, Checkpoint, Config, Disposition, EmitConfig, EmitMode, ExactConfig,
@@ -42,12 +42,9 @@ pub struct Args {
     #[arg(short, long = "key", value_name = "SPEC")]
     pub key: Vec<String>,
 
-    /// How a single-part key is typed: 'auto' makes canonical decimal integers
-    /// in the i64 range integer IDs (so "42" and 42 are the same ID) and
-    /// everything else a string; 'int' leaves non-integers unkeyed; 'str' hashes
-    /// every key as text.
-    #[arg(long, value_enum, default_value_t = KeyTypeArg::Auto, value_name = "TYPE")]
-    pub key_type: KeyTypeArg,
+    /// How a single-part key is typed.
+    #[arg(long, value_enum, default_value_t = KeyType::Auto, value_name = "TYPE")]
+    pub key_type: KeyType,
 
     /// Split fields on each occurrence of this byte (like cut -d) instead of
     /// on runs of blanks (like awk). '\t' for a tab.
@@ -76,31 +73,34 @@ pub struct Args {
     pub time_format: Option<String>,
 
     /// What to do with a record older than every retained window.
-    #[arg(long, value_enum, default_value_t = LateArg::Emit, value_name = "POLICY")]
-    pub on_late: LateArg,
+    #[arg(long, value_enum, default_value_t = OnLate::Emit, value_name = "POLICY")]
+    pub on_late: OnLate,
 
     /// What to do with a record that has no key (or no readable time).
-    #[arg(long, value_enum, default_value_t = DispositionArg::Emit, value_name = "POLICY")]
-    pub on_unkeyed: DispositionArg,
+    #[arg(long, value_enum, default_value_t = Disposition::Emit, value_name = "POLICY")]
+    pub on_unkeyed: Disposition,
 
     /// What to do with a record longer than --max-record-bytes (it is never
     /// buffered whole, and never deduplicated).
-    #[arg(long, value_enum, default_value_t = DispositionArg::Emit, value_name = "POLICY")]
-    pub on_oversized: DispositionArg,
+    #[arg(long, value_enum, default_value_t = Disposition::Emit, value_name = "POLICY")]
+    pub on_oversized: Disposition,
 
     /// Longest record that is deduplicated (e.g. 1MiB, 64KiB).
-    #[arg(long, default_value = "1MiB", value_name = "SIZE", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        default_value_t = config::show_size(config::DEFAULT_MAX_RECORD_BYTES),
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
     pub max_record_bytes: String,
 
     /// Target false-positive rate of the bloom filter per lookup.
     #[arg(long, default_value_t = config::DEFAULT_FPR, value_name = "P", allow_hyphen_values = true)]
     pub fpr: f64,
 
-    /// Whether string IDs pass a bloom filter first: 'auto' uses one in front of
-    /// remote exact tiers and with --exact none, not in front of the in-process
-    /// memory tier (where it does not pay for itself).
-    #[arg(long, value_enum, default_value_t = BloomArg::Auto, value_name = "MODE")]
-    pub local_bloom: BloomArg,
+    /// Whether string IDs pass a bloom filter before the exact tier.
+    #[arg(long, value_enum, default_value_t = BloomMode::Auto, value_name = "MODE")]
+    pub local_bloom: BloomMode,
 
     /// Keys the first bloom filter of a window holds before it grows.
     #[arg(long, default_value_t = config::DEFAULT_BLOOM_INITIAL_CAPACITY, value_name = "N", hide_short_help = true, allow_hyphen_values = true)]
@@ -115,7 +115,12 @@ pub struct Args {
     pub exact: String,
 
     /// Response timeout of the exact tier per batch.
-    #[arg(long, default_value = "2s", value_name = "DURATION", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        default_value_t = config::show_duration(RedisConfig::DEFAULT_TIMEOUT),
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
     pub exact_timeout: String,
 
     /// Several instances over the same key space: the exact tier is the
@@ -129,22 +134,20 @@ pub struct Args {
     /// then writes the record itself.
     #[arg(
         long,
-        default_value = "10s",
+        default_value_t = config::show_duration(RedisConfig::DEFAULT_LEASE),
         value_name = "DURATION",
         requires = "shared",
         allow_hyphen_values = true
     )]
     pub shared_lease: String,
 
-    /// When the exact tier fails: 'open' emits the record (a possible
-    /// duplicate, never a lost log), 'closed' drops it, 'abort' stops (exit 2).
-    #[arg(long, value_enum, default_value_t = ExactErrorArg::Open, value_name = "POLICY")]
-    pub on_exact_error: ExactErrorArg,
+    /// What to do with a record when the exact tier fails.
+    #[arg(long, value_enum, default_value_t = OnExactError::Open, value_name = "POLICY")]
+    pub on_exact_error: OnExactError,
 
-    /// Which records to write: 'new' (first occurrences), 'dups' (only
-    /// duplicates), 'all' (every record; see --tag).
-    #[arg(long, value_enum, default_value_t = EmitArg::New, value_name = "MODE")]
-    pub emit: EmitArg,
+    /// Which records to write.
+    #[arg(long, value_enum, default_value_t = EmitMode::New, value_name = "MODE")]
+    pub emit: EmitMode,
 
     /// With --emit all: add "FIELD":true (duplicate) or false as the last
     /// member of each JSON object record. Other records pass unchanged.
@@ -177,29 +180,6 @@ pub struct Args {
     /// No progress line (it is shown only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
-}
-
-macro_rules! value_enum {
-    ($name:ident { $($variant:ident),* }) => {
-        #[allow(missing_docs)]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-        pub enum $name { $($variant),* }
-    };
-}
-
-value_enum!(KeyTypeArg { Auto, Int, Str });
-value_enum!(LateArg { Emit, Drop });
-value_enum!(DispositionArg { Emit, Drop, Reject });
-value_enum!(BloomArg { Auto, On, Off });
-value_enum!(ExactErrorArg { Open, Closed, Abort });
-value_enum!(EmitArg { New, Dups, All });
-
-fn disposition(d: DispositionArg) -> Disposition {
-    match d {
-        DispositionArg::Emit => Disposition::Emit,
-        DispositionArg::Drop => Disposition::Drop,
-        DispositionArg::Reject => Disposition::Reject,
-    }
 }
 
 /// Parses `--exact`.
@@ -245,33 +225,6 @@ impl Args {
     /// The validated library configuration.
     pub fn to_config(&self) -> Result<Config, ConfigError> {
         let delimiter = self.delimiter.as_deref().map(parse_delimiter).transpose()?;
-        let key_type = match self.key_type {
-            KeyTypeArg::Auto => KeyType::Auto,
-            KeyTypeArg::Int => KeyType::Int,
-            KeyTypeArg::Str => KeyType::Str,
-        };
-        let key = KeySpec::parse(&self.key, delimiter, key_type)?;
-        let time = match &self.time_field {
-            Some(f) => {
-                let field = KeySpec::parse(std::slice::from_ref(f), delimiter, KeyType::Str)
-                    .map_err(|e| ConfigError::new("--time-field", e.message))?;
-                if let Some(fmt) = &self.time_format {
-                    logdedup::time::TimeFormat::strftime(fmt)?;
-                }
-                Some(TimeConfig { field, format: self.time_format.clone() })
-            }
-            None => None,
-        };
-        let width_ns = match &self.window {
-            Some(w) => {
-                let d = config::parse_duration("--window", w)?;
-                if d.is_zero() {
-                    return Err(ConfigError::new("--window", "must be longer than zero"));
-                }
-                Some(d.as_nanos() as i64)
-            }
-            None => None,
-        };
         let checkpoint_every = match &self.checkpoint_every {
             Some(c) => config::parse_checkpoint("--checkpoint-every", c)?,
             None => Checkpoint::Never,
@@ -279,40 +232,25 @@ impl Args {
         let config = Config {
             framing: FramingConfig {
                 max_record_bytes: config::parse_size("--max-record-bytes", &self.max_record_bytes)?,
-                on_oversized: disposition(self.on_oversized),
+                on_oversized: self.on_oversized,
                 ..FramingConfig::default()
             },
-            key,
-            time,
-            window: WindowConfig { width_ns, retain: self.retain },
+            key: KeySpec::parse(&self.key, delimiter, self.key_type)?,
+            time: self.time(delimiter)?,
+            window: WindowConfig { width_ns: self.window_ns()?, retain: self.retain },
             local: LocalConfig {
                 fpr: self.fpr,
-                bloom: match self.local_bloom {
-                    BloomArg::Auto => BloomMode::Auto,
-                    BloomArg::On => BloomMode::On,
-                    BloomArg::Off => BloomMode::Off,
-                },
+                bloom: self.local_bloom,
                 bloom_initial_capacity: self.bloom_initial_capacity,
             },
             exact: exact(&self.exact, &self.exact_timeout, self.shared, &self.shared_lease)?,
             policies: Policies {
-                on_unkeyed: disposition(self.on_unkeyed),
-                on_late: match self.on_late {
-                    LateArg::Emit => OnLate::Emit,
-                    LateArg::Drop => OnLate::Drop,
-                },
-                on_exact_error: match self.on_exact_error {
-                    ExactErrorArg::Open => OnExactError::Open,
-                    ExactErrorArg::Closed => OnExactError::Closed,
-                    ExactErrorArg::Abort => OnExactError::Abort,
-                },
+                on_unkeyed: self.on_unkeyed,
+                on_late: self.on_late,
+                on_exact_error: self.on_exact_error,
             },
             emit: EmitConfig {
-                mode: match self.emit {
-                    EmitArg::New => EmitMode::New,
-                    EmitArg::Dups => EmitMode::Dups,
-                    EmitArg::All => EmitMode::All,
-                },
+                mode: self.emit,
                 tag: self.tag.clone(),
                 reject_file: self.reject_file.clone(),
             },
@@ -325,6 +263,27 @@ impl Args {
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// `--time-field` and `--time-format`.
+    fn time(&self, delimiter: Option<u8>) -> Result<Option<TimeConfig>, ConfigError> {
+        let Some(f) = &self.time_field else { return Ok(None) };
+        let field = KeySpec::parse(std::slice::from_ref(f), delimiter, KeyType::Str)
+            .map_err(|e| ConfigError::new("--time-field", e.message))?;
+        if let Some(fmt) = &self.time_format {
+            logdedup::time::TimeFormat::strftime(fmt)?;
+        }
+        Ok(Some(TimeConfig { field, format: self.time_format.clone() }))
+    }
+
+    /// `--window` in nanoseconds.
+    fn window_ns(&self) -> Result<Option<i64>, ConfigError> {
+        let Some(w) = &self.window else { return Ok(None) };
+        let d = config::parse_duration("--window", w)?;
+        if d.is_zero() {
+            return Err(ConfigError::new("--window", "must be longer than zero"));
+        }
+        Ok(Some(d.as_nanos() as i64))
     }
 }
 

@@ -33,14 +33,14 @@ pub const MAX_BLOOM_INITIAL_CAPACITY: u64 = 1 << 32;
 pub const MAX_MAX_RECORD_BYTES: usize = 1 << 30;
 
 /// What happens to a record: written to stdout, dropped, or written to the reject file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Disposition {
     /// Written to stdout (never lose a log).
     #[default]
     Emit,
     /// Dropped and counted.
     Drop,
-    /// Written unchanged to `--reject-file` and counted.
+    /// Written unchanged to --reject-file and counted.
     Reject,
 }
 
@@ -50,7 +50,7 @@ pub type OnUnkeyed = Disposition;
 pub type OnOversized = Disposition;
 
 /// `--on-late`: what to do with a record older than every retained window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OnLate {
     /// Emit it (unchecked) and count it.
     #[default]
@@ -60,7 +60,7 @@ pub enum OnLate {
 }
 
 /// `--on-exact-error`: what to do with a record the exact tier could not confirm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OnExactError {
     /// Emit it (a possible duplicate, never a lost log) and count it as unconfirmed.
     #[default]
@@ -72,28 +72,29 @@ pub enum OnExactError {
 }
 
 /// `--emit`: which records go to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum EmitMode {
     /// The first occurrence of each ID.
     #[default]
     New,
     /// Only the duplicates.
     Dups,
-    /// Every record (with `--tag`, JSON records are marked).
+    /// Every record (with --tag, JSON records are marked).
     All,
 }
 
 /// `--local-bloom`: whether string IDs pass a bloom filter before the exact tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BloomMode {
-    /// On where it pays for itself: with `--exact none` and remote exact tiers; off
-    /// in front of the in-process memory tier, where every new key is inserted into
-    /// the exact set anyway and the bloom only adds a memory access.
+    /// Where it pays for itself: with --exact none and remote exact tiers.
+    ///
+    /// Off in front of the in-process memory tier, where every new key is inserted
+    /// into the exact set anyway and the bloom only adds a memory access.
     #[default]
     Auto,
     /// Always.
     On,
-    /// Never (not allowed with `--exact none`, which needs it).
+    /// Never (not allowed with --exact none, which needs it).
     Off,
 }
 
@@ -200,6 +201,8 @@ impl RedisConfig {
     pub const DEFAULT_PRELOAD_MAX: u64 = 8 << 20;
     /// The default [`RedisConfig::lease`].
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+    /// The default [`RedisConfig::timeout`].
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 }
 
 /// The record-level policies.
@@ -399,6 +402,35 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, ConfigError> {
     Ok(Duration::from_nanos(nanos))
 }
 
+/// A duration as [`parse_duration`] reads it back, in the largest unit that
+/// holds it whole (`2s`, `10m`, `1500ms`): how `--help` shows a default.
+pub fn show_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    let units = [
+        ("w", 7 * 86_400_000_000_000),
+        ("d", 86_400_000_000_000),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ];
+    match units.iter().find(|&&(_, per)| ns > 0 && ns.is_multiple_of(per)) {
+        Some((unit, per)) => format!("{}{unit}", ns / per),
+        None => format!("{ns}ns"),
+    }
+}
+
+/// A byte size as [`parse_size`] reads it back, in the largest binary unit that
+/// holds it whole (`1MiB`, `64KiB`, `1000`): how `--help` shows a default.
+pub fn show_size(bytes: usize) -> String {
+    let units = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    match units.iter().find(|&&(_, per)| bytes > 0 && bytes.is_multiple_of(per)) {
+        Some((unit, per)) => format!("{}{unit}", bytes / per),
+        None => bytes.to_string(),
+    }
+}
+
 /// Parses a byte size such as `1048576`, `64KiB`, `1MiB`, `1M`, `2G`.
 pub fn parse_size(flag: &str, text: &str) -> Result<usize, ConfigError> {
     let bad = || {
@@ -471,6 +503,22 @@ mod tests {
         assert!(parse_duration("--window", "").is_err());
         assert!(parse_duration("--window", "h").is_err());
         assert!(parse_duration("--window", "99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn defaults_are_shown_as_they_are_read() {
+        assert_eq!(show_duration(RedisConfig::DEFAULT_TIMEOUT), "2s");
+        assert_eq!(show_duration(RedisConfig::DEFAULT_LEASE), "10s");
+        assert_eq!(show_size(DEFAULT_MAX_RECORD_BYTES), "1MiB");
+        for d in [1, 999, 1_000, 1_500_000, 60_000_000_000, 90_000_000_000, 604_800_000_000_000] {
+            let d = Duration::from_nanos(d);
+            assert_eq!(parse_duration("--x", &show_duration(d)).unwrap(), d, "{d:?}");
+        }
+        assert_eq!(show_duration(Duration::from_secs(3600)), "1h");
+        for b in [0, 1, 1000, 1 << 10, 3 << 20, (1 << 30) + 1, 5 << 30] {
+            assert_eq!(parse_size("--x", &show_size(b)).unwrap(), b, "{b}");
+        }
+        assert_eq!(show_size(64 << 10), "64KiB");
     }
 
     #[test]

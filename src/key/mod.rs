@@ -20,14 +20,15 @@ use crate::error::ConfigError;
 pub use json::JsonPath;
 
 /// `--key-type`: how a single-part key is classified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum KeyType {
-    /// Canonical decimal integers in the i64 range are integer IDs, the rest strings.
+    /// Canonical decimal integers in the i64 range are integer IDs (so "42" and 42
+    /// are the same ID), the rest strings.
     #[default]
     Auto,
     /// Every key must be a canonical decimal integer; other keys are unkeyed.
     Int,
-    /// Every key is a string ID.
+    /// Every key is a string ID, hashed as text.
     Str,
 }
 
