@@ -14,8 +14,12 @@ use logdedup::window::WindowIndex;
 
 const N: usize = 1_000_000;
 
-fn tiers(c: &mut Criterion) {
-    let seed = Seed { bloom: 1, k0: 2, k1: 3 };
+/// The seed every tier bench hashes with, fixed so runs compare.
+const SEED: Seed = Seed { bloom: 1, k0: 2, k1: 3 };
+
+/// Roaring on dense and random 64-bit IDs, with its memory beside the
+/// fingerprint set's (the other half of the roaring-or-string decision).
+fn bitmap(c: &mut Criterion) {
     let mut g = c.benchmark_group("logdedup::local::bitmap");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(10);
@@ -27,7 +31,7 @@ fn tiers(c: &mut Criterion) {
         let mut fs = FingerprintSet::new();
         for &id in &ids {
             bm.insert(id);
-            fs.insert(seed.fingerprint(&id.to_le_bytes()));
+            fs.insert(SEED.fingerprint(&id.to_le_bytes()));
         }
         eprintln!(
             "{}: roaring {:.1} B/ID (serialized), fingerprint set {:.1} B/ID, {} distinct",
@@ -45,13 +49,16 @@ fn tiers(c: &mut Criterion) {
         });
     }
     g.finish();
+}
 
+/// The fingerprint set alone and the memory tier in batches, on string IDs.
+fn memory(c: &mut Criterion) {
     let mut g = c.benchmark_group("logdedup::exact::memory");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(10);
     for p in &common::PARAMS[1..3] {
         let fps: Vec<u128> =
-            common::ids(p, N).iter().map(|s| seed.fingerprint(s.as_bytes())).collect();
+            common::ids(p, N).iter().map(|s| SEED.fingerprint(s.as_bytes())).collect();
         g.bench_function(format!("fingerprint-set/{}", p.slug), |b| {
             b.iter_batched(
                 FingerprintSet::new,
@@ -85,17 +92,19 @@ fn tiers(c: &mut Criterion) {
         });
     }
     g.finish();
+}
 
-    // At the size of the 10M-line stream (9M distinct): a set grown from nothing
-    // against one sized for the stream, inserted one by one with a prefetch 16
-    // ahead (the gap is what growth and the high loads it runs at cost), and a
-    // set grown from nothing in batches as the memory tier inserts.
+/// At the size of the 10M-line stream (9M distinct): a set grown from nothing
+/// against one sized for the stream, inserted one by one with a prefetch 16
+/// ahead (the gap is what growth and the high loads it runs at cost), and a
+/// set grown from nothing in batches as the memory tier inserts.
+fn memory_9m(c: &mut Criterion) {
     let big = 10 * N;
     let mut g = c.benchmark_group("logdedup::exact::memory-9m");
     g.throughput(Throughput::Elements(big as u64));
     g.sample_size(10);
     let fps: Vec<u128> = (0..big as u64)
-        .map(|i| seed.fingerprint(&(i % (big as u64 / 10 * 9)).to_le_bytes()))
+        .map(|i| SEED.fingerprint(&(i % (big as u64 / 10 * 9)).to_le_bytes()))
         .collect();
     // As the memory tier inserts: in batches, many walks in flight.
     g.bench_function("grown-insert-all", |b| {
@@ -128,12 +137,15 @@ fn tiers(c: &mut Criterion) {
         });
     }
     g.finish();
+}
 
+/// The bloom filter on UUIDs, one by one and with a prefetch ahead.
+fn bloom(c: &mut Criterion) {
     let mut g = c.benchmark_group("logdedup::local::bloom");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(10);
     let hs: Vec<u64> =
-        common::ids(&common::PARAMS[2], N).iter().map(|s| seed.bloom_hash(s.as_bytes())).collect();
+        common::ids(&common::PARAMS[2], N).iter().map(|s| SEED.bloom_hash(s.as_bytes())).collect();
     g.bench_function("insert/uuid-10pct", |b| {
         b.iter_batched(
             || BloomFilter::new(1e-4, 1 << 20),
@@ -169,5 +181,5 @@ fn inserts_prefetched<S, K: Copy>(
     yes
 }
 
-criterion_group!(benches, tiers);
+criterion_group!(benches, bitmap, memory, memory_9m, bloom);
 criterion_main!(benches);
