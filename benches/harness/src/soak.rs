@@ -8,10 +8,10 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -155,13 +155,7 @@ pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf, String> {
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let gen_rate = generator_rate(&gen);
     let stats_path = dir.join("logdedup-stats.json");
-    let mut args: Vec<String> =
-        gen.key_specs().into_iter().flat_map(|k| ["--key".to_string(), k]).collect();
-    args.extend(["--window".into(), o.window.to_string()]);
-    if let Some(tf) = gen.time_field() {
-        args.extend(["--time-field".into(), tf]);
-    }
-    args.extend(o.extra_args.iter().cloned());
+    let args = logdedup_args(o, &gen);
     let mut child = Command::new(&o.logdedup)
         .args(&args)
         .arg("--stats-json")
@@ -171,86 +165,17 @@ pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf, String> {
         .stderr(File::create(dir.join("logdedup-stderr.txt")).map_err(|e| e.to_string())?)
         .spawn()
         .map_err(|e| format!("{}: {e}", o.logdedup.display()))?;
-    let pid = child.id();
-    let fed = Arc::new(AtomicU64::new(0));
-    let emitted = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = child.stdout.take().expect("piped");
-    let writer = {
-        let (fed, stop, gen) = (fed.clone(), stop.clone(), gen.clone());
-        thread::spawn(move || {
-            let mut g = Generator::new(&gen);
-            let mut buf = Vec::with_capacity(1 << 20);
-            let mut n = 0u64;
-            loop {
-                let more = g.next_into(&mut buf).is_some();
-                if more {
-                    n += 1;
-                }
-                if buf.len() >= (1 << 20) - 4096 || !more {
-                    if stdin.write_all(&buf).is_err() {
-                        break;
-                    }
-                    buf.clear();
-                    fed.store(n, Ordering::Relaxed);
-                    if !more || stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                }
-            }
-            // Dropping stdin closes the pipe: logdedup sees end of input.
-        })
-    };
-    let reader = {
-        let emitted = emitted.clone();
-        thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 18];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let lines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-                emitted.fetch_add(lines, Ordering::Relaxed);
-            }
-        })
-    };
+    let counts = Counts::default();
+    let writer = feed(child.stdin.take().expect("piped"), gen.clone(), counts.clone());
+    let reader = count_lines(child.stdout.take().expect("piped"), counts.emitted.clone());
     let start = Instant::now();
-    let mut samples: Vec<SoakSample> = Vec::new();
-    let (mut last_t, mut last_n) = (0.0, 0u64);
-    loop {
-        thread::sleep(Duration::from_millis(1000).saturating_sub(Duration::from_secs_f64(
-            (start.elapsed().as_secs_f64() - samples.len() as f64).clamp(0.0, 0.5),
-        )));
-        let t = start.elapsed().as_secs_f64();
-        let n = fed.load(Ordering::Relaxed);
-        let (rss, hwm) = proc_status(pid);
-        let done = writer.is_finished();
-        samples.push(SoakSample {
-            t_s: t,
-            records_in: n,
-            emitted: emitted.load(Ordering::Relaxed),
-            records_per_s: (n - last_n) as f64 / (t - last_t).max(1e-9),
-            rss_bytes: rss,
-            hwm_bytes: hwm,
-        });
-        eprintln!(
-            "soak {t:>6.1} s  {:>12} records  {:>10}/s  RSS {}",
-            n,
-            si((n - last_n) as f64 / (t - last_t)),
-            bytes(rss)
-        );
-        (last_t, last_n) = (t, n);
-        if done || t >= o.seconds as f64 {
-            break;
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
+    let samples = sample(child.id(), &counts, &writer, o.seconds);
+    counts.stop.store(true, Ordering::Relaxed);
     writer.join().map_err(|_| "writer thread panicked")?;
     let status = child.wait().map_err(|e| e.to_string())?;
     reader.join().map_err(|_| "reader thread panicked")?;
     let elapsed = start.elapsed().as_secs_f64();
-    let records_in = fed.load(Ordering::Relaxed);
+    let records_in = counts.fed.load(Ordering::Relaxed);
     let half = samples.len() / 2;
     let rate_of =
         |s: &[SoakSample]| s.iter().map(|x| x.records_per_s).sum::<f64>() / s.len().max(1) as f64;
@@ -265,7 +190,7 @@ pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf, String> {
         generator_records_per_s: gen_rate,
         elapsed_s: elapsed,
         records_in,
-        emitted: emitted.load(Ordering::Relaxed),
+        emitted: counts.emitted.load(Ordering::Relaxed),
         windows_spanned: (records_in as f64 / o.event_rate * 1000.0 / o.window.ms().max(1) as f64)
             as u64,
         mean_records_per_s: records_in as f64 / elapsed,
@@ -283,6 +208,104 @@ pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf, String> {
     fs::write(dir.join("soak.svg"), render_svg(&report)).map_err(|e| e.to_string())?;
     fs::write(dir.join("soak.md"), render_md(&report)).map_err(|e| e.to_string())?;
     Ok(dir)
+}
+
+/// logdedup's arguments for the generated stream: its key, window and time field.
+fn logdedup_args(o: &SoakOptions, gen: &GenConfig) -> Vec<String> {
+    let mut args: Vec<String> =
+        gen.key_specs().into_iter().flat_map(|k| ["--key".to_string(), k]).collect();
+    args.extend(["--window".into(), o.window.to_string()]);
+    if let Some(tf) = gen.time_field() {
+        args.extend(["--time-field".into(), tf]);
+    }
+    args.extend(o.extra_args.iter().cloned());
+    args
+}
+
+/// What the feeding and counting threads share with the sampler.
+#[derive(Clone, Default)]
+struct Counts {
+    /// Records written to the child so far.
+    fed: Arc<AtomicU64>,
+    /// Lines the child wrote so far.
+    emitted: Arc<AtomicU64>,
+    /// Tells the feeder to stop (the time limit is up).
+    stop: Arc<AtomicBool>,
+}
+
+/// Feeds generated records into the child's stdin, 1 MiB at a time, until the
+/// generator ends or `stop` is set; closing stdin then ends logdedup's input.
+fn feed(mut stdin: ChildStdin, gen: GenConfig, counts: Counts) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut g = Generator::new(&gen);
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut n = 0u64;
+        loop {
+            let more = g.next_into(&mut buf).is_some();
+            if more {
+                n += 1;
+            }
+            if buf.len() >= (1 << 20) - 4096 || !more {
+                if stdin.write_all(&buf).is_err() {
+                    break;
+                }
+                buf.clear();
+                counts.fed.store(n, Ordering::Relaxed);
+                if !more || counts.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }
+        // Dropping stdin closes the pipe: logdedup sees end of input.
+    })
+}
+
+/// Counts the lines the child writes, into `emitted`.
+fn count_lines(mut stdout: ChildStdout, emitted: Arc<AtomicU64>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 18];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let lines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            emitted.fetch_add(lines, Ordering::Relaxed);
+        }
+    })
+}
+
+/// Samples the child `pid` once a second until the feeder ends or `seconds` pass.
+fn sample(pid: u32, counts: &Counts, writer: &JoinHandle<()>, seconds: u64) -> Vec<SoakSample> {
+    let start = Instant::now();
+    let mut samples: Vec<SoakSample> = Vec::new();
+    let (mut last_t, mut last_n) = (0.0, 0u64);
+    loop {
+        thread::sleep(Duration::from_millis(1000).saturating_sub(Duration::from_secs_f64(
+            (start.elapsed().as_secs_f64() - samples.len() as f64).clamp(0.0, 0.5),
+        )));
+        let t = start.elapsed().as_secs_f64();
+        let n = counts.fed.load(Ordering::Relaxed);
+        let (rss, hwm) = proc_status(pid);
+        let done = writer.is_finished();
+        samples.push(SoakSample {
+            t_s: t,
+            records_in: n,
+            emitted: counts.emitted.load(Ordering::Relaxed),
+            records_per_s: (n - last_n) as f64 / (t - last_t).max(1e-9),
+            rss_bytes: rss,
+            hwm_bytes: hwm,
+        });
+        eprintln!(
+            "soak {t:>6.1} s  {:>12} records  {:>10}/s  RSS {}",
+            n,
+            si((n - last_n) as f64 / (t - last_t)),
+            bytes(rss)
+        );
+        (last_t, last_n) = (t, n);
+        if done || t >= seconds as f64 {
+            return samples;
+        }
+    }
 }
 
 /// The soak's charts: records/s and RSS over time.

@@ -192,30 +192,8 @@ pub fn run(opts: &Options) -> Result<PathBuf, String> {
     let scratch =
         tempfile::Builder::new().prefix("logdedup-bench").tempdir().map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
-    let redis = if find_program("redis-server").is_some() {
-        match RedisServer::start() {
-            Ok(r) => Some(r),
-            Err(e) => {
-                notes.push(format!("Redis tools skipped: {e}"));
-                None
-            }
-        }
-    } else {
-        notes.push("Redis tools skipped: redis-server not found on PATH".into());
-        None
-    };
-    let logdedup_present = opts.logdedup.is_file();
-    if !logdedup_present {
-        notes.push(format!(
-            "logdedup tools skipped: binary {} not found (build it with cargo build --release)",
-            opts.logdedup.display()
-        ));
-    }
-    for p in ["runiq", "huniq", "gawk", "mawk"] {
-        if find_program(p).is_none() {
-            notes.push(format!("{p} not found on PATH: skipped"));
-        }
-    }
+    let redis = start_redis(&mut notes);
+    notes.extend(missing_tools(&opts.logdedup));
     let machine = machine::describe(&opts.logdedup);
     save_json(&raw.join("machine.json"), &machine)?;
     let runner = Runner {
@@ -225,71 +203,11 @@ pub fn run(opts: &Options) -> Result<PathBuf, String> {
         redis,
         verbose: opts.verbose,
     };
-    let mut datasets = Vec::new();
-    let (mut rotation, mut fpr) = (Vec::new(), Vec::new());
+    let mut results = Results::default();
     for d in &spec.datasets {
-        let mut d = d.clone();
-        if let Some(n) = opts.records {
-            d.gen.records = Count(n);
-        }
-        let extra: Vec<Dur> = if spec.rotation_dataset.as_deref() == Some(&d.name) {
-            spec.rotation_windows.clone()
-        } else {
-            Vec::new()
-        };
-        let (data, truth) = match &opts.prepared {
-            Some((data, truth)) => (data.clone(), truth.clone()),
-            None => ensure_dataset(&d, &opts.work_dir, &extra, opts.verbose)?,
-        };
-        save_json(&raw.join(format!("{}.truth.json", d.name)), &truth)?;
-        datasets.push(run_dataset(&runner, &d, &data, &truth, runs, &opts.only));
-        let ctx = Context { spec: d.gen.clone(), logdedup: opts.logdedup.clone(), redis: false };
-        if !extra.is_empty() && wanted(&opts.only, "logdedup-window") {
-            let tools: Vec<_> = extra
-                .iter()
-                .zip(&truth.extra_windows)
-                .map(|(w, wt)| (tools::windowed(&ctx, *w), expected(&truth, wt.emitted)))
-                .collect();
-            if opts.verbose {
-                eprintln!("rotation experiment on {}: {} windows", d.name, tools.len());
-            }
-            let mut rs = runner.interleaved(&tools, &data, runs);
-            summarise_all(&mut rs, &truth);
-            for ((r, w), wt) in rs.into_iter().zip(&extra).zip(&truth.extra_windows) {
-                rotation.push(RotationPoint {
-                    window: w.to_string(),
-                    window_ms: w.ms(),
-                    rotations: wt.rotations,
-                    tool: r,
-                });
-            }
-        }
-        if spec.fpr_dataset.as_deref() == Some(&d.name) && wanted(&opts.only, "logdedup-none") {
-            let tools: Vec<_> = spec
-                .fprs
-                .iter()
-                .map(|f| (tools::exact_none(&ctx, *f), expected(&truth, 0)))
-                .collect();
-            if opts.verbose {
-                eprintln!("fpr experiment on {}: {} settings", d.name, tools.len());
-            }
-            let mut rs = runner.interleaved(&tools, &data, runs);
-            summarise_all(&mut rs, &truth);
-            for (r, f) in rs.into_iter().zip(&spec.fprs) {
-                let ran = matches!(r.status, Status::Ok | Status::Mismatch);
-                let emitted = r.output.filter(|_| ran);
-                let dropped = emitted.map(|e| truth.unique_ids.saturating_sub(e));
-                fpr.push(FprPoint {
-                    configured: *f,
-                    unique_ids: truth.unique_ids,
-                    emitted,
-                    wrongly_dropped: dropped,
-                    achieved: dropped.map(|x| x as f64 / truth.unique_ids.max(1) as f64),
-                    tool: r,
-                });
-            }
-        }
+        run_experiments(&runner, opts, d, runs, &raw, &mut results)?;
     }
+    let Results { datasets, rotation, fpr } = results;
     let report = Report {
         name: opts.name.clone(),
         date: today(),
@@ -306,6 +224,141 @@ pub fn run(opts: &Options) -> Result<PathBuf, String> {
     save_json(&raw.join("results.json"), &report)?;
     export::write_all(&report, &dir)?;
     Ok(dir)
+}
+
+/// The harness's own Redis server, or `None` with a note saying why not.
+fn start_redis(notes: &mut Vec<String>) -> Option<RedisServer> {
+    if find_program("redis-server").is_none() {
+        notes.push("Redis tools skipped: redis-server not found on PATH".into());
+        return None;
+    }
+    RedisServer::start().map_err(|e| notes.push(format!("Redis tools skipped: {e}"))).ok()
+}
+
+/// A note for each program of the line-up that is not there (its tools are skipped).
+fn missing_tools(logdedup: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !logdedup.is_file() {
+        notes.push(format!(
+            "logdedup tools skipped: binary {} not found (build it with cargo build --release)",
+            logdedup.display()
+        ));
+    }
+    for p in ["runiq", "huniq", "gawk", "mawk"] {
+        if find_program(p).is_none() {
+            notes.push(format!("{p} not found on PATH: skipped"));
+        }
+    }
+    notes
+}
+
+/// What the datasets of a suite produce, in the order they ran.
+#[derive(Default)]
+struct Results {
+    datasets: Vec<DatasetResult>,
+    rotation: Vec<RotationPoint>,
+    fpr: Vec<FprPoint>,
+}
+
+/// One dataset: the line-up, then the rotation and fpr experiments if the spec
+/// runs them on it.
+fn run_experiments(
+    runner: &Runner,
+    opts: &Options,
+    d: &DatasetSpec,
+    runs: usize,
+    raw: &Path,
+    out: &mut Results,
+) -> Result<(), String> {
+    let spec = &opts.spec;
+    let mut d = d.clone();
+    if let Some(n) = opts.records {
+        d.gen.records = Count(n);
+    }
+    let extra: Vec<Dur> = if spec.rotation_dataset.as_deref() == Some(&d.name) {
+        spec.rotation_windows.clone()
+    } else {
+        Vec::new()
+    };
+    let (data, truth) = match &opts.prepared {
+        Some((data, truth)) => (data.clone(), truth.clone()),
+        None => ensure_dataset(&d, &opts.work_dir, &extra, opts.verbose)?,
+    };
+    save_json(&raw.join(format!("{}.truth.json", d.name)), &truth)?;
+    out.datasets.push(run_dataset(runner, &d, &data, &truth, runs, &opts.only));
+    let ctx = Context { spec: d.gen.clone(), logdedup: opts.logdedup.clone(), redis: false };
+    let run = Experiment { runner, ctx: &ctx, data: &data, truth: &truth, runs };
+    if !extra.is_empty() && wanted(&opts.only, "logdedup-window") {
+        if opts.verbose {
+            eprintln!("rotation experiment on {}: {} windows", d.name, extra.len());
+        }
+        out.rotation.extend(run.rotation(&extra));
+    }
+    if spec.fpr_dataset.as_deref() == Some(&d.name) && wanted(&opts.only, "logdedup-none") {
+        if opts.verbose {
+            eprintln!("fpr experiment on {}: {} settings", d.name, spec.fprs.len());
+        }
+        out.fpr.extend(run.fpr(&spec.fprs));
+    }
+    Ok(())
+}
+
+/// An experiment on one dataset: logdedup across one knob's values.
+struct Experiment<'a> {
+    runner: &'a Runner,
+    ctx: &'a Context,
+    data: &'a Path,
+    truth: &'a TruthFile,
+    runs: usize,
+}
+
+impl Experiment<'_> {
+    /// Throughput and memory across window lengths (so across rotation counts).
+    fn rotation(&self, windows: &[Dur]) -> Vec<RotationPoint> {
+        let truth = self.truth;
+        let tools: Vec<_> = windows
+            .iter()
+            .zip(&truth.extra_windows)
+            .map(|(w, wt)| (tools::windowed(self.ctx, *w), expected(truth, wt.emitted)))
+            .collect();
+        let mut rs = self.runner.interleaved(&tools, self.data, self.runs);
+        summarise_all(&mut rs, truth);
+        rs.into_iter()
+            .zip(windows)
+            .zip(&truth.extra_windows)
+            .map(|((r, w), wt)| RotationPoint {
+                window: w.to_string(),
+                window_ms: w.ms(),
+                rotations: wt.rotations,
+                tool: r,
+            })
+            .collect()
+    }
+
+    /// The achieved false-positive rate of `--exact none` at each configured one.
+    fn fpr(&self, fprs: &[f64]) -> Vec<FprPoint> {
+        let truth = self.truth;
+        let tools: Vec<_> =
+            fprs.iter().map(|f| (tools::exact_none(self.ctx, *f), expected(truth, 0))).collect();
+        let mut rs = self.runner.interleaved(&tools, self.data, self.runs);
+        summarise_all(&mut rs, truth);
+        rs.into_iter()
+            .zip(fprs)
+            .map(|(r, f)| {
+                let ran = matches!(r.status, Status::Ok | Status::Mismatch);
+                let emitted = r.output.filter(|_| ran);
+                let dropped = emitted.map(|e| truth.unique_ids.saturating_sub(e));
+                FprPoint {
+                    configured: *f,
+                    unique_ids: truth.unique_ids,
+                    emitted,
+                    wrongly_dropped: dropped,
+                    achieved: dropped.map(|x| x as f64 / truth.unique_ids.max(1) as f64),
+                    tool: r,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Re-renders the report files of a run folder from its `raw/results.json`.

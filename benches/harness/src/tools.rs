@@ -154,9 +154,26 @@ fn quote(s: &str) -> String {
 
 /// The standard line-up for one dataset, in the order they run.
 pub fn standard(ctx: &Context) -> Vec<Tool> {
-    let key_flags: String = ctx.spec.key_specs().iter().map(|k| format!(" --key {k}")).collect();
+    let mut v = peers(ctx);
+    v.extend(logdedup_tools(ctx));
+    if ctx.redis {
+        v.extend(redis_tools(ctx));
+    }
+    v
+}
+
+/// ` --key K` for each key of the dataset.
+fn key_flags(ctx: &Context) -> String {
+    ctx.spec.key_specs().iter().map(|k| format!(" --key {k}")).collect()
+}
+
+/// logdedup reading the dataset and writing its counters, before its own flags.
+const LOGDEDUP: &str = r#"cat "$DATA" | "$LOGDEDUP" --stats-json "$STATS""#;
+
+/// The floor (`cat | wc -l`) and the other tools: sort, awk, runiq, huniq.
+fn peers(ctx: &Context) -> Vec<Tool> {
+    let key_flags = key_flags(ctx);
     let awk_keyed = quote(&awk_keyed_program(&ctx.spec.key_specs()));
-    let ld = r#"cat "$DATA" | "$LOGDEDUP" --stats-json "$STATS""#;
     let mut v = vec![
         Tool {
             output: Output::Count,
@@ -219,7 +236,15 @@ pub fn standard(ctx: &Context) -> Vec<Tool> {
         )
         .needs("huniq"),
     );
-    v.push(
+    v
+}
+
+/// logdedup on the whole line, keyed in memory, keyed with `--exact none`, and
+/// windowed on event time when the dataset has one.
+fn logdedup_tools(ctx: &Context) -> Vec<Tool> {
+    let key_flags = key_flags(ctx);
+    let ld = LOGDEDUP;
+    let mut v = vec![
         Tool::new(
             "logdedup-line",
             "logdedup (whole line)",
@@ -228,8 +253,6 @@ pub fn standard(ctx: &Context) -> Vec<Tool> {
             Expect::UniqueLines,
         )
         .logdedup(ctx),
-    );
-    v.push(
         Tool::new(
             "logdedup-memory",
             &format!("logdedup{key_flags} --exact memory"),
@@ -238,8 +261,6 @@ pub fn standard(ctx: &Context) -> Vec<Tool> {
             Expect::UniqueIds,
         )
         .logdedup(ctx),
-    );
-    v.push(
         Tool::new(
             "logdedup-none",
             &format!("logdedup{key_flags} --exact none"),
@@ -248,7 +269,7 @@ pub fn standard(ctx: &Context) -> Vec<Tool> {
             Expect::AtMostUniqueIds,
         )
         .logdedup(ctx),
-    );
+    ];
     if let Some(tf) = ctx.spec.time_field() {
         let w = ctx.spec.window;
         v.push(
@@ -262,20 +283,25 @@ pub fn standard(ctx: &Context) -> Vec<Tool> {
             .logdedup(ctx),
         );
     }
-    if ctx.redis {
-        let mut t = Tool::new(
+    v
+}
+
+/// logdedup with a Redis exact tier, and Redis `SET NX EX` as a user would
+/// pipeline it, both on the harness's own server.
+fn redis_tools(ctx: &Context) -> Vec<Tool> {
+    let key_flags = key_flags(ctx);
+    let setnx_keys: Vec<String> =
+        ctx.spec.key_specs().iter().map(|k| k.trim_start_matches('.').to_string()).collect();
+    let mut tools = vec![
+        Tool::new(
             "logdedup-redis",
             &format!("logdedup{key_flags} --exact redis+unix"),
             Family::Logdedup,
-            format!(r#"{ld}{key_flags} --exact "$REDIS_URL""#),
+            format!(r#"{LOGDEDUP}{key_flags} --exact "$REDIS_URL""#),
             Expect::UniqueIds,
         )
-        .logdedup(ctx);
-        t.redis = true;
-        v.push(t);
-        let setnx_keys: Vec<String> =
-            ctx.spec.key_specs().iter().map(|k| k.trim_start_matches('.').to_string()).collect();
-        let mut t = Tool::new(
+        .logdedup(ctx),
+        Tool::new(
             "redis-setnx",
             "Redis SET NX EX, pipelined 1000",
             Family::Redis,
@@ -284,22 +310,23 @@ pub fn standard(ctx: &Context) -> Vec<Tool> {
                 setnx_keys.join(",")
             ),
             Expect::UniqueIds,
-        );
+        ),
+    ];
+    for t in &mut tools {
         t.redis = true;
-        v.push(t);
     }
-    v
+    tools
 }
 
 /// logdedup keyed, windowed with `window`: one point of the rotation experiment.
 pub fn windowed(ctx: &Context, window: crate::spec::Dur) -> Tool {
-    let key_flags: String = ctx.spec.key_specs().iter().map(|k| format!(" --key {k}")).collect();
+    let key_flags = key_flags(ctx);
     let tf = ctx.spec.time_field().unwrap_or_else(|| ".ts".into());
     Tool::new(
         &format!("logdedup-window-{window}"),
         &format!("logdedup --window {window}"),
         Family::Logdedup,
-        format!(r#"cat "$DATA" | "$LOGDEDUP" --stats-json "$STATS"{key_flags} --window {window} --time-field {tf}"#),
+        format!("{LOGDEDUP}{key_flags} --window {window} --time-field {tf}"),
         Expect::Windowed,
     )
     .logdedup(ctx)
@@ -307,12 +334,12 @@ pub fn windowed(ctx: &Context, window: crate::spec::Dur) -> Tool {
 
 /// logdedup keyed with `--exact none --fpr fpr`: one point of the fpr experiment.
 pub fn exact_none(ctx: &Context, fpr: f64) -> Tool {
-    let key_flags: String = ctx.spec.key_specs().iter().map(|k| format!(" --key {k}")).collect();
+    let key_flags = key_flags(ctx);
     Tool::new(
         &format!("logdedup-none-fpr-{fpr:e}"),
         &format!("logdedup --exact none --fpr {fpr:e}"),
         Family::Logdedup,
-        format!(r#"cat "$DATA" | "$LOGDEDUP" --stats-json "$STATS"{key_flags} --exact none --fpr {fpr:e}"#),
+        format!("{LOGDEDUP}{key_flags} --exact none --fpr {fpr:e}"),
         Expect::AtMostUniqueIds,
     )
     .logdedup(ctx)

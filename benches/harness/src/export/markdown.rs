@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::{bytes, count, prob, ratio, si, Exporter};
-use crate::report::{Report, Status, ToolResult};
+use crate::report::{DatasetResult, Machine, Report, Status, ToolResult};
 
 /// Writes `report.md`.
 pub struct MarkdownExporter;
@@ -71,34 +71,8 @@ impl Exporter for MarkdownExporter {
 
     fn render(&self, r: &Report) -> String {
         let mut o = String::new();
-        let m = &r.machine;
-        let _ = writeln!(o, "# logdedup benchmark: {} ({})\n", r.name, r.date);
-        let _ = writeln!(o, "Reproduce with:\n\n```sh\n{}\n```\n", r.command);
-        let _ = writeln!(
-            o,
-            "Each tool reads the same file through a pipe (`cat FILE | tool`) and writes into a pipe \
-             that the harness drains and counts. Runs are interleaved (A B C … A B C …), {} per tool; \
-             times are wall-clock medians with min–max. `× floor` is the median time over the median \
-             time of `cat | wc -l`. Peak RSS is the largest process of the pipeline (GNU time); \
-             `RSS B/ID` is that peak over the dataset's distinct IDs. \"check\" compares the records \
-             emitted with the truth file of the generator.\n",
-            r.runs
-        );
-        let _ = writeln!(o, "## Machine\n");
-        let _ = writeln!(o, "| | |\n| --- | --- |");
-        let _ = writeln!(
-            o,
-            "| CPU | {} ({} logical CPUs{}) |",
-            m.cpu,
-            m.nproc,
-            if m.hypervisor { ", virtual machine" } else { "" }
-        );
-        let _ = writeln!(o, "| memory | {} |", bytes(m.mem_bytes));
-        let _ = writeln!(o, "| kernel | {} |", m.kernel);
-        let _ = writeln!(o, "| transparent huge pages | {} |", m.thp);
-        for (k, v) in &m.tools {
-            let _ = writeln!(o, "| {k} | {v} |");
-        }
+        intro(&mut o, r);
+        machine(&mut o, &r.machine);
         if !r.notes.is_empty() {
             let _ = writeln!(o, "\n## Notes\n");
             for n in &r.notes {
@@ -106,122 +80,174 @@ impl Exporter for MarkdownExporter {
             }
         }
         for d in &r.datasets {
-            let t = &d.truth;
-            let s = &d.spec;
-            let _ = writeln!(o, "\n## Dataset `{}`\n", d.name);
-            if !d.about.is_empty() {
-                let _ = writeln!(o, "{}\n", d.about);
-            }
-            let _ = writeln!(
-                o,
-                "{} records, {} ({} B/record); {} lines, {} IDs, dup ratio {}, skew {}, burst {}, \
-                 span {}, out-of-order {}, duplicates' time: {}, seed {}.\n",
-                count(t.records),
-                bytes(t.bytes),
-                t.bytes.checked_div(t.records).unwrap_or(0),
-                wire(&s.format),
-                wire(&s.id_kind),
-                s.dup_ratio,
-                s.skew,
-                s.burst,
-                s.span,
-                s.out_of_order,
-                wire(&s.dup_time),
-                s.seed
-            );
-            let _ = writeln!(
-                o,
-                "Truth: {} distinct lines, {} distinct IDs; with `--window {}`: {} emitted ({} late), {} rotations.\n",
-                count(t.unique_lines),
-                count(t.unique_ids),
-                t.window,
-                count(t.window_emitted),
-                count(t.window_late),
-                count(t.window_rotations)
-            );
-            let _ = writeln!(
-                o,
-                "| tool | check | emitted | truth | median s | min–max s | records/s | MB/s | × floor | peak RSS | RSS B/ID | minor faults |"
-            );
-            let _ = writeln!(o, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-            for tool in &d.tools {
-                tool_row(&mut o, tool);
-            }
-            let notes: Vec<&ToolResult> = d.tools.iter().filter(|t| !t.note.is_empty()).collect();
-            if !notes.is_empty() {
-                let _ = writeln!(o);
-                for t in notes {
-                    let _ = writeln!(o, "- {}: {}", t.label, cell(&t.note));
-                }
-            }
+            dataset(&mut o, d);
         }
         if !r.rotation.is_empty() {
-            let _ = writeln!(
-                o,
-                "\n## Throughput and memory across window rotations (dataset `{}`)\n",
-                r.rotation_dataset.as_deref().unwrap_or("?")
-            );
-            let _ = writeln!(o, "| window | rotations (truth) | check | emitted | truth | median s | records/s | peak RSS | windows_rotated (stats) |");
-            let _ = writeln!(o, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-            for p in &r.rotation {
-                let t = &p.tool;
-                let (med, rate, rss, rot) = match &t.summary {
-                    Some(s) => (
-                        format!("{:.3}", s.median_s),
-                        format!("{}/s", si(s.records_per_s)),
-                        bytes(s.pipeline_peak_rss_bytes),
-                        s.extras.get("windows_rotated").map_or("–".into(), |v| count(*v as u64)),
-                    ),
-                    None => ("–".into(), "–".into(), "–".into(), "–".into()),
-                };
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | {} | {} | {} | {med} | {rate} | {rss} | {rot} |",
-                    p.window,
-                    count(p.rotations),
-                    check(t),
-                    t.output.map_or("–".into(), count),
-                    count(t.expected)
-                );
-            }
-            for p in r.rotation.iter().filter(|p| !p.tool.note.is_empty()) {
-                let _ = writeln!(o, "\n- window {}: {}", p.window, p.tool.note);
-            }
+            rotation(&mut o, r);
         }
         if !r.fpr.is_empty() {
-            let _ = writeln!(
-                o,
-                "\n## False-positive rate of `--exact none` (dataset `{}`)\n",
-                r.fpr_dataset.as_deref().unwrap_or("?")
-            );
-            let _ = writeln!(
-                o,
-                "Achieved fpr = unique IDs wrongly dropped / unique IDs, from the truth file: each unique \
-                 ID is looked up once while it is new, so this is the per-lookup rate that `--fpr` configures.\n"
-            );
-            let _ = writeln!(o, "| configured fpr | unique IDs | emitted | wrongly dropped | achieved fpr | maybes (stats) | median s | peak RSS |");
-            let _ = writeln!(o, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-            for p in &r.fpr {
-                let s = p.tool.summary.as_ref();
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                    prob(p.configured),
-                    count(p.unique_ids),
-                    p.emitted.map_or("–".into(), count),
-                    p.wrongly_dropped.map_or("–".into(), count),
-                    p.achieved.map_or("–".into(), prob),
-                    s.and_then(|s| s.extras.get("maybes"))
-                        .map_or("–".into(), |v| count(*v as u64)),
-                    s.map_or("–".into(), |s| format!("{:.3}", s.median_s)),
-                    s.map_or("–".into(), |s| bytes(s.pipeline_peak_rss_bytes)),
-                );
-            }
-            for p in r.fpr.iter().filter(|p| !p.tool.note.is_empty()) {
-                let _ = writeln!(o, "\n- fpr {}: {}", prob(p.configured), p.tool.note);
-            }
+            fpr(&mut o, r);
         }
         let _ = writeln!(o, "\nCharts: [report.svg](report.svg). Raw data: [raw/](raw/), [report.json](report.json).");
         o
+    }
+}
+
+/// The title, the command that reproduces the report, and how it measures.
+fn intro(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "# logdedup benchmark: {} ({})\n", r.name, r.date);
+    let _ = writeln!(o, "Reproduce with:\n\n```sh\n{}\n```\n", r.command);
+    let _ = writeln!(
+        o,
+        "Each tool reads the same file through a pipe (`cat FILE | tool`) and writes into a pipe \
+         that the harness drains and counts. Runs are interleaved (A B C … A B C …), {} per tool; \
+         times are wall-clock medians with min–max. `× floor` is the median time over the median \
+         time of `cat | wc -l`. Peak RSS is the largest process of the pipeline (GNU time); \
+         `RSS B/ID` is that peak over the dataset's distinct IDs. \"check\" compares the records \
+         emitted with the truth file of the generator.\n",
+        r.runs
+    );
+}
+
+/// The machine the report was measured on.
+fn machine(o: &mut String, m: &Machine) {
+    let _ = writeln!(o, "## Machine\n");
+    let _ = writeln!(o, "| | |\n| --- | --- |");
+    let _ = writeln!(
+        o,
+        "| CPU | {} ({} logical CPUs{}) |",
+        m.cpu,
+        m.nproc,
+        if m.hypervisor { ", virtual machine" } else { "" }
+    );
+    let _ = writeln!(o, "| memory | {} |", bytes(m.mem_bytes));
+    let _ = writeln!(o, "| kernel | {} |", m.kernel);
+    let _ = writeln!(o, "| transparent huge pages | {} |", m.thp);
+    for (k, v) in &m.tools {
+        let _ = writeln!(o, "| {k} | {v} |");
+    }
+}
+
+/// One dataset: what it is, its truth, and one row per tool.
+fn dataset(o: &mut String, d: &DatasetResult) {
+    let t = &d.truth;
+    let s = &d.spec;
+    let _ = writeln!(o, "\n## Dataset `{}`\n", d.name);
+    if !d.about.is_empty() {
+        let _ = writeln!(o, "{}\n", d.about);
+    }
+    let _ = writeln!(
+        o,
+        "{} records, {} ({} B/record); {} lines, {} IDs, dup ratio {}, skew {}, burst {}, \
+         span {}, out-of-order {}, duplicates' time: {}, seed {}.\n",
+        count(t.records),
+        bytes(t.bytes),
+        t.bytes.checked_div(t.records).unwrap_or(0),
+        wire(&s.format),
+        wire(&s.id_kind),
+        s.dup_ratio,
+        s.skew,
+        s.burst,
+        s.span,
+        s.out_of_order,
+        wire(&s.dup_time),
+        s.seed
+    );
+    let _ = writeln!(
+        o,
+        "Truth: {} distinct lines, {} distinct IDs; with `--window {}`: {} emitted ({} late), {} rotations.\n",
+        count(t.unique_lines),
+        count(t.unique_ids),
+        t.window,
+        count(t.window_emitted),
+        count(t.window_late),
+        count(t.window_rotations)
+    );
+    let _ = writeln!(
+        o,
+        "| tool | check | emitted | truth | median s | min–max s | records/s | MB/s | × floor | peak RSS | RSS B/ID | minor faults |"
+    );
+    let _ = writeln!(
+        o,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for tool in &d.tools {
+        tool_row(o, tool);
+    }
+    let notes: Vec<&ToolResult> = d.tools.iter().filter(|t| !t.note.is_empty()).collect();
+    if !notes.is_empty() {
+        let _ = writeln!(o);
+        for t in notes {
+            let _ = writeln!(o, "- {}: {}", t.label, cell(&t.note));
+        }
+    }
+}
+
+/// Throughput and memory across window rotations.
+fn rotation(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "\n## Throughput and memory across window rotations (dataset `{}`)\n",
+        r.rotation_dataset.as_deref().unwrap_or("?")
+    );
+    let _ = writeln!(o, "| window | rotations (truth) | check | emitted | truth | median s | records/s | peak RSS | windows_rotated (stats) |");
+    let _ = writeln!(o, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for p in &r.rotation {
+        let t = &p.tool;
+        let (med, rate, rss, rot) = match &t.summary {
+            Some(s) => (
+                format!("{:.3}", s.median_s),
+                format!("{}/s", si(s.records_per_s)),
+                bytes(s.pipeline_peak_rss_bytes),
+                s.extras.get("windows_rotated").map_or("–".into(), |v| count(*v as u64)),
+            ),
+            None => ("–".into(), "–".into(), "–".into(), "–".into()),
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {med} | {rate} | {rss} | {rot} |",
+            p.window,
+            count(p.rotations),
+            check(t),
+            t.output.map_or("–".into(), count),
+            count(t.expected)
+        );
+    }
+    for p in r.rotation.iter().filter(|p| !p.tool.note.is_empty()) {
+        let _ = writeln!(o, "\n- window {}: {}", p.window, p.tool.note);
+    }
+}
+
+/// The achieved false-positive rate of `--exact none` against the configured one.
+fn fpr(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "\n## False-positive rate of `--exact none` (dataset `{}`)\n",
+        r.fpr_dataset.as_deref().unwrap_or("?")
+    );
+    let _ = writeln!(
+        o,
+        "Achieved fpr = unique IDs wrongly dropped / unique IDs, from the truth file: each unique \
+         ID is looked up once while it is new, so this is the per-lookup rate that `--fpr` configures.\n"
+    );
+    let _ = writeln!(o, "| configured fpr | unique IDs | emitted | wrongly dropped | achieved fpr | maybes (stats) | median s | peak RSS |");
+    let _ = writeln!(o, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for p in &r.fpr {
+        let s = p.tool.summary.as_ref();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            prob(p.configured),
+            count(p.unique_ids),
+            p.emitted.map_or("–".into(), count),
+            p.wrongly_dropped.map_or("–".into(), count),
+            p.achieved.map_or("–".into(), prob),
+            s.and_then(|s| s.extras.get("maybes")).map_or("–".into(), |v| count(*v as u64)),
+            s.map_or("–".into(), |s| format!("{:.3}", s.median_s)),
+            s.map_or("–".into(), |s| bytes(s.pipeline_peak_rss_bytes)),
+        );
+    }
+    for p in r.fpr.iter().filter(|p| !p.tool.note.is_empty()) {
+        let _ = writeln!(o, "\n- fpr {}: {}", prob(p.configured), p.tool.note);
     }
 }
