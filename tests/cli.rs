@@ -14,12 +14,25 @@ fn help_and_version_exit_0() {
         let text = o.stdout_str();
         assert!(text.contains("Usage"), "{flag}: {text}");
         for f in ["--key", "--window", "--retain", "--emit", "--state-dir", "--exact"] {
-            assert!(text.contains(f), "{flag} does not mention {f}");
+            assert!(util::names_flag(&text, f), "{flag} does not mention {f}");
         }
     }
     let o = TestCommand::raw(&["--version"]).run();
     assert_eq!(o.code, 0);
     assert!(o.stdout_str().starts_with("logdedup "), "{}", o.stdout_str());
+}
+
+/// The check the tests below use: a flag is named whole, not as the start of a
+/// longer one.
+#[test]
+fn a_flag_is_named_whole() {
+    assert!(util::names_flag("error: --shared: needs", "--shared"));
+    assert!(util::names_flag("provided:\n  --shared\n", "--shared"));
+    assert!(util::names_flag("--key=.id", "--key"));
+    assert!(!util::names_flag("error: --shared-lease: must", "--shared"));
+    assert!(!util::names_flag("error: --key-type: bad", "--key"));
+    assert!(!util::names_flag("error: ---key: bad", "--key"));
+    assert!(!util::names_flag("no flag here", "--key"));
 }
 
 /// Usage errors exit 1 (not clap's 2) and the message names the flag.
@@ -72,7 +85,11 @@ fn usage_errors_exit_1_and_name_the_flag() {
     for (args, flag) in cases {
         let o = TestCommand::raw(args).stdin("x\n").run();
         assert_eq!(o.code, 1, "{args:?}: stderr {}", o.stderr);
-        assert!(o.stderr.contains(flag), "{args:?}: message does not name {flag}: {}", o.stderr);
+        assert!(
+            util::names_flag(&o.stderr, flag),
+            "{args:?}: message does not name {flag}: {}",
+            o.stderr
+        );
         assert!(o.stdout.is_empty(), "{args:?}: nothing may be written on a usage error");
         assert!(!o.stderr.contains("panicked"), "{args:?}: {}", o.stderr);
     }
@@ -102,13 +119,13 @@ fn runtime_errors_exit_2() {
         .stdin("x\n")
         .run();
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("--reject-file"), "{}", o.stderr);
+    assert!(util::names_flag(&o.stderr, "--reject-file"), "{}", o.stderr);
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let o = TestCommand::raw(&["--state-dir", file.to_str().unwrap()]).stdin("x\n").run();
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("--state-dir"), "{}", o.stderr);
+    assert!(util::names_flag(&o.stderr, "--state-dir"), "{}", o.stderr);
     assert!(o.stderr.starts_with("logdedup: error: "), "{}", o.stderr);
 }
 
@@ -121,7 +138,7 @@ fn reject_file_write_error_exits_2() {
             .stdin("{\"id\":1}\nplain\n")
             .run();
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("--reject-file"), "{}", o.stderr);
+    assert!(util::names_flag(&o.stderr, "--reject-file"), "{}", o.stderr);
 }
 
 /// `logdedup | head -1`: stdout closes early; the program ends quietly with 0.

@@ -338,7 +338,7 @@ fn memory_per_id_in_redis() {
     // Redis's used_memory grows by at most 12 B per stored ID. A first run warms
     // the server up (Lua VM, script cache, the 256 groups' directories), so what is
     // measured is the marginal cost of 200k more IDs; the figure for 1M IDs from
-    // an empty server is in the README's Redis section (`measure` below).
+    // an empty server is in BENCHMARKS.md's Redis section (`measure` below).
     let server = RedisServer::start();
     let ids = |range: std::ops::Range<u64>| {
         let mut data = Vec::new();
@@ -851,12 +851,13 @@ fn slow_run(args: &[&str], input: &[u8], chunks: usize, mut at: impl FnMut(usize
     }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let text = std::fs::read_to_string(stats.path()).unwrap_or_default();
+    let stats = util::read_stats(stats.path());
     Output {
         stdout: reader.join().unwrap(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         code: out.status.code().unwrap_or(-1),
-        stats: serde_json::from_str(&text).ok(),
+        stats: stats.as_ref().ok().cloned(),
+        stats_missing: stats.err(),
     }
 }
 
@@ -1132,7 +1133,7 @@ fn secrets_in_the_url_are_never_shown() {
     assert!(!stats.to_string().contains("s3cret"), "{stats}");
 }
 
-// ---- Measurements (ignored: run by hand, figures in the README's Redis section) ----
+// ---- Measurements (ignored: run by hand, figures in BENCHMARKS.md's Redis section) ----
 
 /// Script per batch vs pipelined multi-member commands, on the same server and
 /// the same fingerprints; and throughput of the binary on one node, a cluster and

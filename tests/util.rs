@@ -20,6 +20,9 @@ pub struct Output {
     pub code: i32,
     /// The `--stats-json` counters (when the run wrote them).
     pub stats: Option<serde_json::Value>,
+    /// Why `stats` is `None` although the run was given `--stats-json`
+    /// ([`TestCommand::new`]): the file was missing, empty or not JSON.
+    pub stats_missing: Option<String>,
 }
 
 impl Output {
@@ -40,8 +43,13 @@ impl Output {
     }
 
     /// Asserts exit 0, and that conservation holds (also for other emit modes).
+    /// A run given `--stats-json` ([`TestCommand::new`]) must have written it:
+    /// without the counters there is no conservation to check.
     pub fn assert_ok(&self) -> &Output {
         assert_eq!(self.code, 0, "exit code; stderr:\n{}", self.stderr);
+        if let Some(why) = &self.stats_missing {
+            panic!("--stats-json was not written: {why}; stderr:\n{}", self.stderr);
+        }
         if let Some(s) = &self.stats {
             let g = |k: &str| s[k].as_u64().unwrap();
             assert_eq!(
@@ -107,17 +115,41 @@ impl TestCommand {
         });
         let out = child.wait_with_output().unwrap();
         writer.join().unwrap();
-        let stats = self.stats_file.as_ref().and_then(|f| {
-            let text = std::fs::read_to_string(f.path()).ok()?;
-            serde_json::from_str(&text).ok()
-        });
+        let read = self.stats_file.as_ref().map(|f| read_stats(f.path()));
+        let (stats, stats_missing) = match read {
+            Some(Ok(v)) => (Some(v), None),
+            Some(Err(why)) => (None, Some(why)),
+            None => (None, None),
+        };
         Output {
             stdout: out.stdout,
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             code: out.status.code().unwrap_or(-1),
             stats,
+            stats_missing,
         }
     }
+}
+
+/// The counters a run wrote to `--stats-json` at `path`, or why there are none.
+pub fn read_stats(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{} is not JSON ({e}): {text}", path.display()))
+}
+
+/// Whether `text` names `flag` as a whole flag: `--shared` is not named by
+/// `--shared-lease`, nor `--key` by `--key-type`. A flag name is letters, digits,
+/// `-` and `_`; the characters on either side of the match must not continue it.
+pub fn names_flag(text: &str, flag: &str) -> bool {
+    let part_of_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(flag).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + flag.len()..].chars().next();
+        !before.is_some_and(part_of_name) && !after.is_some_and(part_of_name)
+    })
 }
 
 /// The repository root (for `datasets/`).
