@@ -7,6 +7,7 @@
 //! # Layout
 //!
 //! - [`spec`]: the generator's knobs, shared by flags and spec files;
+//! - [`error`]: what can go wrong, naming the flag, file or program;
 //! - [`rng`]: seeded, self-contained random numbers (datasets are reproducible);
 //! - [`gen`]: the record generator and the truth it is checked against;
 //! - [`tools`]: the line-up (floor, peers, logdedup modes, Redis) as data;
@@ -19,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+pub mod error;
 pub mod export;
 pub mod gen;
 pub mod machine;

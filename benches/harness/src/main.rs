@@ -2,12 +2,13 @@
 //! paths resolve against the repository this binary was built in, so it works
 //! from any directory.
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use logdedup_bench::error::{Error, Result};
 use logdedup_bench::gen::{write_dataset, TruthFile};
 use logdedup_bench::spec::{Count, DatasetSpec, Dur, GenConfig, IdKind, SuiteSpec};
 use logdedup_bench::{export, machine, setnx, soak, suite};
@@ -214,37 +215,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn gen(
-    cfg: &GenConfig,
-    out: Option<PathBuf>,
-    truth: Option<PathBuf>,
-    also: &[Dur],
-) -> Result<(), String> {
+fn gen(cfg: &GenConfig, out: Option<PathBuf>, truth: Option<PathBuf>, also: &[Dur]) -> Result<()> {
     cfg.validate()?;
     let mut sink: Box<dyn Write> = match &out {
-        Some(p) => Box::new(File::create(p).map_err(|e| format!("--out {}: {e}", p.display()))?),
+        Some(p) => Box::new(File::create(p).map_err(Error::file(p)).map_err(Error::flag("--out"))?),
         None => Box::new(io::stdout().lock()),
     };
     match write_dataset(cfg, &mut sink, truth.is_some().then_some(also)) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(format!("writing records: {e}")),
+        Err(source) => Err(Error::Stream { what: "writing records", source }),
         Ok(Some(t)) => {
-            let p = truth.expect("truth requested");
-            let f = File::create(&p).map_err(|e| format!("--truth {}: {e}", p.display()))?;
-            serde_json::to_writer_pretty(BufWriter::new(f), &t).map_err(|e| format!("--truth: {e}"))
+            suite::save_json(&truth.expect("truth requested"), &t).map_err(Error::flag("--truth"))
         }
         Ok(None) => Ok(()),
     }
 }
 
-fn options(common: Common, spec: SuiteSpec, default_name: &str) -> Result<suite::Options, String> {
+fn options(common: Common, spec: SuiteSpec, default_name: &str) -> Result<suite::Options> {
     Ok(suite::Options {
         spec,
         name: common.name.unwrap_or_else(|| default_name.to_string()),
         out_root: common.out_root.unwrap_or_else(|| repo_root().join("datasets/harness/reports")),
         work_dir: target_dir().join("bench-data"),
         logdedup: common.logdedup.unwrap_or_else(default_logdedup),
-        bench: std::env::current_exe().map_err(|e| e.to_string())?,
+        bench: std::env::current_exe().map_err(Error::program("logdedup-bench"))?,
         runs: common.runs,
         records: None,
         only: common.only,
@@ -254,11 +248,8 @@ fn options(common: Common, spec: SuiteSpec, default_name: &str) -> Result<suite:
     })
 }
 
-fn run(data: PathBuf, truth: PathBuf, common: Common, fprs: Vec<f64>) -> Result<(), String> {
-    let text =
-        fs::read_to_string(&truth).map_err(|e| format!("--truth {}: {e}", truth.display()))?;
-    let t: TruthFile =
-        serde_json::from_str(&text).map_err(|e| format!("--truth {}: {e}", truth.display()))?;
+fn run(data: PathBuf, truth: PathBuf, common: Common, fprs: Vec<f64>) -> Result<()> {
+    let t: TruthFile = suite::load_json(&truth).map_err(Error::flag("--truth"))?;
     let name = data.file_stem().map_or("data".into(), |s| s.to_string_lossy().to_string());
     let spec = SuiteSpec {
         about: String::new(),
@@ -286,7 +277,7 @@ fn all(
     records: Option<Count>,
     work_dir: Option<PathBuf>,
     common: Common,
-) -> Result<(), String> {
+) -> Result<()> {
     let default = if quick { "quick" } else { "standard" };
     let path = spec.unwrap_or_else(|| repo_root().join(format!("datasets/specs/{default}.json")));
     let s = SuiteSpec::load(&path)?;

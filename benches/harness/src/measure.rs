@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::error::{Error, Result};
 use crate::redis_server::RedisServer;
 use crate::report::{Expect, Sample, Status, ToolResult};
 use crate::tools::{Output, Tool};
@@ -69,106 +70,57 @@ fn count_newlines(buf: &[u8]) -> u64 {
 
 impl Runner {
     /// Runs `tool` once on `data`.
-    pub fn run_once(&self, tool: &Tool, data: &Path, run: usize) -> Result<Sample, String> {
-        let time_file = self.scratch.join(format!("{}-{run}.time", tool.slug));
-        let stats_file = self.scratch.join(format!("{}-{run}.stats.json", tool.slug));
-        let err_file = self.scratch.join(format!("{}-{run}.stderr", tool.slug));
-        let _ = fs::remove_file(&stats_file);
+    pub fn run_once(&self, tool: &Tool, data: &Path, run: usize) -> Result<Sample> {
+        let files = RunFiles::new(&self.scratch, tool, run);
+        let _ = fs::remove_file(&files.stats);
         if tool.redis {
-            self.redis.as_ref().ok_or("no Redis server")?.flush()?;
+            self.redis.as_ref().ok_or(Error::NoRedis)?.flush()?;
         }
+        let mut cmd = self.command(tool, data, &files)?;
+        let start = Instant::now();
+        let mut child = cmd.spawn().map_err(Error::program("/usr/bin/time"))?;
+        let (lines, head) = drain(child.stdout.take().expect("piped"), tool.output)?;
+        let status = child.wait().map_err(Error::program("/usr/bin/time"))?;
+        let mut sample = time_sample(&files.time, start.elapsed().as_secs_f64(), status.code());
+        sample.output = match tool.output {
+            Output::Count => String::from_utf8_lossy(&head).trim().parse().unwrap_or(0),
+            _ => lines,
+        };
+        if sample.exit_code != 0 {
+            return Err(Error::Exit { code: sample.exit_code, stderr: stderr_tail(&files.stderr) });
+        }
+        if tool.stats {
+            sample.extras.extend(stats_figures(&files.stats));
+        }
+        if tool.redis {
+            if let Some(r) = &self.redis {
+                sample.extras.extend(r.memory_figures()?);
+            }
+        }
+        Ok(sample)
+    }
+
+    /// `/usr/bin/time … sh -c COMMAND`, with the tool's environment and files.
+    fn command(&self, tool: &Tool, data: &Path, files: &RunFiles) -> Result<Command> {
         let mut cmd = Command::new("/usr/bin/time");
         cmd.arg("-f")
             .arg(TIME_FORMAT)
             .arg("-o")
-            .arg(&time_file)
+            .arg(&files.time)
             .arg("sh")
             .arg("-c")
             .arg(&tool.command)
             .env("DATA", data)
             .env("LOGDEDUP", &self.logdedup)
             .env("BENCH", &self.bench)
-            .env("STATS", &stats_file)
+            .env("STATS", &files.stats)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(fs::File::create(&err_file).map_err(|e| e.to_string())?);
+            .stderr(fs::File::create(&files.stderr).map_err(Error::file(&files.stderr))?);
         if let Some(r) = &self.redis {
             cmd.env("REDIS_URL", r.url());
         }
-        let start = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| format!("spawning /usr/bin/time: {e}"))?;
-        let mut out = child.stdout.take().expect("piped");
-        let mut buf = vec![0u8; 1 << 18];
-        let (mut lines, mut text) = (0u64, Vec::new());
-        loop {
-            let n = out.read(&mut buf).map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            lines += count_newlines(&buf[..n]);
-            if tool.output == Output::Count && text.len() < 64 {
-                text.extend_from_slice(&buf[..n.min(64)]);
-            }
-        }
-        let status = child.wait().map_err(|e| e.to_string())?;
-        let wall_s = start.elapsed().as_secs_f64();
-        let time = fs::read_to_string(&time_file).unwrap_or_default();
-        // GNU time prefixes "Command exited with non-zero status N" on failure;
-        // the measurements are always on the last line.
-        let f: Vec<&str> = time.lines().last().unwrap_or("").split_whitespace().collect();
-        let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-        let mut sample = Sample {
-            wall_s,
-            exit_code: f
-                .first()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(status.code().unwrap_or(-1)),
-            max_rss_bytes: num(1) as u64 * 1024,
-            minor_faults: num(2) as u64,
-            user_s: num(4),
-            sys_s: num(5),
-            output: lines,
-            extras: BTreeMap::new(),
-        };
-        if tool.output == Output::Count {
-            sample.output = String::from_utf8_lossy(&text).trim().parse().unwrap_or(0);
-        }
-        if sample.exit_code != 0 {
-            let err = fs::read_to_string(&err_file).unwrap_or_default();
-            let tail: String = err
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join(" | ");
-            return Err(format!(
-                "exit {}: {}",
-                sample.exit_code,
-                tail.chars().take(400).collect::<String>()
-            ));
-        }
-        if tool.stats {
-            if let Ok(text) = fs::read_to_string(&stats_file) {
-                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) {
-                    for (k, v) in map {
-                        if let Some(x) = v.as_f64() {
-                            sample.extras.insert(k, x);
-                        }
-                    }
-                }
-            }
-        }
-        if tool.redis {
-            if let Some(r) = &self.redis {
-                for (k, v) in r.memory_figures()? {
-                    sample.extras.insert(k, v);
-                }
-            }
-        }
-        Ok(sample)
+        Ok(cmd)
     }
 
     /// Runs every tool `runs` times, interleaved (A B C A B C …) so drift in the
@@ -236,13 +188,81 @@ impl Runner {
                             eprintln!("  run {}/{runs} {:<28} FAILED: {e}", run + 1, t.slug);
                         }
                         r.status = Status::Failed;
-                        r.note = e;
+                        r.note = e.to_string();
                     }
                 }
             }
         }
         results
     }
+}
+
+/// The scratch files of one run: GNU time's figures, logdedup's counters, stderr.
+struct RunFiles {
+    time: PathBuf,
+    stats: PathBuf,
+    stderr: PathBuf,
+}
+
+impl RunFiles {
+    fn new(scratch: &Path, tool: &Tool, run: usize) -> RunFiles {
+        let file = |ext: &str| scratch.join(format!("{}-{run}.{ext}", tool.slug));
+        RunFiles { time: file("time"), stats: file("stats.json"), stderr: file("stderr") }
+    }
+}
+
+/// Reads the tool's stdout to the end: its line count, and its first bytes when
+/// the tool prints a count rather than records.
+fn drain(mut out: impl Read, output: Output) -> Result<(u64, Vec<u8>)> {
+    let mut buf = vec![0u8; 1 << 18];
+    let (mut lines, mut head) = (0u64, Vec::new());
+    loop {
+        let n =
+            out.read(&mut buf).map_err(|source| Error::Stream { what: "tool output", source })?;
+        if n == 0 {
+            return Ok((lines, head));
+        }
+        lines += count_newlines(&buf[..n]);
+        if output == Output::Count && head.len() < 64 {
+            head.extend_from_slice(&buf[..n.min(64)]);
+        }
+    }
+}
+
+/// The sample GNU time wrote to `time_file` (output not yet filled in).
+fn time_sample(time_file: &Path, wall_s: f64, status: Option<i32>) -> Sample {
+    let time = fs::read_to_string(time_file).unwrap_or_default();
+    // GNU time prefixes "Command exited with non-zero status N" on failure;
+    // the measurements are always on the last line.
+    let f: Vec<&str> = time.lines().last().unwrap_or("").split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    Sample {
+        wall_s,
+        exit_code: f.first().and_then(|s| s.parse().ok()).unwrap_or(status.unwrap_or(-1)),
+        max_rss_bytes: num(1) as u64 * 1024,
+        minor_faults: num(2) as u64,
+        user_s: num(4),
+        sys_s: num(5),
+        output: 0,
+        extras: BTreeMap::new(),
+    }
+}
+
+/// The last lines of a failed run's stderr, joined, at most 400 characters.
+fn stderr_tail(path: &Path) -> String {
+    let err = fs::read_to_string(path).unwrap_or_default();
+    let mut tail: Vec<&str> = err.lines().rev().take(5).collect();
+    tail.reverse();
+    tail.join(" | ").chars().take(400).collect()
+}
+
+/// logdedup's numeric counters from its `--stats-json` file (none if missing).
+fn stats_figures(path: &Path) -> BTreeMap<String, f64> {
+    let map = match fs::read_to_string(path).map(|t| serde_json::from_str(&t)) {
+        Ok(Ok(serde_json::Value::Object(map))) => map,
+        _ => return BTreeMap::new(),
+    };
+    map.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect()
 }
 
 #[cfg(test)]

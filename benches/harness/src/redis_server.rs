@@ -11,6 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
+
+/// How long a fresh server may take to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running server; dropping it kills the process.
 pub struct RedisServer {
     child: Child,
@@ -20,11 +25,11 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts `redis-server` (from `PATH`) and waits until it answers `PING`.
-    pub fn start() -> Result<RedisServer, String> {
+    pub fn start() -> Result<RedisServer> {
         let dir = tempfile::Builder::new()
             .prefix("logdedup-bench-redis")
             .tempdir()
-            .map_err(|e| e.to_string())?;
+            .map_err(Error::file(std::env::temp_dir()))?;
         let socket = dir.path().join("redis.sock");
         let child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
@@ -34,15 +39,15 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("redis-server: {e}"))?;
+            .map_err(Error::program("redis-server"))?;
         let server = RedisServer { child, socket, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if server.socket.exists() && server.connection().is_ok() {
                 return Ok(server);
             }
             if Instant::now() > deadline {
-                return Err("redis-server did not answer within 10 s".into());
+                return Err(Error::RedisStart(START_TIMEOUT));
             }
             sleep(Duration::from_millis(20));
         }
@@ -53,22 +58,24 @@ impl RedisServer {
         format!("redis+unix://{}", self.socket.display())
     }
 
-    fn connection(&self) -> Result<redis::Connection, String> {
-        redis::Client::open(self.url()).and_then(|c| c.get_connection()).map_err(|e| e.to_string())
+    fn connection(&self) -> Result<redis::Connection> {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .map_err(Error::redis(self.url()))
     }
 
     /// Empties the server before a run, so every run starts from nothing.
-    pub fn flush(&self) -> Result<(), String> {
+    pub fn flush(&self) -> Result<()> {
         let mut c = self.connection()?;
-        redis::cmd("FLUSHALL").arg("SYNC").query::<()>(&mut c).map_err(|e| format!("FLUSHALL: {e}"))
+        redis::cmd("FLUSHALL").arg("SYNC").query::<()>(&mut c).map_err(Error::redis("FLUSHALL"))
     }
 
     /// `used_memory` (bytes) and the number of keys, measured after a run.
-    pub fn memory_figures(&self) -> Result<BTreeMap<String, f64>, String> {
+    pub fn memory_figures(&self) -> Result<BTreeMap<String, f64>> {
         let mut c = self.connection()?;
         let info: String =
-            redis::cmd("INFO").arg("memory").query(&mut c).map_err(|e| e.to_string())?;
-        let keys: u64 = redis::cmd("DBSIZE").query(&mut c).map_err(|e| e.to_string())?;
+            redis::cmd("INFO").arg("memory").query(&mut c).map_err(Error::redis("INFO memory"))?;
+        let keys: u64 = redis::cmd("DBSIZE").query(&mut c).map_err(Error::redis("DBSIZE"))?;
         let mut m = BTreeMap::new();
         for line in info.lines() {
             if let Some(v) = line.strip_prefix("used_memory:") {

@@ -7,6 +7,8 @@
 
 use std::io::{self, BufRead, BufWriter, Write};
 
+use crate::error::{Error, Result};
+
 /// Extracts the key text of `line`: each of `keys` is a JSON field name (its value
 /// text: a string's raw content or a number's literal) or `field:N` (the N-th
 /// whitespace-separated field). Parts are joined with `\x1f`. `None` when a part is
@@ -47,10 +49,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Runs the client: stdin to stdout through Redis at `url`.
-pub fn run(url: &str, keys: &[String], batch: usize, ttl: u64) -> Result<(), String> {
+pub fn run(url: &str, keys: &[String], batch: usize, ttl: u64) -> Result<()> {
     let mut con = redis::Client::open(url)
         .and_then(|c| c.get_connection())
-        .map_err(|e| format!("--redis {url}: {e}"))?;
+        .map_err(Error::redis(format!("--redis {url}")))?;
     let stdin = io::stdin().lock();
     let mut reader = io::BufReader::with_capacity(1 << 20, stdin);
     let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
@@ -58,7 +60,9 @@ pub fn run(url: &str, keys: &[String], batch: usize, ttl: u64) -> Result<(), Str
     let mut key = Vec::new();
     loop {
         let mut line = Vec::new();
-        let n = reader.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| Error::Stream { what: "reading stdin", source })?;
         if n > 0 {
             lines.push(line);
         }
@@ -74,7 +78,7 @@ pub fn run(url: &str, keys: &[String], batch: usize, ttl: u64) -> Result<(), Str
                 }
             }
             let answers: Vec<Option<String>> =
-                pipe.query(&mut con).map_err(|e| format!("pipeline: {e}"))?;
+                pipe.query(&mut con).map_err(Error::redis("pipeline"))?;
             let mut answers = answers.into_iter();
             for (l, k) in lines.iter().zip(keyed) {
                 // Unkeyed lines are passed on: never lose a log silently.
@@ -83,7 +87,7 @@ pub fn run(url: &str, keys: &[String], batch: usize, ttl: u64) -> Result<(), Str
                         return if e.kind() == io::ErrorKind::BrokenPipe {
                             Ok(())
                         } else {
-                            Err(e.to_string())
+                            Err(Error::Stream { what: "writing stdout", source: e })
                         };
                     }
                 }
@@ -95,7 +99,9 @@ pub fn run(url: &str, keys: &[String], batch: usize, ttl: u64) -> Result<(), Str
         }
     }
     match out.flush() {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::Stream { what: "writing stdout", source: e })
+        }
         _ => Ok(()),
     }
 }

@@ -7,7 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::export::{bytes, si};
 use crate::export::{Doc, LineChart, Series};
 use crate::gen::Generator;
@@ -141,18 +142,21 @@ fn generator_rate(cfg: &GenConfig) -> f64 {
 
 /// Runs the soak and writes `<out-root>/<date>-<name>/` (soak.json, soak.svg,
 /// soak.md); returns the folder.
-pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf, String> {
+pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf> {
     if !o.logdedup.is_file() {
-        return Err(format!(
-            "--logdedup: {} not found (build it with cargo build --release)",
-            o.logdedup.display()
-        ));
+        return Err(Error::Usage {
+            flag: "--logdedup",
+            message: format!(
+                "{} not found (build it with cargo build --release)",
+                o.logdedup.display()
+            ),
+        });
     }
     let mut gen = o.gen.clone();
     gen.span = Dur((gen.records.0 as f64 / o.event_rate * 1000.0).max(1.0) as u64);
     gen.validate()?;
     let dir = o.out_root.join(format!("{}-{}", today(), o.name));
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(Error::file(&dir))?;
     let gen_rate = generator_rate(&gen);
     let stats_path = dir.join("logdedup-stats.json");
     let args = logdedup_args(o, &gen);
@@ -162,18 +166,18 @@ pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf, String> {
         .arg(&stats_path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(File::create(dir.join("logdedup-stderr.txt")).map_err(|e| e.to_string())?)
+        .stderr(stderr_file(&dir)?)
         .spawn()
-        .map_err(|e| format!("{}: {e}", o.logdedup.display()))?;
+        .map_err(Error::program(o.logdedup.display()))?;
     let counts = Counts::default();
     let writer = feed(child.stdin.take().expect("piped"), gen.clone(), counts.clone());
     let reader = count_lines(child.stdout.take().expect("piped"), counts.emitted.clone());
     let start = Instant::now();
     let samples = sample(child.id(), &counts, &writer, o.seconds);
     counts.stop.store(true, Ordering::Relaxed);
-    writer.join().map_err(|_| "writer thread panicked")?;
-    let status = child.wait().map_err(|e| e.to_string())?;
-    reader.join().map_err(|_| "reader thread panicked")?;
+    writer.join().map_err(|_| Error::Panicked("writer"))?;
+    let status = child.wait().map_err(Error::program(o.logdedup.display()))?;
+    reader.join().map_err(|_| Error::Panicked("reader"))?;
     let elapsed = start.elapsed().as_secs_f64();
     let records_in = counts.fed.load(Ordering::Relaxed);
     let half = samples.len() / 2;
@@ -205,9 +209,17 @@ pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf, String> {
         gen,
     };
     save_json(&dir.join("soak.json"), &report)?;
-    fs::write(dir.join("soak.svg"), render_svg(&report)).map_err(|e| e.to_string())?;
-    fs::write(dir.join("soak.md"), render_md(&report)).map_err(|e| e.to_string())?;
+    for (name, text) in [("soak.svg", render_svg(&report)), ("soak.md", render_md(&report))] {
+        let p = dir.join(name);
+        fs::write(&p, text).map_err(Error::file(&p))?;
+    }
     Ok(dir)
+}
+
+/// The file logdedup's stderr goes to.
+fn stderr_file(dir: &Path) -> Result<File> {
+    let p = dir.join("logdedup-stderr.txt");
+    File::create(&p).map_err(Error::file(&p))
 }
 
 /// logdedup's arguments for the generated stream: its key, window and time field.

@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::Error;
+
 /// A count that may be written `10000000`, `10_000_000`, `1e7` or `10M`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Count(pub u64);
@@ -299,18 +301,19 @@ impl Default for GenConfig {
 
 impl GenConfig {
     /// Checks the ranges, naming the flag at fault.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |flag, message: String| Err(Error::Usage { flag, message });
         if !(0.0..=0.95).contains(&self.dup_ratio) {
-            return Err(format!("--dup-ratio: {} is outside 0..0.95", self.dup_ratio));
+            return bad("--dup-ratio", format!("{} is outside 0..0.95", self.dup_ratio));
         }
         if !(0.0..=1.0).contains(&self.out_of_order) {
-            return Err(format!("--out-of-order: {} is outside 0..1", self.out_of_order));
+            return bad("--out-of-order", format!("{} is outside 0..1", self.out_of_order));
         }
         if self.burst == 0 {
-            return Err("--burst: must be at least 1".into());
+            return bad("--burst", "must be at least 1".into());
         }
         if self.window.ms() == 0 {
-            return Err("--window: must be longer than 0".into());
+            return bad("--window", "must be longer than 0".into());
         }
         Ok(())
     }
@@ -373,12 +376,14 @@ pub struct SuiteSpec {
 
 impl SuiteSpec {
     /// Reads and checks a spec file.
-    pub fn load(path: &Path) -> Result<SuiteSpec, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let spec: SuiteSpec =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<SuiteSpec, Error> {
+        let spec: SuiteSpec = crate::suite::load_json(path)?;
         for d in &spec.datasets {
-            d.gen.validate().map_err(|e| format!("{}: dataset {}: {e}", path.display(), d.name))?;
+            d.gen.validate().map_err(|e| Error::Dataset {
+                path: path.into(),
+                dataset: d.name.clone(),
+                source: Box::new(e),
+            })?;
         }
         Ok(spec)
     }
@@ -445,5 +450,22 @@ mod tests {
             serde_json::to_string(&from_flags).unwrap(),
             serde_json::to_string(&GenConfig::default()).unwrap()
         );
+    }
+
+    #[test]
+    fn a_bad_spec_names_its_file_dataset_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.json");
+        let text = r#"{"runs": 1, "datasets": [{"name": "skewed", "dup_ratio": 2.0}]}"#;
+        std::fs::write(&path, text).unwrap();
+        let err = SuiteSpec::load(&path).unwrap_err();
+        assert!(matches!(&err, Error::Dataset { dataset, .. } if dataset == "skewed"), "{err:?}");
+        let shown = err.to_string();
+        assert!(shown.starts_with(&path.display().to_string()), "{shown}");
+        assert!(shown.contains("dataset skewed: --dup-ratio: 2 is outside 0..0.95"), "{shown}");
+        let missing = SuiteSpec::load(&dir.path().join("none.json")).unwrap_err();
+        assert!(matches!(missing, Error::File { .. }), "{missing:?}");
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(SuiteSpec::load(&path).unwrap_err(), Error::Json { .. }));
     }
 }

@@ -8,6 +8,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::error::{Error, Result};
 use crate::export;
 use crate::gen::{rfc3339, write_dataset, TruthFile};
 use crate::machine;
@@ -55,10 +56,16 @@ pub fn today() -> String {
 }
 
 /// Writes `value` as pretty JSON.
-pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), String> {
-    let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let f = File::create(path).map_err(Error::file(path))?;
     serde_json::to_writer_pretty(BufWriter::new(f), value)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| Error::Json { path: path.into(), source })
+}
+
+/// Reads a JSON file.
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = fs::read_to_string(path).map_err(Error::file(path))?;
+    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.into(), source })
 }
 
 /// Generates `d` into `work_dir` unless an identical dataset (same knobs, same
@@ -68,8 +75,8 @@ pub fn ensure_dataset(
     work_dir: &Path,
     extra: &[Dur],
     verbose: bool,
-) -> Result<(PathBuf, TruthFile), String> {
-    fs::create_dir_all(work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
+) -> Result<(PathBuf, TruthFile)> {
+    fs::create_dir_all(work_dir).map_err(Error::file(work_dir))?;
     let ext = match d.gen.format {
         crate::spec::Format::Json => "jsonl",
         crate::spec::Format::Plain => "log",
@@ -92,10 +99,10 @@ pub fn ensure_dataset(
         }
     }
     let start = Instant::now();
-    let f = File::create(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let f = File::create(&data).map_err(Error::file(&data))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let t = write_dataset(&d.gen, &mut w, Some(extra))
-        .map_err(|e| format!("{}: {e}", data.display()))?
+        .map_err(Error::file(&data))?
         .expect("truth requested");
     save_json(&truth_path, &t)?;
     if verbose {
@@ -183,14 +190,16 @@ fn summarise_all(rs: &mut [ToolResult], t: &TruthFile) {
 }
 
 /// Runs the whole suite and writes the run folder; returns its path.
-pub fn run(opts: &Options) -> Result<PathBuf, String> {
+pub fn run(opts: &Options) -> Result<PathBuf> {
     let spec = &opts.spec;
     let runs = opts.runs.unwrap_or(spec.runs).max(1);
     let dir = opts.out_root.join(format!("{}-{}", today(), opts.name));
     let raw = dir.join("raw");
-    fs::create_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
-    let scratch =
-        tempfile::Builder::new().prefix("logdedup-bench").tempdir().map_err(|e| e.to_string())?;
+    fs::create_dir_all(&raw).map_err(Error::file(&raw))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("logdedup-bench")
+        .tempdir()
+        .map_err(Error::file(std::env::temp_dir()))?;
     let mut notes = Vec::new();
     let redis = start_redis(&mut notes);
     notes.extend(missing_tools(&opts.logdedup));
@@ -269,7 +278,7 @@ fn run_experiments(
     runs: usize,
     raw: &Path,
     out: &mut Results,
-) -> Result<(), String> {
+) -> Result<()> {
     let spec = &opts.spec;
     let mut d = d.clone();
     if let Some(n) = opts.records {
@@ -362,10 +371,8 @@ impl Experiment<'_> {
 }
 
 /// Re-renders the report files of a run folder from its `raw/results.json`.
-pub fn rerender(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn rerender(dir: &Path) -> Result<Vec<PathBuf>> {
     let p = dir.join("raw").join("results.json");
-    let text = fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let report: Report =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+    let report: Report = load_json(&p)?;
     export::write_all(&report, dir)
 }

@@ -14,6 +14,7 @@ pub use markdown::MarkdownExporter;
 pub use svg::SvgExporter;
 pub(crate) use svg::{Doc, LineChart, Series};
 
+use crate::error::{Error, Result};
 use crate::report::Report;
 
 /// Renders a report in one format.
@@ -30,12 +31,12 @@ pub fn all() -> Vec<Box<dyn Exporter>> {
 }
 
 /// Writes every format into `dir`; returns the paths written.
-pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     all()
         .into_iter()
         .map(|e| {
             let p = dir.join(e.file_name());
-            fs::write(&p, e.render(report)).map_err(|err| format!("{}: {err}", p.display()))?;
+            fs::write(&p, e.render(report)).map_err(Error::file(&p))?;
             Ok(p)
         })
         .collect()
