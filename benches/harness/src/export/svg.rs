@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use super::{bytes, prob, ratio, si, Exporter};
-use crate::report::{Report, Status, ToolResult};
+use crate::report::{DatasetResult, Report, Status, ToolResult};
 
 /// Writes `report.svg`.
 pub struct SvgExporter;
@@ -172,17 +172,65 @@ pub(crate) fn nice_axis(max: f64, binary: bool) -> (f64, f64) {
     (steps * step * unit, step * unit)
 }
 
+/// Where a line chart's plot area is and what its axes span.
+struct Frame {
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    /// The y axis: from `lo` to `hi`, logarithmic or linear.
+    lo: f64,
+    hi: f64,
+    log_y: bool,
+    /// Points on the x axis.
+    n: usize,
+}
+
+impl Frame {
+    fn ypos(&self, v: f64) -> f64 {
+        let f = if self.log_y {
+            if v <= 0.0 {
+                return self.bottom;
+            }
+            (v.log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10())
+        } else {
+            v / self.hi
+        };
+        self.bottom - f * (self.bottom - self.top)
+    }
+
+    fn xpos(&self, i: usize) -> f64 {
+        if self.n == 1 {
+            (self.left + self.right) / 2.0
+        } else {
+            self.left + 20.0 + i as f64 * (self.right - self.left - 40.0) / (self.n - 1) as f64
+        }
+    }
+}
+
 impl LineChart {
     fn render(&self, top: f64) -> String {
         let (left, right, bottom) = (90.0, WIDTH - 150.0, top + self.height - 30.0);
         let plot_top = top + 10.0;
+        let (lo, hi, lin_step) = self.y_range();
+        let n = self.x_labels.len().max(1);
+        let f = Frame { left, right, top: plot_top, bottom, lo, hi, log_y: self.log_y, n };
+        let mut o = String::new();
+        self.axes(&mut o, &f, lin_step);
+        for (k, s) in self.series.iter().enumerate() {
+            self.line(&mut o, &f, k, s);
+        }
+        o
+    }
+
+    /// The y axis's ends, and its tick step when linear (the log axis ticks decades).
+    fn y_range(&self) -> (f64, f64, f64) {
         let vals: Vec<f64> = self
             .series
             .iter()
             .flat_map(|s| s.values.iter().flatten().copied())
             .filter(|v| !self.log_y || *v > 0.0)
             .collect();
-        // The linear axis: its end and its tick step (the log axis ticks decades).
         let (lin_hi, lin_step) = nice_axis(vals.iter().copied().fold(0.0, f64::max), self.y_binary);
         let (mut lo, mut hi) = if self.log_y {
             let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
@@ -201,26 +249,12 @@ impl LineChart {
         if self.log_y && lo == hi {
             lo /= 10.0;
         }
-        let ypos = |v: f64| -> f64 {
-            let f = if self.log_y {
-                if v <= 0.0 {
-                    return bottom;
-                }
-                (v.log10() - lo.log10()) / (hi.log10() - lo.log10())
-            } else {
-                v / hi
-            };
-            bottom - f * (bottom - plot_top)
-        };
-        let n = self.x_labels.len().max(1);
-        let xpos = |i: usize| -> f64 {
-            if n == 1 {
-                (left + right) / 2.0
-            } else {
-                left + 20.0 + i as f64 * (right - left - 40.0) / (n - 1) as f64
-            }
-        };
-        let mut o = String::new();
+        (lo, hi, lin_step)
+    }
+
+    /// The axes, the y ticks with their grid lines, and the x labels.
+    fn axes(&self, o: &mut String, f: &Frame, lin_step: f64) {
+        let Frame { left, right, top: plot_top, bottom, lo, hi, n, .. } = *f;
         let _ = writeln!(
             o,
             r##"<line x1="{left:.1}" y1="{bottom:.1}" x2="{right:.1}" y2="{bottom:.1}" stroke="#999"/>"##
@@ -237,7 +271,7 @@ impl LineChart {
             (0..=(hi / lin_step).round() as u32).map(|k| lin_step * k as f64).collect()
         };
         for t in ticks {
-            let y = ypos(t);
+            let y = f.ypos(t);
             let _ = writeln!(
                 o,
                 r##"<line x1="{left:.1}" y1="{y:.1}" x2="{right:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end" fill="#555">{}</text>"##,
@@ -252,50 +286,48 @@ impl LineChart {
                 let _ = writeln!(
                     o,
                     r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#555">{}</text>"##,
-                    xpos(i),
+                    f.xpos(i),
                     bottom + 14.0,
                     esc(l)
                 );
             }
         }
-        for (k, s) in self.series.iter().enumerate() {
-            let pts: Vec<(f64, f64)> = s
-                .values
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| v.map(|v| (xpos(i), ypos(v))))
-                .collect();
-            if !self.points_only && pts.len() > 1 {
-                let path: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-                let _ = writeln!(
-                    o,
-                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
-                    path.join(" "),
-                    s.color
-                );
-            }
-            if pts.len() <= 60 {
-                for (x, y) in &pts {
-                    let _ = writeln!(
-                        o,
-                        r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{}"/>"#,
-                        s.color
-                    );
-                }
-            }
-            let ly = plot_top + 6.0 + k as f64 * 16.0;
+    }
+
+    /// Series `k`: its line (or points) and its legend entry.
+    fn line(&self, o: &mut String, f: &Frame, k: usize, s: &Series) {
+        let pts: Vec<(f64, f64)> = s
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (f.xpos(i), f.ypos(v))))
+            .collect();
+        if !self.points_only && pts.len() > 1 {
+            let path: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
             let _ = writeln!(
                 o,
-                r#"<rect x="{:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
-                right + 10.0,
-                ly - 8.0,
-                s.color,
-                right + 24.0,
-                ly + 1.0,
-                esc(&s.name)
+                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+                path.join(" "),
+                s.color
             );
         }
-        o
+        if pts.len() <= 60 {
+            for (x, y) in &pts {
+                let _ =
+                    writeln!(o, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{}"/>"#, s.color);
+            }
+        }
+        let ly = f.top + 6.0 + k as f64 * 16.0;
+        let _ = writeln!(
+            o,
+            r#"<rect x="{:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+            f.right + 10.0,
+            ly - 8.0,
+            s.color,
+            f.right + 24.0,
+            ly + 1.0,
+            esc(&s.name)
+        );
     }
 }
 
@@ -335,125 +367,136 @@ impl Exporter for SvgExporter {
             ),
         );
         for d in &r.datasets {
-            doc.title(
-                &format!("Throughput per tool — {}", d.name),
-                &format!(
-                    "{} records, {}; records per second (higher is better)",
-                    super::count(d.truth.records),
-                    bytes(d.truth.bytes)
-                ),
-            );
-            let rows: Vec<_> = d
-                .tools
-                .iter()
-                .map(|t| {
-                    let v = t
-                        .summary
-                        .as_ref()
-                        .filter(|_| t.status != Status::Failed)
-                        .map_or(0.0, |s| s.records_per_s);
-                    (t.label.clone(), v, tool_note(t), t.family.clone())
-                })
-                .collect();
-            doc.bars(&rows);
-            doc.title(
-                &format!("Memory per distinct ID — {}", d.name),
-                &format!(
-                    "peak RSS / {} distinct IDs, bytes (lower is better)",
-                    super::count(d.truth.unique_ids)
-                ),
-            );
-            let rows: Vec<_> = d
-                .tools
-                .iter()
-                .filter(|t| {
-                    t.family != "floor" && t.summary.is_some() && t.status != Status::Failed
-                })
-                .map(|t| {
-                    let s = t.summary.as_ref().expect("filtered");
-                    let mut note = format!(
-                        "{:.1} B/ID · {}",
-                        s.rss_bytes_per_id,
-                        bytes(s.pipeline_peak_rss_bytes)
-                    );
-                    if let Some(m) = s.extras.get("redis_used_memory_bytes") {
-                        let _ = write!(
-                            note,
-                            " + Redis {:.0} B/ID",
-                            m / d.truth.unique_ids.max(1) as f64
-                        );
-                    }
-                    (t.label.clone(), s.rss_bytes_per_id, note, t.family.clone())
-                })
-                .collect();
-            doc.bars(&rows);
+            throughput_bars(&mut doc, d);
+            memory_bars(&mut doc, d);
         }
         if !r.rotation.is_empty() {
-            let labels: Vec<String> =
-                r.rotation.iter().map(|p| format!("{} ({} rot.)", p.window, p.rotations)).collect();
-            let rate = r
-                .rotation
-                .iter()
-                .map(|p| p.tool.summary.as_ref().map(|s| s.records_per_s))
-                .collect();
-            let rss = r
-                .rotation
-                .iter()
-                .map(|p| p.tool.summary.as_ref().map(|s| s.pipeline_peak_rss_bytes as f64))
-                .collect();
-            let ds = r.rotation_dataset.as_deref().unwrap_or("?");
-            doc.title(
-                &format!("Throughput across window rotations — {ds}"),
-                "records per second, by --window (rotations in the data)",
-            );
-            doc.chart(&LineChart {
-                height: 200.0,
-                x_labels: labels.clone(),
-                series: vec![Series { name: "records/s".into(), color: "#d62728", values: rate }],
-                y_fmt: |v| si(v),
-                y_binary: false,
-                log_y: false,
-                points_only: false,
-            });
-            doc.title(&format!("Peak RSS across window rotations — {ds}"), "bytes, by --window");
-            doc.chart(&LineChart {
-                height: 200.0,
-                x_labels: labels,
-                series: vec![Series { name: "peak RSS".into(), color: "#9467bd", values: rss }],
-                y_fmt: |v| bytes(v as u64),
-                y_binary: true,
-                log_y: false,
-                points_only: false,
-            });
+            rotation_charts(&mut doc, r);
         }
         if !r.fpr.is_empty() {
-            doc.title(
-                &format!("Achieved vs configured fpr of --exact none — {}", r.fpr_dataset.as_deref().unwrap_or("?")),
-                "unique IDs wrongly dropped / unique IDs (log scale; an achieved 0 sits on the axis)",
-            );
-            doc.chart(&LineChart {
-                height: 220.0,
-                x_labels: r.fpr.iter().map(|p| format!("--fpr {}", prob(p.configured))).collect(),
-                series: vec![
-                    Series {
-                        name: "configured".into(),
-                        color: "#7f7f7f",
-                        values: r.fpr.iter().map(|p| Some(p.configured)).collect(),
-                    },
-                    Series {
-                        name: "achieved".into(),
-                        color: "#d62728",
-                        values: r.fpr.iter().map(|p| p.achieved).collect(),
-                    },
-                ],
-                y_fmt: prob,
-                y_binary: false,
-                log_y: true,
-                points_only: true,
-            });
+            fpr_chart(&mut doc, r);
         }
         doc.finish()
     }
+}
+
+/// Records per second of each tool on dataset `d`.
+fn throughput_bars(doc: &mut Doc, d: &DatasetResult) {
+    doc.title(
+        &format!("Throughput per tool — {}", d.name),
+        &format!(
+            "{} records, {}; records per second (higher is better)",
+            super::count(d.truth.records),
+            bytes(d.truth.bytes)
+        ),
+    );
+    let rows: Vec<_> = d
+        .tools
+        .iter()
+        .map(|t| {
+            let v = t
+                .summary
+                .as_ref()
+                .filter(|_| t.status != Status::Failed)
+                .map_or(0.0, |s| s.records_per_s);
+            (t.label.clone(), v, tool_note(t), t.family.clone())
+        })
+        .collect();
+    doc.bars(&rows);
+}
+
+/// Peak RSS per distinct ID of each tool that ran on dataset `d`.
+fn memory_bars(doc: &mut Doc, d: &DatasetResult) {
+    doc.title(
+        &format!("Memory per distinct ID — {}", d.name),
+        &format!(
+            "peak RSS / {} distinct IDs, bytes (lower is better)",
+            super::count(d.truth.unique_ids)
+        ),
+    );
+    let rows: Vec<_> = d
+        .tools
+        .iter()
+        .filter(|t| t.family != "floor" && t.summary.is_some() && t.status != Status::Failed)
+        .map(|t| {
+            let s = t.summary.as_ref().expect("filtered");
+            let mut note =
+                format!("{:.1} B/ID · {}", s.rss_bytes_per_id, bytes(s.pipeline_peak_rss_bytes));
+            if let Some(m) = s.extras.get("redis_used_memory_bytes") {
+                let _ = write!(note, " + Redis {:.0} B/ID", m / d.truth.unique_ids.max(1) as f64);
+            }
+            (t.label.clone(), s.rss_bytes_per_id, note, t.family.clone())
+        })
+        .collect();
+    doc.bars(&rows);
+}
+
+/// Throughput and peak RSS across window rotations.
+fn rotation_charts(doc: &mut Doc, r: &Report) {
+    let labels: Vec<String> =
+        r.rotation.iter().map(|p| format!("{} ({} rot.)", p.window, p.rotations)).collect();
+    let rate =
+        r.rotation.iter().map(|p| p.tool.summary.as_ref().map(|s| s.records_per_s)).collect();
+    let rss = r
+        .rotation
+        .iter()
+        .map(|p| p.tool.summary.as_ref().map(|s| s.pipeline_peak_rss_bytes as f64))
+        .collect();
+    let ds = r.rotation_dataset.as_deref().unwrap_or("?");
+    doc.title(
+        &format!("Throughput across window rotations — {ds}"),
+        "records per second, by --window (rotations in the data)",
+    );
+    doc.chart(&LineChart {
+        height: 200.0,
+        x_labels: labels.clone(),
+        series: vec![Series { name: "records/s".into(), color: "#d62728", values: rate }],
+        y_fmt: |v| si(v),
+        y_binary: false,
+        log_y: false,
+        points_only: false,
+    });
+    doc.title(&format!("Peak RSS across window rotations — {ds}"), "bytes, by --window");
+    doc.chart(&LineChart {
+        height: 200.0,
+        x_labels: labels,
+        series: vec![Series { name: "peak RSS".into(), color: "#9467bd", values: rss }],
+        y_fmt: |v| bytes(v as u64),
+        y_binary: true,
+        log_y: false,
+        points_only: false,
+    });
+}
+
+/// The achieved false-positive rate of `--exact none` against the configured one.
+fn fpr_chart(doc: &mut Doc, r: &Report) {
+    doc.title(
+        &format!(
+            "Achieved vs configured fpr of --exact none — {}",
+            r.fpr_dataset.as_deref().unwrap_or("?")
+        ),
+        "unique IDs wrongly dropped / unique IDs (log scale; an achieved 0 sits on the axis)",
+    );
+    doc.chart(&LineChart {
+        height: 220.0,
+        x_labels: r.fpr.iter().map(|p| format!("--fpr {}", prob(p.configured))).collect(),
+        series: vec![
+            Series {
+                name: "configured".into(),
+                color: "#7f7f7f",
+                values: r.fpr.iter().map(|p| Some(p.configured)).collect(),
+            },
+            Series {
+                name: "achieved".into(),
+                color: "#d62728",
+                values: r.fpr.iter().map(|p| p.achieved).collect(),
+            },
+        ],
+        y_fmt: prob,
+        y_binary: false,
+        log_y: true,
+        points_only: true,
+    });
 }
 
 #[cfg(test)]
