@@ -232,7 +232,6 @@ impl Args {
         let config = Config {
             framing: FramingConfig {
                 max_record_bytes: config::parse_size("--max-record-bytes", &self.max_record_bytes)?,
-                on_oversized: self.on_oversized,
                 ..FramingConfig::default()
             },
             key: KeySpec::parse(&self.key, delimiter, self.key_type)?,
@@ -246,6 +245,7 @@ impl Args {
             exact: exact(&self.exact, &self.exact_timeout, self.shared, &self.shared_lease)?,
             policies: Policies {
                 on_unkeyed: self.on_unkeyed,
+                on_oversized: self.on_oversized,
                 on_late: self.on_late,
                 on_exact_error: self.on_exact_error,
             },

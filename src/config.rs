@@ -103,8 +103,6 @@ pub enum BloomMode {
 pub struct FramingConfig {
     /// `--max-record-bytes`.
     pub max_record_bytes: usize,
-    /// `--on-oversized`.
-    pub on_oversized: OnOversized,
     /// Bytes per read.
     pub chunk_bytes: usize,
 }
@@ -113,7 +111,6 @@ impl Default for FramingConfig {
     fn default() -> Self {
         FramingConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-            on_oversized: OnOversized::Emit,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
         }
     }
@@ -210,6 +207,8 @@ impl RedisConfig {
 pub struct Policies {
     /// `--on-unkeyed`.
     pub on_unkeyed: OnUnkeyed,
+    /// `--on-oversized`.
+    pub on_oversized: OnOversized,
     /// `--on-late`.
     pub on_late: OnLate,
     /// `--on-exact-error`.
@@ -342,7 +341,7 @@ impl Config {
             ));
         }
         let rejects = self.policies.on_unkeyed == Disposition::Reject
-            || self.framing.on_oversized == Disposition::Reject;
+            || self.policies.on_oversized == Disposition::Reject;
         if rejects && self.emit.reject_file.is_none() {
             let flag = if self.policies.on_unkeyed == Disposition::Reject {
                 "--on-unkeyed"

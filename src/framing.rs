@@ -67,10 +67,54 @@ pub enum Frame {
     },
 }
 
-/// Reads records from any `Read`.
+/// What a [`FrameReader`] reads: the program's own input, read straight into
+/// spare buffer capacity and polled (so a stop is seen while the input is
+/// quiet), or any other reader.
+pub enum Input<'a> {
+    /// Standard input or files, read with `read(2)`.
+    Raw(RawInput),
+    /// Any reader (tests, benches, library users).
+    Reader(Box<dyn Read + Send + 'a>),
+}
+
+impl std::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Raw(r) => f.debug_tuple("Raw").field(r).finish(),
+            Input::Reader(_) => f.write_str("Reader(..)"),
+        }
+    }
+}
+
+impl From<RawInput> for Input<'static> {
+    fn from(r: RawInput) -> Input<'static> {
+        Input::Raw(r)
+    }
+}
+
+impl<'a, R: Read + Send + 'a> From<R> for Input<'a> {
+    fn from(r: R) -> Input<'a> {
+        Input::Reader(Box::new(r))
+    }
+}
+
+impl Input<'_> {
+    /// Whether a read returns within [`POLL_MS`] even when no data comes, so the
+    /// reading thread can look for a stop by itself.
+    pub fn polled(&self) -> bool {
+        matches!(self, Input::Raw(_))
+    }
+
+    /// Whether a later run reads the bytes read last again ([`RawInput::rereadable`]).
+    pub fn rereadable(&self) -> bool {
+        matches!(self, Input::Raw(r) if r.rereadable())
+    }
+}
+
+/// Reads records from an [`Input`].
 #[derive(Debug)]
-pub struct FrameReader<R> {
-    inner: R,
+pub struct FrameReader<'a> {
+    inner: Input<'a>,
     chunk: usize,
     max_record: usize,
     /// Bytes after the last newline seen: an incomplete record.
@@ -85,8 +129,6 @@ pub struct FrameReader<R> {
     bytes_read: u64,
     /// Bytes offered to the next read (adapts between `MIN_READ` and `chunk`).
     want: usize,
-    /// Reads `inner` into uninitialised memory (set when it is a [`RawInput`]).
-    raw: Option<ReadRaw<R>>,
 }
 
 /// The program's input, read with `read(2)`: standard input, or files one after
@@ -316,40 +358,15 @@ fn wait_readable(fd: i32) -> io::Result<()> {
     }
 }
 
-impl Read for RawInput {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        // SAFETY: `buf` is `buf.len()` writable bytes.
-        unsafe { self.read_raw(buf.as_mut_ptr(), buf.len()) }
-    }
-}
-
-/// How a [`FrameReader`] reads its [`RawInput`] into uninitialised memory.
-type ReadRaw<R> = unsafe fn(&mut R, *mut u8, usize) -> io::Result<usize>;
-
-/// [`RawInput::read_raw`] for a reader known to be a `RawInput`.
-///
-/// # Safety
-/// `buf` must point to `len` (> 0) writable bytes.
-unsafe fn read_raw_input<R: 'static>(r: &mut R, buf: *mut u8, len: usize) -> io::Result<usize> {
-    match (r as &mut dyn std::any::Any).downcast_mut::<RawInput>() {
-        // SAFETY: the caller's promise.
-        Some(raw) => unsafe { raw.read_raw(buf, len) },
-        None => unreachable!("set by `with_raw_input` over a RawInput only"),
-    }
-}
-
 /// The smallest read offered once reads come back short.
 const MIN_READ: usize = 64 << 10;
 
-impl<R: Read> FrameReader<R> {
+impl<'a> FrameReader<'a> {
     /// A reader doing reads of `chunk` bytes, with records limited to `max_record` bytes.
-    pub fn new(inner: R, chunk: usize, max_record: usize) -> FrameReader<R> {
+    pub fn new(inner: impl Into<Input<'a>>, chunk: usize, max_record: usize) -> FrameReader<'a> {
         let chunk = chunk.max(1);
         FrameReader {
-            inner,
+            inner: inner.into(),
             chunk,
             max_record: max_record.max(1),
             buf: BytesMut::with_capacity(chunk),
@@ -359,20 +376,7 @@ impl<R: Read> FrameReader<R> {
             eof: false,
             bytes_read: 0,
             want: MIN_READ.min(chunk),
-            raw: None,
         }
-    }
-
-    /// When the input is a [`RawInput`], reads its descriptor straight into
-    /// uninitialised buffer space from now on.
-    pub fn with_raw_input(mut self) -> FrameReader<R>
-    where
-        R: 'static,
-    {
-        if (&self.inner as &dyn std::any::Any).is::<RawInput>() {
-            self.raw = Some(read_raw_input::<R>);
-        }
-        self
     }
 
     /// Bytes read so far.
@@ -394,8 +398,8 @@ impl<R: Read> FrameReader<R> {
         self.eof = true;
     }
 
-    /// The reader underneath.
-    pub fn get_ref(&self) -> &R {
+    /// The input underneath.
+    pub fn input(&self) -> &Input<'a> {
         &self.inner
     }
 
@@ -465,37 +469,38 @@ impl<R: Read> FrameReader<R> {
         // they fill it, up to one chunk (which also keeps the buffer within the
         // record limit plus one chunk).
         let want = self.want;
-        let n = if let Some(read_raw) = self.raw {
-            self.buf.reserve(want);
-            let spare = &mut self.buf.spare_capacity_mut()[..want];
-            let n = loop {
-                // SAFETY: `spare` is `spare.len()` (> 0) writable, uninitialised bytes.
-                match unsafe {
-                    read_raw(&mut self.inner, spare.as_mut_ptr() as *mut u8, spare.len())
-                } {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            // SAFETY: `read_raw` wrote the first `n <= want` bytes of the spare
-            // capacity.
-            unsafe { self.buf.set_len(start + n) };
-            n
-        } else {
-            self.buf.resize(start + want, 0);
-            let n = loop {
-                match self.inner.read(&mut self.buf[start..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.buf.truncate(start);
-                        return Err(e);
+        let n = match &mut self.inner {
+            Input::Raw(raw) => {
+                self.buf.reserve(want);
+                let spare = &mut self.buf.spare_capacity_mut()[..want];
+                let n = loop {
+                    // SAFETY: `spare` is `spare.len()` (> 0) writable, uninitialised bytes.
+                    match unsafe { raw.read_raw(spare.as_mut_ptr() as *mut u8, spare.len()) } {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
                     }
-                }
-            };
-            self.buf.truncate(start + n);
-            n
+                };
+                // SAFETY: `read_raw` wrote the first `n <= want` bytes of the spare
+                // capacity.
+                unsafe { self.buf.set_len(start + n) };
+                n
+            }
+            Input::Reader(r) => {
+                self.buf.resize(start + want, 0);
+                let n = loop {
+                    match r.read(&mut self.buf[start..]) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            self.buf.truncate(start);
+                            return Err(e);
+                        }
+                    }
+                };
+                self.buf.truncate(start + n);
+                n
+            }
         };
         self.bytes_read += n as u64;
         if n == want {
@@ -556,7 +561,7 @@ mod tests {
         use std::os::fd::AsRawFd;
         let (r, mut w) = std::io::pipe().unwrap();
         let input = RawInput::from_source(Source::fd(r.as_raw_fd(), None));
-        let mut fr = FrameReader::new(input, 1 << 16, 1 << 10).with_raw_input();
+        let mut fr = FrameReader::new(input, 1 << 16, 1 << 10);
         let e = fr.next_frame().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         w.write_all(b"a\r\nb\nc").unwrap();
@@ -568,7 +573,7 @@ mod tests {
         }
         assert_eq!(got, [b"a\r\n".to_vec(), b"b\n".to_vec(), b"c".to_vec()]);
         assert_eq!(fr.bytes_read(), 6);
-        assert!(!fr.get_ref().rereadable(), "what was read from a pipe is gone");
+        assert!(!fr.input().rereadable(), "what was read from a pipe is gone");
         drop(r);
     }
 
@@ -592,7 +597,7 @@ mod tests {
             write("e", ""),
         ];
         let input = RawInput::files(paths.clone()).unwrap();
-        let mut fr = FrameReader::new(input, 1 << 16, 1 << 10).with_raw_input();
+        let mut fr = FrameReader::new(input, 1 << 16, 1 << 10);
         let mut got = Vec::new();
         while let Some(f) = fr.next_frame().unwrap() {
             let Frame::Records(rs) = f else { panic!("not oversized") };
@@ -601,13 +606,13 @@ mod tests {
         let want: [&[u8]; 4] = [b"1\n", b"2\n", b"3\r\n", b"4"];
         assert_eq!(got, want);
         assert_eq!(fr.bytes_read(), 8);
-        assert!(fr.get_ref().rereadable());
+        assert!(fr.input().rereadable());
 
         // A stop over a file: the records split off go on, the cut one does not
         // (a rerun reads the file again); with `keep_partial` it does.
         for keep_partial in [false, true] {
             let input = RawInput::files(vec![write("f", "r1\nr2\nr3-cut")]).unwrap();
-            let mut fr = FrameReader::new(input, 1 << 16, 1 << 10).with_raw_input();
+            let mut fr = FrameReader::new(input, 1 << 16, 1 << 10);
             let Some(Frame::Records(rs)) = fr.next_frame().unwrap() else { panic!("records") };
             let mut got: Vec<Vec<u8>> = rs.spans.iter().map(|s| rs.raw(s).to_vec()).collect();
             fr.finish_input(keep_partial);

@@ -21,7 +21,8 @@
 //!
 //! One module per stage: [`framing`], [`key`], [`hash`], [`time`], [`window`],
 //! [`local`], [`exact`], [`verdict`], [`sink`]; plus [`state`] (snapshots),
-//! [`stats`] (counters) and [`pipeline`], the only module that knows their order.
+//! [`stats`] (counters), [`progress`] (the progress line) and [`pipeline`], the only
+//! module that knows their order.
 //! [`config`] holds the validated configuration, [`error`] the error types.
 //!
 //! # Example
@@ -56,6 +57,7 @@ pub mod hash;
 pub mod key;
 pub mod local;
 pub mod pipeline;
+pub mod progress;
 pub mod sink;
 pub mod state;
 pub mod stats;

@@ -6,11 +6,13 @@
 //! `records_in = emitted + duplicates + dropped_by_policy + rejected`.
 
 use std::fmt::Write as _;
+use std::fs::File;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::ConservationError;
+use crate::error::{ConservationError, Error};
 
 /// The counters of a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -210,6 +212,20 @@ impl Stats {
     /// The counters as JSON (`--stats-json`).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("stats serialize")
+    }
+
+    /// Creates (or truncates) the `--stats-json` file at the start of a run, so a
+    /// path that cannot be written fails the run now, not after hours of stream.
+    pub fn create_json_file(path: &Path) -> Result<(), Error> {
+        File::create(path)
+            .map(drop)
+            .map_err(|e| Error::io(format!("--stats-json: cannot create {}", path.display()), e))
+    }
+
+    /// Writes the counters as JSON to the `--stats-json` file at `path`.
+    pub fn write_json_file(&self, path: &Path) -> Result<(), Error> {
+        std::fs::write(path, self.to_json())
+            .map_err(|e| Error::io(format!("--stats-json: writing {}", path.display()), e))
     }
 }
 

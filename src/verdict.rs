@@ -61,7 +61,8 @@ pub fn decide(v: Verdict, p: &Policies, emit: &EmitConfig) -> Action {
             OnLate::Emit => Action::Write { tag: None },
             OnLate::Drop => Action::Drop,
         },
-        Verdict::Oversized => Action::Write { tag: None }, // the pipeline applies --on-oversized itself
+        // Never deduplicated (it is not buffered whole), so `--emit` has no say.
+        Verdict::Oversized => by_disposition(p.on_oversized),
         // `open`: taken as new (a possible duplicate, never a lost log); `closed`:
         // dropped and counted as such, whatever `--emit` is.
         Verdict::Unconfirmed => match p.on_exact_error {
@@ -85,7 +86,8 @@ mod tests {
         let dups = EmitConfig { mode: EmitMode::Dups, ..EmitConfig::default() };
         assert_eq!(decide(Verdict::New, &p, &dups), Action::Suppress);
         assert_eq!(decide(Verdict::Dup, &p, &dups), Action::Write { tag: None });
-        let all = EmitConfig { mode: EmitMode::All, tag: Some("dup".into()), reject_file: None };
+        let all =
+            EmitConfig { mode: EmitMode::All, tag: Some("dup".into()), ..EmitConfig::default() };
         assert_eq!(decide(Verdict::Dup, &p, &all), Action::Write { tag: Some(true) });
         assert_eq!(decide(Verdict::New, &p, &all), Action::Write { tag: Some(false) });
     }
@@ -94,17 +96,24 @@ mod tests {
     fn policies() {
         let p = Policies {
             on_unkeyed: Disposition::Reject,
+            on_oversized: Disposition::Drop,
             on_late: OnLate::Drop,
             on_exact_error: OnExactError::Closed,
         };
         let e = EmitConfig::default();
         assert_eq!(decide(Verdict::Unkeyed, &p, &e), Action::Reject);
         assert_eq!(decide(Verdict::Late, &p, &e), Action::Drop);
+        assert_eq!(decide(Verdict::Oversized, &p, &e), Action::Drop);
+        let reject = Policies { on_oversized: Disposition::Reject, ..p };
+        assert_eq!(decide(Verdict::Oversized, &reject, &e), Action::Reject);
         for mode in [EmitMode::New, EmitMode::Dups, EmitMode::All] {
-            let e = EmitConfig { mode, tag: Some("dup".into()), reject_file: None };
+            let e = EmitConfig { mode, tag: Some("dup".into()), ..EmitConfig::default() };
             assert_eq!(decide(Verdict::Unconfirmed, &p, &e), Action::Drop, "{mode:?}");
         }
         let p = Policies::default();
         assert_eq!(decide(Verdict::Unconfirmed, &p, &e), Action::Write { tag: None });
+        // Oversized records are written whatever `--emit` is (never deduplicated).
+        let dups = EmitConfig { mode: EmitMode::Dups, ..EmitConfig::default() };
+        assert_eq!(decide(Verdict::Oversized, &p, &dups), Action::Write { tag: None });
     }
 }

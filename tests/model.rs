@@ -1089,7 +1089,7 @@ proptest! {
         }
         let mut c = Config::default();
         c.framing.max_record_bytes = max;
-        c.framing.on_oversized = Disposition::Drop;
+        c.policies.on_oversized = Disposition::Drop;
         c.framing.chunk_bytes = chunk;
         c.emit.mode = EmitMode::All;
         let (out, stats) = run_pipeline(c, input.clone(), max_read)
