@@ -370,8 +370,9 @@ impl Config {
     }
 }
 
-/// Parses a duration such as `500ms`, `30s`, `10m`, `1h`, `1d`, `1w` (a bare number
-/// is seconds). `flag` names the flag in the error.
+/// Parses a duration such as `500ms`, `30s`, `10m`, `1h`, `1d`, `1w` or `1h30m`
+/// (humantime's syntax), or a bare number of seconds. `flag` names the flag in
+/// the error.
 pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, ConfigError> {
     let bad = || {
         ConfigError::new(
@@ -380,25 +381,16 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, ConfigError> {
         )
     };
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    if num.is_empty() {
+    let d = match t.parse::<u64>() {
+        // humantime wants a unit; a bare number has always meant seconds here.
+        Ok(secs) if !t.starts_with('+') => Duration::from_secs(secs),
+        _ => humantime::parse_duration(t).map_err(|_| bad())?,
+    };
+    // Windows and deadlines are nanoseconds in an i64.
+    if d.as_nanos() > i64::MAX as u128 {
         return Err(bad());
     }
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let nanos_per: u64 = match unit {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "" | "s" => 1_000_000_000,
-        "m" | "min" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        "d" => 86_400_000_000_000,
-        "w" => 7 * 86_400_000_000_000,
-        _ => return Err(bad()),
-    };
-    let nanos = n.checked_mul(nanos_per).filter(|&v| v <= i64::MAX as u64).ok_or_else(bad)?;
-    Ok(Duration::from_nanos(nanos))
+    Ok(d)
 }
 
 /// A duration as [`parse_duration`] reads it back, in the largest unit that
@@ -502,6 +494,36 @@ mod tests {
         assert!(parse_duration("--window", "").is_err());
         assert!(parse_duration("--window", "h").is_err());
         assert!(parse_duration("--window", "99999999999999999999d").is_err());
+        // Every unit the hand-written parser took, read the same way.
+        for (text, ns) in [
+            ("5ns", 5),
+            ("5us", 5_000),
+            ("5µs", 5_000),
+            ("5ms", 5_000_000),
+            ("5s", 5_000_000_000),
+            ("5m", 300_000_000_000),
+            ("5min", 300_000_000_000),
+            ("5h", 18_000_000_000_000),
+            ("5d", 432_000_000_000_000),
+            ("2w", 1_209_600_000_000_000),
+            (" 30s ", 30_000_000_000),
+            ("0", 0),
+            ("0s", 0),
+        ] {
+            assert_eq!(parse_duration("--window", text).unwrap().as_nanos(), ns, "{text}");
+        }
+        // humantime's compound and fractional forms.
+        assert_eq!(parse_duration("--window", "1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("--window", "1.5s").unwrap(), Duration::from_millis(1500));
+        // Still refused: negative, unknown units, beyond i64 nanoseconds.
+        for text in ["-5m", "+5", "5x", "5 parsecs", "300y", "106752d"] {
+            let e = parse_duration("--exact-timeout", text).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("--exact-timeout: invalid duration '{text}' (expected e.g. 500ms, 30s, 10m, 1h, 1d)")
+            );
+        }
+        assert!(parse_duration("--window", "106751d").is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -57,25 +58,17 @@ impl Dur {
 
 impl FromStr for Dur {
     type Err = String;
+    /// The syntax of logdedup's own flags: humantime's (`500ms`, `1.5s`, `1h30m`),
+    /// or a bare number of seconds.
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let mult: f64 = match unit {
-            "ms" => 1.0,
-            "" | "s" => 1e3,
-            "m" | "min" => 60e3,
-            "h" => 3600e3,
-            "d" => 86400e3,
-            _ => {
-                return Err(format!(
-                    "invalid duration '{s}' (expected e.g. 500ms, 10s, 10m, 1h, 1d)"
-                ))
-            }
+        let d = match t.parse::<u64>() {
+            Ok(secs) if !t.starts_with('+') => Ok(Duration::from_secs(secs)),
+            _ => humantime::parse_duration(t),
         };
-        match num.parse::<f64>() {
-            Ok(v) if v >= 0.0 => Ok(Dur((v * mult).round() as u64)),
-            _ => Err(format!("invalid duration '{s}' (expected e.g. 500ms, 10s, 10m, 1h, 1d)")),
+        match d.ok().and_then(|d| u64::try_from(d.as_millis()).ok()) {
+            Some(ms) => Ok(Dur(ms)),
+            None => Err(format!("invalid duration '{s}' (expected e.g. 500ms, 10s, 10m, 1h, 1d)")),
         }
     }
 }
@@ -402,6 +395,8 @@ mod tests {
         assert_eq!("1h".parse::<Dur>().unwrap(), Dur(3_600_000));
         assert_eq!("500ms".parse::<Dur>().unwrap(), Dur(500));
         assert_eq!("1.5s".parse::<Dur>().unwrap(), Dur(1500));
+        assert_eq!("1s 500ms".parse::<Dur>().unwrap(), Dur(1500));
+        assert_eq!("90".parse::<Dur>().unwrap(), Dur(90_000));
         assert!("10x".parse::<Dur>().unwrap_err().contains("10x"));
         assert_eq!(Dur(600_000).to_string(), "10m");
         assert_eq!(Dur(1500).to_string(), "1500ms");
