@@ -347,11 +347,20 @@ fn seconds_ns(secs: i64, frac: i64) -> Option<i64> {
     i64::try_from(i128::from(secs) * i128::from(NS) + i128::from(frac)).ok()
 }
 
-/// Days in month `mo` of year `y` (the `time` crate's calendar); `None` for a
-/// month other than 1-12 or a year beyond an i32.
+/// Whether `y` is a leap year of the proleptic Gregorian calendar.
+fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+/// Days in month `mo` of year `y`; `None` for a month other than 1-12.
 fn days_in_month(y: i64, mo: i64) -> Option<i64> {
-    let month = time::Month::try_from(u8::try_from(mo).ok()?).ok()?;
-    Some(i64::from(month.length(i32::try_from(y).ok()?)))
+    Some(match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(y) => 29,
+        2 => 28,
+        _ => return None,
+    })
 }
 
 const MONTHS: [&[u8]; 12] = [
@@ -476,7 +485,7 @@ fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
         return seconds_ns(e, frac);
     }
     if let Some(doy) = doy {
-        if doy < 1 || doy > i64::from(time::util::days_in_year(i32::try_from(y).ok()?)) {
+        if doy < 1 || doy > 365 + i64::from(is_leap(y)) {
             return None;
         }
         return day_ns(days_from_civil(y, 1, 1) + doy - 1, h, mi, s, frac, off);
@@ -495,6 +504,16 @@ fn letters<'a>(t: &'a [u8], i: &mut usize) -> &'a [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar() {
+        assert_eq!([2023, 2024, 1900, 2000, -4].map(is_leap), [false, true, false, true, true]);
+        let days: Vec<i64> = (1..=12).map(|m| days_in_month(2023, m).unwrap()).collect();
+        assert_eq!(days, [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]);
+        assert_eq!(days_in_month(2024, 2), Some(29));
+        assert_eq!(days_in_month(2024, 0), None);
+        assert_eq!(days_in_month(2024, 13), None);
+    }
 
     #[test]
     fn years_of_times() {
