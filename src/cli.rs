@@ -180,6 +180,43 @@ pub struct Args {
     /// No progress line (it is shown only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Print a man page or a shell completion script to stdout and exit.
+    #[arg(long, value_enum, value_name = "WHAT", exclusive = true)]
+    pub generate: Option<GenerateArg>,
+}
+
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GenerateArg {
+    /// The man page (roff).
+    Man,
+    /// A bash completion script.
+    CompleteBash,
+    /// A zsh completion script.
+    CompleteZsh,
+    /// A fish completion script.
+    CompleteFish,
+}
+
+/// The man page or completion script `--generate` asks for, made from the same
+/// clap definition as `--help`.
+pub fn generate(what: GenerateArg) -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Args::command();
+    let mut out = Vec::new();
+    let shell = match what {
+        GenerateArg::Man => {
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            return Ok(out);
+        }
+        GenerateArg::CompleteBash => Shell::Bash,
+        GenerateArg::CompleteZsh => Shell::Zsh,
+        GenerateArg::CompleteFish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "logdedup", &mut out);
+    Ok(out)
 }
 
 /// Parses `--exact`.

@@ -72,6 +72,19 @@ fn main() -> ExitCode {
             .into();
         }
     };
+    if let Some(what) = args.generate {
+        use std::io::Write;
+        let written = cli::generate(what).and_then(|text| std::io::stdout().write_all(&text));
+        return match written {
+            Ok(()) => Exit::Ok,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
+            Err(e) => {
+                eprintln!("logdedup: error: stdout: {e}");
+                Exit::Runtime
+            }
+        }
+        .into();
+    }
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => {

@@ -5,11 +5,13 @@
 // reads better than a struct literal per case. Fixture tables are tuples.
 #![allow(clippy::field_reassign_with_default, clippy::type_complexity)]
 
+mod daemon;
 mod util;
 
 mod cli;
 mod datasets;
 mod exact_redis;
+mod generate;
 mod hay;
 mod model;
 mod redis;
