@@ -16,5 +16,6 @@ mod hay;
 mod model;
 mod redis;
 mod regression;
+mod rsyslog;
 mod semantics;
 mod state;
