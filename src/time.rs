@@ -13,6 +13,14 @@
 //!
 //! Times are nanoseconds in an i64: from 1677-09-21 to 2262-04-11. A time outside
 //! that range, or a date that does not exist (February 30th), cannot be read.
+//!
+//! Hand-written rather than jiff's parsers because it is faster where it matters
+//! (`cargo bench --bench time`, 20,000 texts, same run, medians): strftime
+//! formats 1.5-1.9x jiff's `strtime` (`%y%m%d %H%M%S` 3.30 ms against 6.25 ms,
+//! `%Y-%m-%d %H:%M:%S,%f` 3.53 ms against 5.36 ms), RFC 3339 on par with jiff's
+//! Temporal parser (2.06 ms against 2.19 ms); and because what it accepts is
+//! not jiff's: epoch numbers with their unit read from their size, formats
+//! without a year, a leap second, fractions past nanoseconds.
 
 use crate::error::ConfigError;
 
