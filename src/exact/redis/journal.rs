@@ -40,51 +40,8 @@ const COMPACT_TRIES: usize = 4;
 /// the 9-byte header per query and the members, as for the check-and-insert
 /// script. Answers two bitmaps of one bit per query, one after the other: seen in
 /// any of its windows; seen in its own window `j` (then it need not be added).
-pub(super) const LOOKUP: &str = r#"
-local prefix, nd = ARGV[1], tonumber(ARGV[2])
-local hdr = ARGV[3 + nd]
-local mbase = 3 + nd
-local nq = string.len(hdr) / 9
-local metas = {}
-local function meta(g, j)
-  local id = g * 65536 + j
-  local r = metas[id]
-  if r == nil then
-    local base = prefix .. ':{g' .. g .. '}:w' .. ARGV[2 + j]
-    local v = redis.call('HMGET', base .. ':m', 'L', 's', 'n')
-    r = { base = base, L = tonumber(v[1]) or 0, s = tonumber(v[2]) or 0, n = tonumber(v[3]) or 0 }
-    r.m1, r.m2 = 2 ^ r.L, 2 ^ (r.L + 1)
-    metas[id] = r
-  end
-  return r
-end
-local out, own, byte, obyte = {}, {}, 0, 0
-for i = 1, nq do
-  local p = 9 * i - 8
-  local g, j1, j0, c1, c0, a3, a2, a1, a0 = string.byte(hdr, p, p + 8)
-  local j, c = j1 * 256 + j0, c1 * 256 + c0
-  local a = ((a3 * 256 + a2) * 256 + a1) * 256 + a0
-  local m = ARGV[mbase + i]
-  for k = j, j - c, -1 do
-    local r = meta(g, k)
-    if r.n > 0 then
-      local b = a % r.m1
-      if b < r.s then b = a % r.m2 end
-      if redis.call('SISMEMBER', r.base .. ':b' .. b, m) == 1 then
-        byte = byte + 2 ^ ((i - 1) % 8)
-        if k == j then obyte = obyte + 2 ^ ((i - 1) % 8) end
-        break
-      end
-    end
-  end
-  if i % 8 == 0 or i == nq then
-    out[#out + 1] = string.char(byte)
-    own[#own + 1] = string.char(obyte)
-    byte, obyte = 0, 0
-  end
-end
-return table.concat(out) .. table.concat(own)
-"#;
+pub(super) const LOOKUP: &str =
+    concat!(include_str!("lua/prelude.lua"), include_str!("lua/lookup.lua"));
 
 /// Applies one (group, window)'s compaction if its directory is unchanged.
 /// `KEYS[1]` is the directory (it routes the call on a cluster).
@@ -100,48 +57,7 @@ return table.concat(out) .. table.concat(own)
 /// ```
 ///
 /// Returns the new member count, or -1 if the directory changed since it was read.
-pub(super) const APPLY: &str = r#"
-local dir = ARGV[1]
-local v = redis.call('HMGET', dir, 'L', 's', 'n', 'x')
-local L, s, n = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
-local fresh, x = v[3] == false, v[4] == '1' or ARGV[9] == '1'
-local at
-local e = tonumber(ARGV[7])
-if e ~= 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if e > now then at = e else at = now + tonumber(ARGV[8]) end
-end
-local added = tonumber(ARGV[10])
-if L ~= tonumber(ARGV[2]) or s ~= tonumber(ARGV[3]) or n ~= tonumber(ARGV[4]) then
-  if added > 0 then
-    redis.call('HINCRBY', dir, 'n', added)
-    if fresh and at then redis.call('PEXPIREAT', dir, at) end
-  end
-  return -1
-end
-n = n + added
-local i, nops = 12, tonumber(ARGV[11])
-for _ = 1, nops do
-  local kind, key, cnt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
-  for c = i, i + cnt - 1, 4000 do
-    local last = math.min(c + 3999, i + cnt - 1)
-    if kind == 'r' then
-      n = n - redis.call('SREM', key, unpack(ARGV, c, last))
-    else
-      n = n + redis.call('SADD', key, unpack(ARGV, c, last))
-    end
-  end
-  if kind ~= 'r' and at and (kind == 'n' or fresh or x) then
-    redis.call('PEXPIREAT', key, at)
-  end
-  i = i + cnt
-end
-redis.call('HSET', dir, 'L', ARGV[5], 's', ARGV[6], 'n', n, 'x', x and '1' or '0')
-if fresh and at then redis.call('PEXPIREAT', dir, at) end
-return n
-"#;
+pub(super) const APPLY: &str = include_str!("lua/apply.lua");
 
 /// A bucket directory: `2^l + s` buckets holding `n` members.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

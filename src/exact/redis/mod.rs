@@ -92,233 +92,9 @@ const WAIT_MAX: Duration = Duration::from_millis(200);
 /// which is exact in a double and equals [`address`].
 ///
 /// What costs here is Lua, not Redis: each `redis.call` is ~0.5–1 µs and formatting
-/// a number into a string (`%.14g`) about as much, hence the suffix cache.
-const SCRIPT: &str = r#"
-local ring, seq, slot = KEYS[1], ARGV[1], ARGV[2]
-local prev = redis.call('HGET', ring, slot)
-if prev then
-  local sep = string.find(prev, ':', 1, true)
-  if sep and string.sub(prev, 1, sep - 1) == seq then
-    return string.sub(prev, sep + 1)
-  end
-end
-local ring_ttl, prefix, load = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local owner, lease = ARGV[6], tonumber(ARGV[7])
-local nd = tonumber(ARGV[8])
-local hdr = ARGV[9 + 3 * nd]
-local mbase = 9 + 3 * nd
-local nq = string.len(hdr) / 9
-
-local now
-local function clock()
-  if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return now
-end
-
-local function expire_at(j)
-  local e = tonumber(ARGV[7 + 3 * j])
-  if e == 0 then return nil end
-  if e > clock() then return e end
-  return clock() + tonumber(ARGV[8 + 3 * j])
-end
-
-local metas = {}
-local function meta(g, j)
-  local id = g * 65536 + j
-  local r = metas[id]
-  if r == nil then
-    local base = prefix .. ':{g' .. g .. '}:w' .. ARGV[6 + 3 * j]
-    local v = redis.call('HMGET', base .. ':m', 'L', 's', 'n', 'x')
-    r = { base = base, j = j, L = tonumber(v[1]) or 0, s = tonumber(v[2]) or 0,
-          n = tonumber(v[3]) or 0, x = v[4] == '1', dirty = false }
-    r.fresh = r.n == 0
-    r.m1, r.m2 = 2 ^ r.L, 2 ^ (r.L + 1)
-    metas[id] = r
-  end
-  return r
-end
-
--- Leases: the hash <base>:p maps a member some client found new to
--- "<client>:<deadline ms>" until that client has written its record and deleted
--- the entry. New leases are written at the end of the call, one HSET per window,
--- from r.kv (member, value, member, value, ...).
-local lease_v
-local function take(r, m)
-  if not lease_v then lease_v = owner .. ':' .. (clock() + lease) end
-  local kv = r.kv
-  if kv == nil then
-    kv = {}
-    r.kv, r.indexed, r.mine = kv, 0, {}
-  end
-  kv[#kv + 1] = m
-  kv[#kv + 1] = lease_v
-end
-
--- Whether this call leased m in r already (indexed only when asked).
-local function taken_here(r, m)
-  local kv = r.kv
-  if kv == nil then return false end
-  local mine = r.mine
-  for i = r.indexed + 1, #kv, 2 do mine[kv[i]] = true end
-  r.indexed = #kv
-  return mine[m] == true
-end
-
--- 0: no lease, or this client's own; 1: another client's live lease; 2: another
--- client's lapsed lease. A window without leases costs one HLEN a call.
-local function held(r, m)
-  if r.leases == nil then r.leases = redis.call('HLEN', r.base .. ':p') end
-  if r.leases == 0 then return 0 end
-  local v = redis.call('HGET', r.base .. ':p', m)
-  if not v then return 0 end
-  local sep = string.find(v, ':', 1, true)
-  if string.sub(v, 1, sep - 1) == owner or taken_here(r, m) then return 0 end
-  if tonumber(string.sub(v, sep + 1)) > clock() then return 1 end
-  return 2
-end
-
-local function addr(m)
-  local a = tonumber(string.sub(m, -9))
-  if a < 0 then a = -a end
-  return a
-end
-
-local function bucket(r, a)
-  local b = a % r.m1
-  if b < r.s then b = a % r.m2 end
-  return b
-end
-
--- Formatting a number into a key costs a sprintf("%.14g"); bucket numbers repeat
--- across groups and windows, so their key suffixes are made once per call.
-local sfx = {}
-local function suffix(b)
-  local x = sfx[b]
-  if x == nil then
-    x = ':b' .. b
-    sfx[b] = x
-  end
-  return x
-end
-
-local function sadd_all(key, list, at)
-  for i = 1, #list, 4000 do
-    redis.call('SADD', key, unpack(list, i, math.min(i + 3999, #list)))
-  end
-  if at then redis.call('PEXPIREAT', key, at) end
-end
-
-local function split(r)
-  local half = r.m1
-  local old = r.base .. suffix(r.s)
-  local lo, hi = {}, {}
-  for _, m in ipairs(redis.call('SMEMBERS', old)) do
-    if math.floor(addr(m) / half) % 2 == 1 then hi[#hi + 1] = m else lo[#lo + 1] = m end
-  end
-  redis.call('DEL', old)
-  local at = expire_at(r.j)
-  if #lo > 0 then sadd_all(old, lo, at) else r.x = true end
-  if #hi > 0 then sadd_all(r.base .. suffix(r.s + half), hi, at) else r.x = true end
-  r.s = r.s + 1
-  if r.s == half then
-    r.L = r.L + 1
-    r.s = 0
-    r.m1, r.m2 = r.m2, 2 * r.m2
-  end
-end
-
--- Inserts m into its own window's bucket; whether it was not there.
-local function insert(r, a, m)
-  local key = r.base .. suffix(bucket(r, a))
-  if redis.call('SADD', key, m) == 0 then return false end
-  if r.n == 0 or r.x then
-    local at = expire_at(r.j)
-    if at then redis.call('PEXPIREAT', key, at) end
-  end
-  r.n = r.n + 1
-  r.dirty = true
-  while r.n > load * (2 ^ r.L + r.s) do split(r) end
-  return true
-end
-
-local out, byte = {}, 0
-for i = 1, nq do
-  local p = 9 * i - 8
-  local g, j1, j0, c1, c0, a3, a2, a1, a0 = string.byte(hdr, p, p + 8)
-  local j, c = j1 * 256 + j0, c1 * 256 + c0
-  local a = ((a3 * 256 + a2) * 256 + a1) * 256 + a0
-  local m = ARGV[mbase + i]
-  -- 0 new, 1 seen, 2 wait, 3 new after a lapsed lease
-  local ans = 1
-  local found
-  for k = j - c, j - 1 do
-    local r = meta(g, k)
-    if r.n > 0 and redis.call('SISMEMBER', r.base .. suffix(bucket(r, a)), m) == 1 then
-      found = r
-      break
-    end
-  end
-  local h = 0
-  if found then h = held(found, m) end
-  if h == 1 then
-    ans = 2
-  else
-    local r = meta(g, j)
-    local added = insert(r, a, m)
-    if found then
-      if h == 2 then
-        take(found, m)
-        if added then take(r, m) end
-        ans = 3
-      end
-    elseif added then
-      take(r, m)
-      ans = 0
-    else
-      h = held(r, m)
-      if h == 1 then
-        ans = 2
-      elseif h == 2 then
-        take(r, m)
-        ans = 3
-      end
-    end
-  end
-  byte = byte + ans * 4 ^ ((i - 1) % 4)
-  if i % 4 == 0 or i == nq then
-    out[#out + 1] = string.char(byte)
-    byte = 0
-  end
-end
-
-for _, r in pairs(metas) do
-  local kv = r.kv
-  if kv then
-    local pk = r.base .. ':p'
-    for i = 1, #kv, 4000 do
-      redis.call('HSET', pk, unpack(kv, i, math.min(i + 3999, #kv)))
-    end
-    local at = expire_at(r.j)
-    if at then redis.call('PEXPIREAT', pk, at) end
-  end
-  if r.dirty then
-    local mk = r.base .. ':m'
-    redis.call('HSET', mk, 'L', r.L, 's', r.s, 'n', r.n, 'x', r.x and '1' or '0')
-    if r.fresh then
-      local at = expire_at(r.j)
-      if at then redis.call('PEXPIREAT', mk, at) end
-    end
-  end
-end
-
-local ans = table.concat(out)
-redis.call('HSET', ring, slot, seq .. ':' .. ans)
-redis.call('PEXPIRE', ring, ring_ttl)
-return ans
-"#;
+/// a number into a string (`%.14g`) about as much, hence the bucket key cache
+/// (`lua/prelude.lua`).
+const SCRIPT: &str = concat!(include_str!("lua/prelude.lua"), include_str!("lua/shared.lua"));
 
 /// Answers of [`SCRIPT`], two bits per query.
 const NEW: u8 = 0;
@@ -643,15 +419,18 @@ impl RedisTier {
         answers: &mut [ExactAnswer],
         waiting: &mut Vec<usize>,
     ) -> Option<String> {
+        // The releases go first: on one server they then run before the calls, so
+        // a lone client never finds its own last leases (which would cost an HGET
+        // per duplicate), and others stop waiting for those records sooner.
         let mut sent: Vec<journal::Sent> =
-            calls.iter().map(|c| (c.cmd.clone(), Some(SCRIPT))).collect();
-        let releases = self.release_cmds();
-        sent.extend(releases.iter().map(|c| (c.clone(), None)));
+            self.release_cmds().into_iter().map(|c| (c, None)).collect();
+        let released = sent.len();
+        sent.extend(calls.iter().map(|c| (c.cmd.clone(), Some(SCRIPT))));
         let mut results = self.exec(sent);
-        let released = results.split_off(calls.len());
-        self.check_released(released);
+        let answered = results.split_off(released);
+        self.check_released(results);
         let mut error = None;
-        for (call, result) in calls.iter().zip(results) {
+        for (call, result) in calls.iter().zip(answered) {
             let bits =
                 result.and_then(|v| Vec::<u8>::from_redis_value(v).map_err(|e| e.to_string()));
             let e = match bits {
