@@ -531,11 +531,13 @@ mod tests {
         assert_eq!(show_duration(RedisConfig::DEFAULT_TIMEOUT), "2s");
         assert_eq!(show_duration(RedisConfig::DEFAULT_LEASE), "10s");
         assert_eq!(show_size(DEFAULT_MAX_RECORD_BYTES), "1MiB");
-        for d in [1, 999, 1_000, 1_500_000, 60_000_000_000, 90_000_000_000, 604_800_000_000_000] {
+        let nanos = [1, 999, 1_000, 1_500_000, 250_000_000, 60_000_000_000, 90_000_000_000];
+        for d in nanos.into_iter().chain([86_400_000_000_000, 604_800_000_000_000]) {
             let d = Duration::from_nanos(d);
             assert_eq!(parse_duration("--x", &show_duration(d)).unwrap(), d, "{d:?}");
         }
         assert_eq!(show_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(show_duration(Duration::from_millis(250)), "250ms");
         for b in [0, 1, 1000, 1 << 10, 3 << 20, (1 << 30) + 1, 5 << 30] {
             assert_eq!(parse_size("--x", &show_size(b)).unwrap(), b, "{b}");
         }
