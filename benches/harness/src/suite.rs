@@ -241,7 +241,7 @@ fn start_redis(notes: &mut Vec<String>) -> Option<RedisServer> {
         notes.push("Redis tools skipped: redis-server not found on PATH".into());
         return None;
     }
-    RedisServer::start().map_err(|e| notes.push(format!("Redis tools skipped: {e}"))).ok()
+    RedisServer::try_start().map_err(|e| notes.push(format!("Redis tools skipped: {e}"))).ok()
 }
 
 /// A note for each program of the line-up that is not there (its tools are skipped).
