@@ -18,20 +18,15 @@ use logdedup::exact::{ExactAnswer, ExactQuery, ExactTier};
 use logdedup::window::WindowIndex;
 
 use crate::redis::{RedisCluster, RedisServer};
-use crate::util::{self, Output, TestCommand};
+use crate::util::{self, Output, TestCommand, XorShift};
 
 /// A deterministic stream of JSON lines: int IDs (dense small ones and sparse
 /// 64-bit ones), string IDs and `"42"`-style strings that equal an int, about half
 /// duplicates, and event times 20 per second with up to 15 s of jitter backwards,
 /// so windows of 10 s rotate and some records are late.
 fn stream(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = XorShift::new(seed);
+    let mut next = move || rng.next_u64();
     let mut out = Vec::new();
     let distinct = (n / 2).max(1) as u64;
     for i in 0..n {
@@ -364,15 +359,12 @@ fn memory_per_id_in_redis() {
 
 /// The tier through the library: `n` random fingerprints in batches of 5000.
 fn tier_queries(n: usize, seed: u64, own: i64, oldest: i64) -> Vec<ExactQuery> {
-    let mut x = seed | 1;
+    let mut rng = XorShift::new(seed);
     (0..n)
         .map(|_| {
             let mut fp = 0u128;
             for _ in 0..2 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                fp = fp << 64 | u128::from(x);
+                fp = fp << 64 | u128::from(rng.next_u64());
             }
             ExactQuery { fp, oldest: WindowIndex(oldest), own: WindowIndex(own), local_new: false }
         })
@@ -1147,15 +1139,8 @@ fn measure() {
 }
 
 fn fps(n: usize, seed: u64) -> Vec<i64> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as i64
-        })
-        .collect()
+    let mut rng = XorShift::new(seed);
+    (0..n).map(|_| rng.next_u64() as i64).collect()
 }
 
 fn measure_script_vs_pipeline() {

@@ -251,3 +251,22 @@ pub fn content(raw: &[u8]) -> &[u8] {
         None => raw,
     }
 }
+
+/// A seeded xorshift64 stream (Marsaglia's 13/7/17): deterministic test data from
+/// a seed, with no dependency. Not for anything that needs good randomness.
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// The stream from `seed` (an odd state, so never the stuck state 0).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed | 1)
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
