@@ -5,16 +5,24 @@
 //!
 //! ```text
 //! magic    16 B  "LOGDEDUP-STATE\0\0"
-//! version   4 B  2 (1 is still read: its bloom filters have no layout byte)
+//! version   4 B  3 (2 is still read: its bloom filters cover one window each;
+//!                1 too: its bloom filters have no layout byte either)
 //! settings  4 B length + UTF-8: the flags that decide what a key is
 //!                (--key, --key-type, --delimiter, --window, bloom on/off);
 //!                a snapshot written under other settings is refused
 //! seed     24 B  bloom seed, SipHash k0, k1
 //! clock     1 B  has-window flag + 8 B newest window index
-//! local     8 B length + the local tier (bitmaps in roaring's portable format, bloom words)
+//! local     8 B length + the local tier (bitmaps in roaring's portable format per
+//!                window; bloom filters with the windows each covers, or bloom
+//!                hashes per window: [`LocalTier::save`])
 //! exact     8 B length + the in-process exact tier (fingerprints per window)
 //! check     8 B  xxh3-64 of every byte before it
 //! ```
+//!
+//! IDs are written per window whatever layout held them (one set per window, or
+//! one entry per ID under a large `--retain`), so a snapshot loads under any
+//! `--retain`, and writing one takes time in proportion to what it holds, not to
+//! `--retain`.
 //!
 //! Writing is atomic: write `state.bin.tmp`, fsync it, rename it over `state.bin`,
 //! fsync the directory. A crash leaves either the old or the new snapshot, never a
@@ -40,7 +48,7 @@ use crate::window::WindowIndex;
 
 const MAGIC: &[u8; 16] = b"LOGDEDUP-STATE\0\0";
 /// The format this version writes; every format from 1 up to it is read.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 const FILE: &str = "state.bin";
 /// The lock file (empty; only its `flock` matters).
 const LOCK: &str = "lock";

@@ -323,6 +323,13 @@ fn sizes() -> impl Strategy<Value = usize> {
     prop_oneof![1usize..16, 16usize..4096, 4096usize..=65536]
 }
 
+/// `--retain`: the per-window layouts (1-4), the layouts for a large K just past
+/// them, and K far above the windows a stream reaches (sparse windows, one ID
+/// over hundreds of them).
+fn retains() -> impl Strategy<Value = u32> {
+    prop_oneof![6 => 1u32..=4, 2 => 5u32..=12, 1 => 50u32..=900, 1 => Just(100_000)]
+}
+
 fn knobs() -> impl Strategy<Value = Knobs> {
     (
         prop_oneof![Just(EmitMode::New), Just(EmitMode::Dups), Just(EmitMode::All)],
@@ -331,7 +338,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
         prop::bool::weighted(0.25),
         prop::option::weighted(
             0.8,
-            (prop_oneof![Just(1i64), Just(2), Just(5), Just(10), Just(60)], 1u32..=3),
+            (prop_oneof![Just(1i64), Just(2), Just(5), Just(10), Just(60)], retains()),
         ),
         prop_oneof![Just(Disposition::Emit), Just(Disposition::Drop), Just(Disposition::Reject)],
         prop_oneof![Just(OnLate::Emit), Just(OnLate::Drop)],
@@ -667,7 +674,7 @@ proptest! {
         s in stream(400),
         fpr in prop_oneof![Just(0.01f64), Just(0.1), Just(0.3), Just(0.6)],
         cap in prop_oneof![Just(4u64), Just(64), Just(1 << 20)],
-        window in prop::option::of((prop_oneof![Just(1i64), Just(5), Just(60)], 1u32..=3)),
+        window in prop::option::of((prop_oneof![Just(1i64), Just(5), Just(60)], retains())),
         chunk in sizes(),
     ) {
         let k = Knobs {

@@ -165,7 +165,7 @@ fn other_versions_are_named() {
     run(&args, "a\n");
     let file = PathBuf::from(&s).join("state.bin");
     let good = std::fs::read(&file).unwrap();
-    for version in [3u32, 0] {
+    for version in [4u32, 0] {
         let mut b = good.clone();
         b[16..20].copy_from_slice(&version.to_le_bytes());
         reseal(&mut b);
@@ -505,7 +505,7 @@ fn golden(name: &str) -> (tempfile::TempDir, String) {
     let src = util::repo().join("tests/data").join(name).join("state.bin");
     let bytes = std::fs::read(&src).unwrap();
     assert_eq!(&bytes[..16], b"LOGDEDUP-STATE\0\0", "magic");
-    let version = if name.contains("-v2") { 2 } else { 1 };
+    let version = ["-v1", "-v2", "-v3"].iter().position(|v| name.contains(v)).unwrap() as u32 + 1;
     assert_eq!(u32::from_le_bytes(bytes[16..20].try_into().unwrap()), version, "format version");
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("state");
@@ -597,6 +597,36 @@ fn golden_snapshot_v2_with_bloom_loads() {
 #[test]
 fn golden_snapshot_v2_bloom_alone_loads() {
     check_golden("golden-state-v2-bloom-alone", &["--local-bloom", "on", "--exact", "none"]);
+}
+
+/// Format 3 stores the windows each bloom filter covers. Written under `--retain
+/// 6`, past the per-window layouts: bloom filters over bands of two windows in
+/// front of the memory tier's index (written per window). Loaded here under
+/// `--retain 2` (one set per window), and re-fed under `--retain 6`.
+#[test]
+fn golden_snapshot_v3_bands_load() {
+    check_golden("golden-state-v3-bloom", &["--local-bloom", "on"]);
+    check_golden_retain_6("golden-state-v3-bloom", &["--local-bloom", "on"]);
+}
+
+/// Format 3 under `--exact none --retain 6`: the bloom hashes with their windows.
+#[test]
+fn golden_snapshot_v3_hash_index_loads() {
+    let extra = ["--local-bloom", "on", "--exact", "none"];
+    check_golden("golden-state-v3-index-alone", &extra);
+    check_golden_retain_6("golden-state-v3-index-alone", &extra);
+}
+
+/// Re-feeding the golden input under the `--retain 6` it was written with emits
+/// only the record without an ID, and the layout is this version's.
+fn check_golden_retain_6(name: &str, extra: &[&str]) {
+    let input = std::fs::read(util::repo().join("tests/data/golden-state-v1/input.jsonl")).unwrap();
+    let (_d, s) = golden(name);
+    let mut a: Vec<&str> = GOLDEN_FLAGS[..4].to_vec();
+    a.extend(["--retain", "6", "--time-field", ".ts", "--state-dir", &s]);
+    a.extend(extra);
+    let o = run(&a, &input);
+    assert_eq!((o.stat("new"), o.stat("late"), o.stat("unkeyed")), (0, 0, 1), "{name}");
 }
 
 /// The in-process API loads the golden snapshot too (a restart through the library).

@@ -34,7 +34,8 @@ use std::io::{self, Read, Write};
 use super::hugebuf::{prefetch, HugeBuf};
 use super::{ExactAnswer, ExactQuery, ExactStats, ExactTier};
 use crate::error::Result;
-use crate::window::{Generations, WindowIndex};
+use crate::window::seen::SeenIndex;
+use crate::window::{Generations, WindowIndex, PER_WINDOW_MAX_RETAIN};
 
 const SHARD_BITS: u32 = 4;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -327,7 +328,7 @@ impl FingerprintSet {
     }
 
     #[inline]
-    fn norm(fp: u128) -> u128 {
+    pub(crate) fn norm(fp: u128) -> u128 {
         // 0 marks an empty slot; a fingerprint of 0 (chance 2^-128) is stored as 1.
         fp.max(1)
     }
@@ -427,6 +428,11 @@ impl FingerprintSet {
         self.shards.iter().map(Table::bytes).sum()
     }
 
+    /// Every fingerprint held, table by table.
+    pub fn iter(&self) -> impl Iterator<Item = u128> + '_ {
+        self.shards.iter().flat_map(Table::iter)
+    }
+
     fn write_to<W: Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
         w.write_all(&self.len().to_le_bytes())?;
         let mut buf = Vec::with_capacity(64 * 1024);
@@ -475,10 +481,14 @@ impl FingerprintSet {
     }
 }
 
-/// `--exact memory`: one [`FingerprintSet`] per retained window.
+/// `--exact memory`: one [`FingerprintSet`] per retained window, or above
+/// [`PER_WINDOW_MAX_RETAIN`] one index entry per fingerprint holding its windows
+/// ([`SeenIndex`]), so a record's cost does not grow with `--retain`.
 #[derive(Debug, Default)]
 pub struct MemoryTier {
     gens: Generations<FingerprintSet>,
+    /// `Some` above [`PER_WINDOW_MAX_RETAIN`]; then `gens` stays empty.
+    index: Option<SeenIndex<u128>>,
     queries: u64,
     /// The fingerprints of a run of queries (reused).
     fps: Vec<u128>,
@@ -488,14 +498,60 @@ pub struct MemoryTier {
 }
 
 impl MemoryTier {
-    /// An empty tier.
+    /// An empty tier with one set per window.
     pub fn new() -> MemoryTier {
         MemoryTier::default()
+    }
+
+    /// An empty tier for `--retain retain`.
+    pub fn retaining(retain: u32) -> MemoryTier {
+        MemoryTier {
+            index: (retain > PER_WINDOW_MAX_RETAIN).then(SeenIndex::new),
+            ..MemoryTier::default()
+        }
     }
 
     /// The generations (for tests and stats).
     pub fn generations(&self) -> &Generations<FingerprintSet> {
         &self.gens
+    }
+
+    /// Per-window sets: runs of queries with the same windows (nearly always the
+    /// whole batch) share one lookup of their generations.
+    fn check_and_insert_sets(&mut self, queries: &[ExactQuery], answers: &mut [ExactAnswer]) {
+        let mut i = 0;
+        while i < queries.len() {
+            let (oldest, own) = (queries[i].oldest, queries[i].own);
+            let run_len =
+                queries[i..].iter().take_while(|q| q.oldest == oldest && q.own == own).count();
+            let run = &queries[i..i + run_len];
+            let answers = &mut answers[i..i + run_len];
+            self.fps.clear();
+            self.fps.extend(run.iter().map(|q| q.fp));
+            // A new window is sized like the newest one held.
+            let hint = self.gens.iter().last().map_or(0, |(_, s)| s.len());
+            let set = self.gens.get_or_insert_with(own, || FingerprintSet::with_expected(hint));
+            set.insert_all(&self.fps, |k| answers[k] = ExactAnswer::Seen);
+            if oldest < own {
+                // Only what is new to its own window is looked up in the older ones
+                // (a run's older windows take no inserts from it, so the order of
+                // the two steps does not matter).
+                self.unseen.clear();
+                self.unseen_at.clear();
+                for (k, &fp) in self.fps.iter().enumerate() {
+                    if answers[k] == ExactAnswer::New {
+                        self.unseen.push(fp);
+                        self.unseen_at.push(k);
+                    }
+                }
+                for set in self.gens.range(oldest, WindowIndex(own.0 - 1)) {
+                    set.contains_all(&self.unseen, |j| {
+                        answers[self.unseen_at[j]] = ExactAnswer::Seen
+                    });
+                }
+            }
+            i += run_len;
+        }
     }
 }
 
@@ -506,55 +562,40 @@ impl ExactTier for MemoryTier {
         answers: &mut Vec<ExactAnswer>,
     ) -> Result<()> {
         answers.clear();
-        answers.reserve(queries.len());
+        answers.resize(queries.len(), ExactAnswer::New);
         self.queries += queries.len() as u64;
-        // Runs of queries with the same windows (nearly always the whole batch)
-        // share one lookup of their generations.
-        let mut i = 0;
-        while i < queries.len() {
-            let (oldest, own) = (queries[i].oldest, queries[i].own);
-            let run_len =
-                queries[i..].iter().take_while(|q| q.oldest == oldest && q.own == own).count();
-            let run = &queries[i..i + run_len];
-            let base = answers.len();
-            answers.resize(base + run_len, ExactAnswer::New);
-            self.fps.clear();
-            self.fps.extend(run.iter().map(|q| q.fp));
-            // A new window is sized like the newest one held.
-            let hint = self.gens.iter().last().map_or(0, |(_, s)| s.len());
-            let set = self.gens.get_or_insert_with(own, || FingerprintSet::with_expected(hint));
-            set.insert_all(&self.fps, |k| answers[base + k] = ExactAnswer::Seen);
-            if oldest < own {
-                // Only what is new to its own window is looked up in the older ones
-                // (a run's older windows take no inserts from it, so the order of
-                // the two steps does not matter).
-                self.unseen.clear();
-                self.unseen_at.clear();
-                for (k, &fp) in self.fps.iter().enumerate() {
-                    if answers[base + k] == ExactAnswer::New {
-                        self.unseen.push(fp);
-                        self.unseen_at.push(k);
+        match &mut self.index {
+            Some(index) => {
+                for (q, a) in queries.iter().zip(answers.iter_mut()) {
+                    let fp = FingerprintSet::norm(q.fp);
+                    if index.check_insert(fp, q.first_window(), q.own.0) {
+                        *a = ExactAnswer::Seen;
                     }
                 }
-                for set in self.gens.range(oldest, WindowIndex(own.0 - 1)) {
-                    set.contains_all(&self.unseen, |j| {
-                        answers[base + self.unseen_at[j]] = ExactAnswer::Seen
-                    });
-                }
             }
-            i += run_len;
+            None => self.check_and_insert_sets(queries, answers),
         }
         Ok(())
     }
 
     fn retire_before(&mut self, oldest: WindowIndex) {
         self.gens.retire_before(oldest);
+        if let Some(index) = &mut self.index {
+            index.retire_before(oldest.0);
+        }
     }
 
     fn stats(&self) -> ExactStats {
+        let (fingerprints, bytes) = match &self.index {
+            Some(index) => (index.len(), index.bytes()),
+            None => (
+                self.gens.iter().map(|(_, s)| s.len()).sum(),
+                self.gens.iter().map(|(_, s)| s.bytes()).sum(),
+            ),
+        };
         ExactStats {
-            fingerprints: self.gens.iter().map(|(_, s)| s.len()).sum(),
-            bytes: self.gens.iter().map(|(_, s)| s.bytes()).sum(),
+            fingerprints,
+            bytes,
             round_trips: 0,
             queries: self.queries,
             errors: 0,
@@ -562,11 +603,30 @@ impl ExactTier for MemoryTier {
         }
     }
 
+    /// Per window, oldest first: 8 B window, then the window's fingerprint list
+    /// ([`FingerprintSet::write_to`]). An index is written in the same layout, so
+    /// a snapshot loads under any `--retain`.
     fn save(&self, w: &mut dyn Write) -> io::Result<()> {
-        w.write_all(&(self.gens.len() as u32).to_le_bytes())?;
-        for (win, set) in self.gens.iter() {
-            w.write_all(&win.0.to_le_bytes())?;
-            set.write_to(w)?;
+        match &self.index {
+            None => {
+                w.write_all(&(self.gens.len() as u32).to_le_bytes())?;
+                for (win, set) in self.gens.iter() {
+                    w.write_all(&win.0.to_le_bytes())?;
+                    set.write_to(w)?;
+                }
+            }
+            Some(index) => {
+                let pairs = index.pairs();
+                let windows = pairs.chunk_by(|a, b| a.0 == b.0);
+                w.write_all(&(windows.clone().count() as u32).to_le_bytes())?;
+                for group in windows {
+                    w.write_all(&group[0].0.to_le_bytes())?;
+                    w.write_all(&(group.len() as u64).to_le_bytes())?;
+                    for &(_, fp) in group {
+                        w.write_all(&fp.to_le_bytes())?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -579,6 +639,7 @@ impl ExactTier for MemoryTier {
         let mut n = [0u8; 4];
         r.read_exact(&mut n)?;
         let mut gens = Generations::default();
+        let mut index = self.index.as_ref().map(|_| SeenIndex::new());
         let mut last = None;
         for _ in 0..u32::from_le_bytes(n) {
             let mut w = [0u8; 8];
@@ -590,9 +651,14 @@ impl ExactTier for MemoryTier {
             }
             last = Some(w);
             let set = FingerprintSet::read_from(r)?;
-            *gens.get_or_insert_with(w, FingerprintSet::new) = set;
+            match &mut index {
+                // (Read as a set first: the set's checks refuse a damaged list.)
+                Some(index) => set.iter().for_each(|fp| index.insert(fp, w.0)),
+                None => *gens.get_or_insert_with(w, FingerprintSet::new) = set,
+            }
         }
         self.gens = gens;
+        self.index = index;
         Ok(())
     }
 }
@@ -762,6 +828,64 @@ mod tests {
         u.check_and_insert(&[q(3, 2, 2), q(1, 1, 1)], &mut a).unwrap();
         assert_eq!(a, vec![Seen, Seen]);
         assert_eq!(u.stats().fingerprints, t.stats().fingerprints);
+    }
+
+    /// Above the per-window limit the tier answers as the model does (a set of
+    /// windows per ID), on a stream whose records come up to twice K windows out
+    /// of order, in batches; its snapshot loads into either layout and answers on.
+    #[test]
+    fn index_layout_answers_as_the_model_and_snapshots_across_layouts() {
+        use std::collections::{BTreeSet, HashMap};
+        let retain = 600i64;
+        let mut model: HashMap<u64, BTreeSet<i64>> = HashMap::new();
+        let (mut newest, mut x, mut stream) = (i64::MIN, 7u64, Vec::new());
+        for i in 0..30_000i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let own = i / 20 - (x % 1201) as i64;
+            newest = newest.max(own);
+            let oldest = newest - retain + 1;
+            if own >= oldest {
+                let id = (x >> 30) % 2000;
+                let s = model.entry(id).or_default();
+                stream.push((
+                    ExactQuery {
+                        fp: fp(id),
+                        oldest: WindowIndex(oldest),
+                        own: WindowIndex(own),
+                        local_new: false,
+                    },
+                    s.range(oldest..=own).next().is_some(),
+                ));
+                s.insert(own);
+            }
+        }
+        let (first, rest) = stream.split_at(stream.len() / 2);
+        // (The per-window layout asks every window of a query's range: a few
+        // thousand queries keep it quick.)
+        let rest = &rest[..2_000];
+        let mut t = MemoryTier::retaining(retain as u32);
+        let mut a = Vec::new();
+        for batch in first.chunks(333) {
+            let qs: Vec<ExactQuery> = batch.iter().map(|(q, _)| *q).collect();
+            t.check_and_insert(&qs, &mut a).unwrap();
+            for ((_, dup), got) in batch.iter().zip(&a) {
+                assert_eq!(*got == ExactAnswer::Seen, *dup);
+            }
+        }
+        assert!(t.generations().is_empty() && t.stats().fingerprints > 0);
+        let mut buf = Vec::new();
+        t.save(&mut buf).unwrap();
+        for to in [3, retain as u32] {
+            let mut u = MemoryTier::retaining(to);
+            u.load(&mut buf.as_slice()).unwrap();
+            let qs: Vec<ExactQuery> = rest.iter().map(|(q, _)| *q).collect();
+            u.check_and_insert(&qs, &mut a).unwrap();
+            for (k, ((_, dup), got)) in rest.iter().zip(&a).enumerate() {
+                assert_eq!(*got == ExactAnswer::Seen, *dup, "loaded into --retain {to}, query {k}");
+            }
+        }
     }
 
     /// A snapshot holds every fingerprint of every window, also a window's list

@@ -39,6 +39,11 @@ impl ShardedBitmap {
         self.shards[self.shard(id)].contains(id)
     }
 
+    /// Every ID, shard by shard.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+
     /// How many IDs are held.
     pub fn len(&self) -> u64 {
         self.shards.iter().map(|s| s.len()).sum()

@@ -13,7 +13,8 @@ use std::io::{self, Read, Write};
 pub use bitmap::ShardedBitmap;
 pub use bloom::BloomFilter;
 
-use crate::window::{Generations, WindowIndex};
+use crate::window::seen::SeenIndex;
+use crate::window::{bloom_band_width, Generations, WindowIndex, PER_WINDOW_MAX_RETAIN};
 
 /// Shards per bitmap generation. The pipeline has one writer, so a few shards
 /// only keep each treemap's top-level map small.
@@ -38,41 +39,96 @@ pub struct LocalStats {
     pub bloom_filters: u64,
 }
 
-/// Bitmaps and (optionally) bloom filters, per window.
+/// Integer IDs: one bitmap per window, or one index entry per ID (large K).
+#[derive(Debug)]
+enum Ints {
+    Bitmaps(Generations<ShardedBitmap>),
+    Index(SeenIndex<u64>),
+}
+
+/// String IDs' local answer.
+#[derive(Debug)]
+enum Strs {
+    /// No bloom: every string ID goes to the exact tier.
+    Off,
+    /// Bloom filters per band of windows (one window per band up to
+    /// [`PER_WINDOW_MAX_RETAIN`]). A band's filter may say *maybe* for an ID
+    /// seen only in a window of the band that has fallen out or that is newer
+    /// than the record's: the exact tier behind it settles that.
+    Blooms(Generations<BloomFilter>),
+    /// `--exact none` above [`PER_WINDOW_MAX_RETAIN`]: the bloom is the
+    /// authority, and a band's stray *maybe* would drop a unique record, so each
+    /// bloom hash is kept with its windows ([`SeenIndex`]). Its false-positive
+    /// rate is that of a 64-bit hash (IDs held / 2^64), far below any `--fpr`.
+    /// `legacy`: filters read from a snapshot, asked until they fall out.
+    Index { index: SeenIndex<u64>, legacy: Generations<BloomFilter> },
+}
+
+/// Bitmaps and (optionally) bloom filters, per window or per band of windows.
 #[derive(Debug)]
 pub struct LocalTier {
-    bitmaps: Generations<ShardedBitmap>,
-    blooms: Option<Generations<BloomFilter>>,
+    ints: Ints,
+    strs: Strs,
     fpr: f64,
     bloom_capacity: u64,
 }
 
+/// In snapshots, the count that says "no bloom filters".
+const NO_BLOOM: u32 = u32::MAX;
+/// In snapshots (format 3), the count that says "bloom hashes with their windows".
+const HASH_INDEX: u32 = u32::MAX - 1;
+
 impl LocalTier {
-    /// A local tier; `bloom` says whether string IDs pass a bloom filter.
+    /// A local tier keeping one window (`--retain 1`); `bloom` says whether
+    /// string IDs pass a bloom filter.
     pub fn new(bloom: bool, fpr: f64, bloom_capacity: u64) -> LocalTier {
-        LocalTier {
-            bitmaps: Generations::default(),
-            blooms: bloom.then(Generations::default),
-            fpr,
-            bloom_capacity,
-        }
+        LocalTier::retaining(1, bloom, true, fpr, bloom_capacity)
+    }
+
+    /// A local tier for `--retain retain`. `exact_behind`: an exact tier settles
+    /// the bloom's *maybe*s (not `--exact none`).
+    pub fn retaining(
+        retain: u32,
+        bloom: bool,
+        exact_behind: bool,
+        fpr: f64,
+        bloom_capacity: u64,
+    ) -> LocalTier {
+        let large = retain > PER_WINDOW_MAX_RETAIN;
+        let ints = if large {
+            Ints::Index(SeenIndex::new())
+        } else {
+            Ints::Bitmaps(Generations::default())
+        };
+        let width = bloom_band_width(retain);
+        let strs = match (bloom, large && !exact_behind) {
+            (false, _) => Strs::Off,
+            (true, false) => Strs::Blooms(Generations::with_width(width)),
+            (true, true) => Strs::Index { index: SeenIndex::new(), legacy: Generations::default() },
+        };
+        LocalTier { ints, strs, fpr, bloom_capacity }
     }
 
     /// Whether string IDs pass a bloom filter.
     pub fn has_bloom(&self) -> bool {
-        self.blooms.is_some()
+        !matches!(self.strs, Strs::Off)
     }
 
     /// Checks integer `id` in windows `oldest ..= own` and inserts it into `own`;
     /// returns whether it was seen.
     #[inline]
     pub fn check_insert_int(&mut self, id: u64, oldest: WindowIndex, own: WindowIndex) -> bool {
-        let mut seen = false;
-        if oldest < own {
-            seen = self.bitmaps.range(oldest, WindowIndex(own.0 - 1)).any(|b| b.contains(id));
+        match &mut self.ints {
+            Ints::Index(index) => index.check_insert(id, oldest.0, own.0),
+            Ints::Bitmaps(bitmaps) => {
+                let mut seen = false;
+                if oldest < own {
+                    seen = bitmaps.range(oldest, WindowIndex(own.0 - 1)).any(|b| b.contains(id));
+                }
+                let b = bitmaps.get_or_insert_with(own, || ShardedBitmap::new(BITMAP_SHARDS));
+                seen | !b.insert(id)
+            }
         }
-        let b = self.bitmaps.get_or_insert_with(own, || ShardedBitmap::new(BITMAP_SHARDS));
-        seen | !b.insert(id)
     }
 
     /// Checks bloom hash `h` in windows `oldest ..= own` and inserts it into `own`;
@@ -80,39 +136,75 @@ impl LocalTier {
     #[inline]
     pub fn check_insert_bloom(&mut self, h: u64, oldest: WindowIndex, own: WindowIndex) -> bool {
         let (fpr, cap) = (self.fpr, self.bloom_capacity);
-        let blooms = self.blooms.as_mut().expect("bloom enabled");
-        let mut maybe = false;
-        if oldest < own {
-            maybe = blooms.range(oldest, WindowIndex(own.0 - 1)).any(|b| b.contains(h));
+        match &mut self.strs {
+            Strs::Off => panic!("bloom disabled"),
+            Strs::Index { index, legacy } => {
+                index.check_insert(h, oldest.0, own.0)
+                    | legacy.range(oldest, own).any(|b| b.contains(h))
+            }
+            Strs::Blooms(blooms) => {
+                // The own band's filter answers by its insert; the others holding a
+                // window of the range (older bands, and spans read from a snapshot
+                // written under another --retain) by a lookup.
+                let band = blooms.band(own);
+                let maybe = blooms
+                    .spans()
+                    .any(|(f, l, b)| l >= oldest && f <= own && (f, l) != band && b.contains(h));
+                let b = blooms.get_or_insert_with(own, || BloomFilter::new(fpr, cap));
+                b.insert(h) | maybe
+            }
         }
-        let b = blooms.get_or_insert_with(own, || BloomFilter::new(fpr, cap));
-        b.insert(h) | maybe
     }
 
     /// Prefetches the bloom blocks a lookup of `h` in `own` touches.
     #[inline]
     pub fn prefetch_bloom(&self, h: u64, own: WindowIndex) {
-        if let Some(blooms) = &self.blooms {
+        if let Strs::Blooms(blooms) = &self.strs {
             blooms.range(own, own).for_each(|b| b.prefetch(h));
         }
     }
 
     /// Drops every generation older than `oldest`.
     pub fn retire_before(&mut self, oldest: WindowIndex) {
-        self.bitmaps.retire_before(oldest);
-        if let Some(b) = &mut self.blooms {
-            b.retire_before(oldest);
+        match &mut self.ints {
+            Ints::Bitmaps(b) => {
+                b.retire_before(oldest);
+            }
+            Ints::Index(i) => i.retire_before(oldest.0),
+        }
+        match &mut self.strs {
+            Strs::Off => {}
+            Strs::Blooms(b) => {
+                b.retire_before(oldest);
+            }
+            Strs::Index { index, legacy } => {
+                index.retire_before(oldest.0);
+                legacy.retire_before(oldest);
+            }
+        }
+    }
+
+    /// The bloom filters held (none under a hash index without legacy filters).
+    fn blooms(&self) -> Option<&Generations<BloomFilter>> {
+        match &self.strs {
+            Strs::Off => None,
+            Strs::Blooms(b) | Strs::Index { legacy: b, .. } => Some(b),
         }
     }
 
     /// Counters for the summary. Scans the bloom bits: call at the end, not per batch.
     pub fn stats(&self) -> LocalStats {
-        let mut s = LocalStats {
-            bitmap_ids: self.bitmaps.iter().map(|(_, b)| b.len()).sum(),
-            bitmap_bytes: self.bitmaps.iter().map(|(_, b)| b.serialized_size() as u64).sum(),
-            ..LocalStats::default()
+        let mut s = match &self.ints {
+            Ints::Bitmaps(b) => LocalStats {
+                bitmap_ids: b.iter().map(|(_, b)| b.len()).sum(),
+                bitmap_bytes: b.iter().map(|(_, b)| b.serialized_size() as u64).sum(),
+                ..LocalStats::default()
+            },
+            Ints::Index(i) => {
+                LocalStats { bitmap_ids: i.len(), bitmap_bytes: i.bytes(), ..LocalStats::default() }
+            }
         };
-        if let Some(blooms) = &self.blooms {
+        if let Some(blooms) = self.blooms() {
             s.bloom_keys = blooms.iter().map(|(_, b)| b.len()).sum();
             s.bloom_bits = blooms.iter().map(|(_, b)| b.bits()).sum();
             let ones: f64 = blooms.iter().map(|(_, b)| b.fill() * b.bits() as f64).sum();
@@ -122,64 +214,183 @@ impl LocalTier {
                 s.bloom_filters = newest.filter_count() as u64;
             }
         }
+        if let Strs::Index { index, .. } = &self.strs {
+            s.bloom_keys += index.len();
+        }
         s
     }
 
-    /// Writes the bitmaps and blooms of every generation.
+    /// Writes the bitmaps and blooms of every generation (format [`state::VERSION`]):
+    ///
+    /// ```text
+    /// bitmaps  4 B count, then per window: 8 B window, the bitmap
+    /// blooms   4 B count, then per filter: 8 B first window, 8 B last window, the filter
+    ///          (count NO_BLOOM: none; HASH_INDEX: 4 B window count, then per window
+    ///          8 B window, 8 B hash count, the hashes, each 8 B, ascending)
+    /// ```
+    ///
+    /// An index is written window by window, as per-window sets are, so that a
+    /// snapshot loads under any `--retain`.
+    ///
+    /// [`state::VERSION`]: crate::state::VERSION
     pub fn save(&self, w: &mut dyn Write) -> io::Result<()> {
-        w.write_all(&(self.bitmaps.len() as u32).to_le_bytes())?;
-        for (win, b) in self.bitmaps.iter() {
-            w.write_all(&win.0.to_le_bytes())?;
-            b.write_to(&mut *w)?;
-        }
-        match &self.blooms {
-            None => w.write_all(&u32::MAX.to_le_bytes())?,
-            Some(blooms) => {
-                w.write_all(&(blooms.len() as u32).to_le_bytes())?;
-                for (win, b) in blooms.iter() {
+        match &self.ints {
+            Ints::Bitmaps(bitmaps) => {
+                w.write_all(&(bitmaps.len() as u32).to_le_bytes())?;
+                for (win, b) in bitmaps.iter() {
                     w.write_all(&win.0.to_le_bytes())?;
                     b.write_to(&mut *w)?;
+                }
+            }
+            Ints::Index(index) => {
+                let groups = by_window(&index.pairs());
+                w.write_all(&(groups.len() as u32).to_le_bytes())?;
+                for (win, ids) in groups {
+                    let mut b = ShardedBitmap::new(BITMAP_SHARDS);
+                    ids.iter().for_each(|&id| {
+                        b.insert(id);
+                    });
+                    w.write_all(&win.to_le_bytes())?;
+                    b.write_to(&mut *w)?;
+                }
+            }
+        }
+        match &self.strs {
+            Strs::Off => w.write_all(&NO_BLOOM.to_le_bytes())?,
+            Strs::Blooms(blooms) => write_blooms(blooms, w)?,
+            Strs::Index { index, legacy } => {
+                w.write_all(&HASH_INDEX.to_le_bytes())?;
+                let groups = by_window(&index.pairs());
+                w.write_all(&(groups.len() as u32).to_le_bytes())?;
+                for (win, hashes) in groups {
+                    w.write_all(&win.to_le_bytes())?;
+                    w.write_all(&(hashes.len() as u64).to_le_bytes())?;
+                    for h in hashes {
+                        w.write_all(&h.to_le_bytes())?;
+                    }
+                }
+                write_blooms(legacy, w)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what [`LocalTier::save`] wrote into a snapshot of format `version`,
+    /// into this tier's layout whatever the layout that wrote it. A snapshot with
+    /// blooms loads into a tier without (they are dropped) but not the other way
+    /// round.
+    pub fn load(&mut self, r: &mut dyn Read, version: u32) -> io::Result<()> {
+        let n = read_u32(r)?;
+        if n > 1 << 20 {
+            return Err(bad("too many bitmap generations"));
+        }
+        let mut ints = match &self.ints {
+            Ints::Bitmaps(_) => Ints::Bitmaps(Generations::default()),
+            Ints::Index(_) => Ints::Index(SeenIndex::new()),
+        };
+        for _ in 0..n {
+            let w = WindowIndex(read_i64(r)?);
+            let b = ShardedBitmap::read_from(&mut *r)?;
+            match &mut ints {
+                Ints::Bitmaps(g) => *g.get_or_insert_with(w, || ShardedBitmap::new(1)) = b,
+                Ints::Index(i) => b.iter().for_each(|id| i.insert(id, w.0)),
+            }
+        }
+        let mut strs = match &self.strs {
+            Strs::Off => Strs::Off,
+            Strs::Blooms(b) => Strs::Blooms(Generations::with_width(b.width())),
+            Strs::Index { .. } => {
+                Strs::Index { index: SeenIndex::new(), legacy: Generations::default() }
+            }
+        };
+        match read_u32(r)? {
+            NO_BLOOM if self.has_bloom() => return Err(bad("the snapshot has no bloom filters but this run needs them (was --exact or --local-bloom changed?)")),
+            NO_BLOOM => {}
+            HASH_INDEX if version >= 3 => {
+                self.load_hashes(r, &mut strs)?;
+                let n = read_u32(r)?;
+                load_blooms(r, n, version, &mut strs)?;
+            }
+            n => load_blooms(r, n, version, &mut strs)?,
+        }
+        self.ints = ints;
+        if self.has_bloom() {
+            self.strs = strs;
+        }
+        Ok(())
+    }
+
+    /// Reads bloom hashes with their windows into `strs`.
+    fn load_hashes(&self, r: &mut dyn Read, strs: &mut Strs) -> io::Result<()> {
+        let (fpr, cap) = (self.fpr, self.bloom_capacity);
+        let windows = read_u32(r)?;
+        for _ in 0..windows {
+            let w = read_i64(r)?;
+            let n = read_i64(r)? as u64;
+            for _ in 0..n {
+                let h = read_i64(r)? as u64;
+                match strs {
+                    Strs::Off => {}
+                    Strs::Blooms(b) => {
+                        b.get_or_insert_with(WindowIndex(w), || BloomFilter::new(fpr, cap))
+                            .insert(h);
+                    }
+                    Strs::Index { index, .. } => index.insert(h, w),
                 }
             }
         }
         Ok(())
     }
+}
 
-    /// Reads what [`LocalTier::save`] wrote into a snapshot of format `version`. A
-    /// snapshot with blooms loads into a tier without (they are dropped) but not the
-    /// other way round.
-    pub fn load(&mut self, r: &mut dyn Read, version: u32) -> io::Result<()> {
-        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-        let n = read_u32(r)?;
-        if n > 1 << 20 {
-            return Err(bad("too many bitmap generations"));
+/// `(window, key)` pairs ordered by window, grouped.
+fn by_window<K: Copy>(pairs: &[(i64, K)]) -> Vec<(i64, Vec<K>)> {
+    let mut out: Vec<(i64, Vec<K>)> = Vec::new();
+    for &(w, k) in pairs {
+        match out.last_mut() {
+            Some((x, ks)) if *x == w => ks.push(k),
+            _ => out.push((w, vec![k])),
         }
-        let mut bitmaps = Generations::default();
-        for _ in 0..n {
-            let w = WindowIndex(read_i64(r)?);
-            let b = ShardedBitmap::read_from(&mut *r)?;
-            *bitmaps.get_or_insert_with(w, || ShardedBitmap::new(1)) = b;
-        }
-        let n = read_u32(r)?;
-        let mut blooms = Generations::default();
-        if n != u32::MAX {
-            if n > 1 << 20 {
-                return Err(bad("too many bloom generations"));
-            }
-            for _ in 0..n {
-                let w = WindowIndex(read_i64(r)?);
-                let b = BloomFilter::read_from(&mut *r, version)?;
-                *blooms.get_or_insert_with(w, || BloomFilter::new(0.5, 1)) = b;
-            }
-        } else if self.blooms.is_some() {
-            return Err(bad("the snapshot has no bloom filters but this run needs them (was --exact or --local-bloom changed?)"));
-        }
-        self.bitmaps = bitmaps;
-        if self.blooms.is_some() {
-            self.blooms = Some(blooms);
-        }
-        Ok(())
     }
+    out
+}
+
+/// Writes bloom filters with their spans.
+fn write_blooms(blooms: &Generations<BloomFilter>, w: &mut dyn Write) -> io::Result<()> {
+    w.write_all(&(blooms.len() as u32).to_le_bytes())?;
+    for (first, last, b) in blooms.spans() {
+        w.write_all(&first.0.to_le_bytes())?;
+        w.write_all(&last.0.to_le_bytes())?;
+        b.write_to(&mut *w)?;
+    }
+    Ok(())
+}
+
+/// Reads `n` bloom filters (formats 1 and 2: one window each; 3: a span) into
+/// `strs`: into bands of their own span, or as legacy filters beside an index.
+fn load_blooms(r: &mut dyn Read, n: u32, version: u32, strs: &mut Strs) -> io::Result<()> {
+    if n > 1 << 20 {
+        return Err(bad("too many bloom generations"));
+    }
+    for _ in 0..n {
+        let first = WindowIndex(read_i64(r)?);
+        let last = if version >= 3 { WindowIndex(read_i64(r)?) } else { first };
+        if last < first {
+            return Err(bad("a bloom filter's windows are out of order"));
+        }
+        let b = BloomFilter::read_from(&mut *r, version)?;
+        match strs {
+            Strs::Off => {}
+            Strs::Blooms(g) | Strs::Index { legacy: g, .. } => {
+                *g.get_or_insert_span(first, last, || BloomFilter::new(0.5, 1)) = b;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bad(m: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, m.to_string())
 }
 
 pub(crate) fn read_u32(r: &mut dyn Read) -> io::Result<u32> {
@@ -197,6 +408,7 @@ pub(crate) fn read_i64(r: &mut dyn Read) -> io::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::BLOOM_BANDS;
 
     #[test]
     fn ints_per_window() {
@@ -215,6 +427,98 @@ mod tests {
         assert!(u.check_insert_int(7, w(2), w(2)));
         let mut v = LocalTier::new(true, 1e-4, 100);
         assert!(v.load(&mut buf.as_slice(), crate::state::VERSION).is_err());
+    }
+
+    /// A jittered stream over a clock that moves forward: `(id, oldest, own)` of
+    /// every record that is not late, and whether the model (a set of windows per
+    /// ID) calls it a duplicate.
+    fn jittered(retain: i64, ids: u64, n: i64) -> Vec<(u64, i64, i64, bool)> {
+        let mut model: std::collections::HashMap<u64, std::collections::BTreeSet<i64>> =
+            Default::default();
+        let (mut newest, mut x, mut out) = (i64::MIN, 0x9e37_79b9u64, Vec::new());
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = i / 40 - (x % 89) as i64 % (2 * retain);
+            newest = newest.max(w);
+            let oldest = newest - retain + 1;
+            if w >= oldest {
+                let id = (x >> 24) % ids;
+                let s = model.entry(id).or_default();
+                out.push((id, oldest, w, s.range(oldest..=w).next().is_some()));
+                s.insert(w);
+            }
+        }
+        out
+    }
+
+    /// Above the per-window limit: integer IDs and `--exact none` bloom hashes are
+    /// exact (one index entry per ID); bloom bands in front of an exact tier never
+    /// say *no* to a duplicate, and stay few.
+    #[test]
+    fn large_retain_layouts_answer_as_the_model() {
+        let w = WindowIndex;
+        for retain in [5u32, 64, 1000] {
+            let stream = jittered(i64::from(retain), 500, 40_000);
+            let mut exact = LocalTier::retaining(retain, true, false, 0.01, 64);
+            let mut banded = LocalTier::retaining(retain, true, true, 0.01, 64);
+            let (mut last_oldest, mut false_maybes) = (i64::MIN, 0);
+            for (k, &(id, oldest, own, dup)) in stream.iter().enumerate() {
+                if oldest > last_oldest {
+                    exact.retire_before(w(oldest));
+                    banded.retire_before(w(oldest));
+                    last_oldest = oldest;
+                }
+                assert_eq!(exact.check_insert_int(id, w(oldest), w(own)), dup, "int, record {k}");
+                let h = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                assert_eq!(exact.check_insert_bloom(h, w(oldest), w(own)), dup, "hash, record {k}");
+                let maybe = banded.check_insert_bloom(h, w(oldest), w(own));
+                assert!(
+                    maybe || !dup,
+                    "a band said no to a duplicate: retain {retain}, record {k}"
+                );
+                false_maybes += u64::from(maybe && !dup);
+                let Strs::Blooms(b) = &banded.strs else { panic!("bands expected") };
+                assert!(b.len() <= BLOOM_BANDS as usize + 1, "{} bands", b.len());
+            }
+            // Bands answer for whole bands: with many out-of-order records some
+            // *maybe*s are for windows outside the range (the exact tier's work).
+            assert!(retain == 5 || false_maybes > 0, "retain {retain}: the bands were never wide");
+        }
+    }
+
+    /// Every layout's snapshot loads into every other layout with the same answers.
+    #[test]
+    fn snapshots_load_across_layouts() {
+        let w = WindowIndex;
+        let stream = jittered(40, 300, 6_000);
+        let (split, probe) = stream.split_at(3_000);
+        for (from, to) in [(40, 3), (3, 40), (40, 40)] {
+            for exact_behind in [false, true] {
+                let mut a = LocalTier::retaining(from, true, exact_behind, 0.01, 64);
+                for &(id, oldest, own, _) in split {
+                    a.check_insert_int(id, w(oldest), w(own));
+                    a.check_insert_bloom(id.wrapping_mul(0x9e37_79b9_7f4a_7c15), w(oldest), w(own));
+                }
+                // (No window is retired: the probes ask about every window.)
+                let mut buf = Vec::new();
+                a.save(&mut buf).unwrap();
+                let mut b = LocalTier::retaining(to, true, exact_behind, 0.01, 64);
+                b.load(&mut buf.as_slice(), crate::state::VERSION).unwrap();
+                for &(id, oldest, own, dup) in probe {
+                    let h = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    let int = b.check_insert_int(id, w(oldest), w(own));
+                    assert_eq!(int, dup, "ints {from} -> {to}");
+                    let maybe = b.check_insert_bloom(h, w(oldest), w(own));
+                    if from > PER_WINDOW_MAX_RETAIN && to > PER_WINDOW_MAX_RETAIN && !exact_behind {
+                        assert_eq!(maybe, dup, "hash index {from} -> {to}");
+                    } else {
+                        assert!(maybe || !dup, "a bloom said no to a duplicate:{from} -> {to}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -133,9 +133,12 @@ impl Pipeline {
             BloomMode::Off => false,
             BloomMode::Auto => !matches!(c.exact, ExactConfig::Memory),
         };
-        let mut local = LocalTier::new(bloom_on, c.local.fpr, c.local.bloom_initial_capacity);
+        let exact_behind = !matches!(c.exact, ExactConfig::None);
+        let (fpr, retain) = (c.local.fpr, c.window.retain);
+        let cap = c.local.bloom_initial_capacity;
+        let mut local = LocalTier::retaining(retain, bloom_on, exact_behind, fpr, cap);
         let mut exact: Option<Box<dyn ExactTier>> = match c.exact {
-            ExactConfig::Memory => Some(Box::new(MemoryTier::new())),
+            ExactConfig::Memory => Some(Box::new(MemoryTier::retaining(retain))),
             ExactConfig::None | ExactConfig::Redis(_) => None,
         };
         let state = match &c.state.dir {
