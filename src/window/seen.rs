@@ -100,6 +100,15 @@ impl Windows {
         }
     }
 
+    /// Windows held on the heap (a list's capacity).
+    #[inline]
+    fn heap(&self) -> usize {
+        match self {
+            Windows::One(_) => 0,
+            Windows::Many(v) => v.capacity(),
+        }
+    }
+
     /// The windows, ascending.
     pub fn as_slice(&self) -> &[i64] {
         match self {
@@ -170,11 +179,14 @@ pub struct SeenIndex<K> {
     oldest: i64,
     /// Sweep stale entries when the index reaches this many.
     sweep_at: usize,
+    /// Windows held in lists on the heap, kept up to date so that [`SeenIndex::bytes`]
+    /// is O(1) (the pipeline asks for a tier's counters after each batch).
+    heap: usize,
 }
 
 impl<K: SeenKey> Default for SeenIndex<K> {
     fn default() -> Self {
-        SeenIndex { map: HashMap::default(), oldest: i64::MIN, sweep_at: MIN_SWEEP }
+        SeenIndex { map: HashMap::default(), oldest: i64::MIN, sweep_at: MIN_SWEEP, heap: 0 }
     }
 }
 
@@ -192,7 +204,13 @@ impl<K: SeenKey> SeenIndex<K> {
             self.sweep(oldest);
         }
         match self.map.entry(key) {
-            Entry::Occupied(mut e) => e.get_mut().check_insert(oldest, own),
+            Entry::Occupied(mut e) => {
+                let ws = e.get_mut();
+                let before = ws.heap();
+                let seen = ws.check_insert(oldest, own);
+                self.heap = self.heap + ws.heap() - before;
+                seen
+            }
             Entry::Vacant(e) => {
                 e.insert(Windows::One(own));
                 false
@@ -212,6 +230,7 @@ impl<K: SeenKey> SeenIndex<K> {
         let oldest = self.oldest.max(oldest);
         self.oldest = oldest;
         self.map.retain(|_, w| w.prune(oldest));
+        self.heap = self.map.values().map(Windows::heap).sum();
         self.sweep_at = (2 * self.map.len()).max(MIN_SWEEP);
     }
 
@@ -228,15 +247,7 @@ impl<K: SeenKey> SeenIndex<K> {
     /// Bytes held: the table's slots and the window lists.
     pub fn bytes(&self) -> u64 {
         let slot = std::mem::size_of::<(K, Windows)>() + 1;
-        let lists: usize = self
-            .map
-            .values()
-            .map(|w| match w {
-                Windows::One(_) => 0,
-                Windows::Many(v) => v.capacity() * 8,
-            })
-            .sum();
-        (self.map.capacity() * slot + lists) as u64
+        (self.map.capacity() * slot + self.heap * 8) as u64
     }
 
     /// Every (window, key) pair in a window at or after `oldest`, ordered by
@@ -254,12 +265,7 @@ impl<K: SeenKey> SeenIndex<K> {
 
     /// Records `key` as seen in window `w` (loading a snapshot).
     pub fn insert(&mut self, key: K, w: i64) {
-        self.map
-            .entry(key)
-            .and_modify(|ws| {
-                ws.check_insert(i64::MIN, w);
-            })
-            .or_insert(Windows::One(w));
+        self.check_insert(key, i64::MIN, w);
     }
 }
 
@@ -314,6 +320,18 @@ mod tests {
             }
             assert!(idx.len() <= 2 * 3000 + MIN_SWEEP as u64);
         }
+    }
+
+    /// The running count of listed windows is what a count from scratch gives.
+    #[test]
+    fn bytes_are_counted_as_they_change() {
+        let mut idx: SeenIndex<u64> = SeenIndex::new();
+        for i in 0..20_000i64 {
+            idx.check_insert((i % 300) as u64, i / 100 - 20, i / 100 - (i % 7));
+        }
+        let heap: usize = idx.map.values().map(Windows::heap).sum();
+        assert!(heap > 300, "lists were made");
+        assert_eq!(idx.heap, heap);
     }
 
     #[test]
