@@ -31,37 +31,29 @@ fn wire<T: serde::Serialize>(v: &T) -> String {
 
 fn tool_row(out: &mut String, t: &ToolResult) {
     let emitted = t.output.map_or("–".into(), count);
-    match &t.summary {
-        Some(s) => {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {:.3} | {:.3}–{:.3} | {}/s | {:.0} | {} | {} | {:.1} | {} |",
-                cell(&t.label),
-                check(t),
-                emitted,
-                count(t.expected),
-                s.median_s,
-                s.min_s,
-                s.max_s,
-                si(s.records_per_s),
-                s.mb_per_s,
-                s.vs_floor.map_or("–".into(), ratio),
-                bytes(s.pipeline_peak_rss_bytes),
-                s.rss_bytes_per_id,
-                count(s.minor_faults),
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | – | – | – | – | – | – | – | – |",
-                cell(&t.label),
-                check(t),
-                emitted,
-                count(t.expected)
-            );
-        }
-    }
+    // The measured cells, or a dash in each when the tool did not run.
+    let measured: Vec<String> = match &t.summary {
+        Some(s) => vec![
+            format!("{:.3}", s.median_s),
+            format!("{:.3}–{:.3}", s.min_s, s.max_s),
+            format!("{}/s", si(s.records_per_s)),
+            format!("{:.0}", s.mb_per_s),
+            s.vs_floor.map_or("–".into(), ratio),
+            bytes(s.pipeline_peak_rss_bytes),
+            format!("{:.1}", s.rss_bytes_per_id),
+            count(s.minor_faults),
+        ],
+        None => vec!["–".into(); 8],
+    };
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} |",
+        cell(&t.label),
+        check(t),
+        emitted,
+        count(t.expected),
+        measured.join(" | ")
+    );
 }
 
 impl Exporter for MarkdownExporter {
