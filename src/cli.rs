@@ -7,12 +7,19 @@ use std::time::Duration;
 use clap::Parser;
 
 use logdedup::config::{
-    self, BloomMode, Checkpoint, Config, Disposition, EmitConfig, EmitMode, ExactConfig,
-    FramingConfig, LocalConfig, OnExactError, OnLate, Policies, RedisConfig, ReportConfig,
-    StateConfig, TimeConfig, WindowConfig,
+    self, BloomMode, Config, Disposition, EmitConfig, EmitMode, ExactConfig, FramingConfig,
+    LocalConfig, OnExactError, OnLate, Policies, RedisConfig, ReportConfig, StateConfig,
+    TimeConfig, WindowConfig,
 };
 use logdedup::key::{parse_delimiter, KeySpec};
 use logdedup::{ConfigError, KeyType};
+
+/// Shown after the flags by both `-h` and `--help`.
+const EXAMPLES: &str = "\
+Examples:
+  tail -F app.log | logdedup --key .request_id --window 1h
+  logdedup --key 'regex:blk_(-?[0-9]+)' HDFS.log
+  logdedup --key field:3 --key field:4 --delimiter '|' app.log";
 
 /// Deduplicate log records in a stream: write each record whose ID was not
 /// already seen in its time window.
@@ -21,13 +28,14 @@ use logdedup::{ConfigError, KeyType};
 /// (--key), and writes to stdout every record whose ID is new in its window,
 /// byte for byte and in input order. Nothing is lost silently: every record is
 /// written or counted (a summary goes to stderr at the end).
-///
-/// Examples:
-///   tail -F app.log | logdedup --key .request_id --window 1h
-///   logdedup --key 'regex:blk_(-?[0-9]+)' HDFS.log
-///   logdedup --key field:3 --key field:4 --delimiter '|' app.log
 #[derive(Debug, Parser)]
-#[command(name = "logdedup", version, verbatim_doc_comment, max_term_width = 100)]
+#[command(
+    name = "logdedup",
+    version,
+    verbatim_doc_comment,
+    max_term_width = 100,
+    after_help = EXAMPLES
+)]
 pub struct Args {
     /// Input files, read in order ('-' is stdin). Without any, stdin.
     #[arg(value_name = "FILE")]
@@ -38,7 +46,8 @@ pub struct Args {
     /// dot; a record that is not valid JSON has none), 'regex:PATTERN' (first
     /// capture group, or the whole match), or
     /// 'field:N' (N-th field from 1, split on runs of blanks, or on --delimiter).
-    /// Repeat for a composite key (user + order + batch).
+    /// An empty value (field, match or JSON string) is no key. Repeat for a
+    /// composite key (user + order + batch).
     #[arg(short, long = "key", value_name = "SPEC")]
     pub key: Vec<String>,
 
@@ -51,7 +60,7 @@ pub struct Args {
     #[arg(short, long, value_name = "BYTE")]
     pub delimiter: Option<String>,
 
-    /// Window length (e.g. 10m, 1h, 1d): a record is a duplicate only if its ID
+    /// Window length with its unit (e.g. 10m, 1h, 1d): a record is a duplicate only if its ID
     /// was seen in a retained window up to its own. Windows are epoch-aligned.
     /// Without it, one window spans the whole stream.
     #[arg(short, long, value_name = "DURATION", allow_hyphen_values = true)]
@@ -61,8 +70,8 @@ pub struct Args {
     #[arg(long, default_value_t = config::DEFAULT_RETAIN, value_name = "K", allow_hyphen_values = true)]
     pub retain: u32,
 
-    /// Where the event time is (same syntax as --key, e.g. '.ts' or 'field:1').
-    /// Without it, the arrival time is used. Accepts RFC 3339 and epoch
+    /// Where the event time is (same syntax as --key, e.g. '.ts' or 'field:1');
+    /// needs --window. Without it, the arrival time is used. Accepts RFC 3339 and epoch
     /// seconds/ms/µs/ns unless --time-format says otherwise.
     #[arg(long, value_name = "SPEC")]
     pub time_field: Option<String>,
@@ -149,13 +158,15 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = EmitMode::New, value_name = "MODE")]
     pub emit: EmitMode,
 
-    /// With --emit all: add "FIELD":true (duplicate) or false as the last
-    /// member of each JSON object record. Other records pass unchanged.
+    /// With --emit all: add "FIELD":true (duplicate) or false (any other
+    /// record) as the last member of each record that is a valid JSON object.
+    /// Other records, and oversized ones, pass unchanged. FIELD may not be a
+    /// field the key or the time is read from.
     #[arg(long, value_name = "FIELD")]
     pub tag: Option<String>,
 
-    /// Write rejected records (--on-unkeyed reject, --on-oversized reject) here,
-    /// unchanged.
+    /// Append rejected records (--on-unkeyed reject, --on-oversized reject) to
+    /// FILE, unchanged. Opened only when a policy is 'reject'.
     #[arg(long, value_name = "FILE")]
     pub reject_file: Option<PathBuf>,
 
@@ -165,7 +176,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Also snapshot every N records (1000000, 1M) or every DURATION (30s).
+    /// Also snapshot every N records (1000000, 1M) or every DURATION (30s, the
+    /// default); 'never' snapshots only on rotation and at the end.
     #[arg(long, value_name = "N|DURATION", requires = "state_dir", allow_hyphen_values = true)]
     pub checkpoint_every: Option<String>,
 
@@ -264,7 +276,7 @@ impl Args {
         let delimiter = self.delimiter.as_deref().map(parse_delimiter).transpose()?;
         let checkpoint_every = match &self.checkpoint_every {
             Some(c) => config::parse_checkpoint("--checkpoint-every", c)?,
-            None => Checkpoint::Never,
+            None => StateConfig::default().checkpoint_every,
         };
         let config = Config {
             framing: FramingConfig {

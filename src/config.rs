@@ -5,11 +5,11 @@
 //! the command line, so `--help` and the library cannot disagree. Every parser in
 //! this module returns a [`ConfigError`] that names the flag.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::key::KeySpec;
+use crate::key::{KeyPart, KeySpec};
 
 /// Default of `--max-record-bytes`: 1 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -31,6 +31,10 @@ pub const MIN_FPR: f64 = 1e-9;
 pub const MAX_BLOOM_INITIAL_CAPACITY: u64 = 1 << 32;
 /// The largest `--max-record-bytes` accepted: record offsets are kept as `u32`.
 pub const MAX_MAX_RECORD_BYTES: usize = 1 << 30;
+/// Default of `--checkpoint-every` with `--state-dir`: a stream that runs for
+/// months must not lose all its state to a `kill -9`, and a snapshot every 30 s
+/// bounds what a restart re-emits to about 30 s of records.
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 
 /// What happens to a record: written to stdout, dropped, or written to the reject file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -74,12 +78,13 @@ pub enum OnExactError {
 /// `--emit`: which records go to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum EmitMode {
-    /// The first occurrence of each ID.
+    /// The first occurrence of each ID, and records without a key, late or
+    /// oversized, by their policies.
     #[default]
     New,
-    /// Only the duplicates.
+    /// Only the duplicates (nothing unkeyed, late or oversized).
     Dups,
-    /// Every record (with --tag, JSON records are marked).
+    /// Every record (with --tag, JSON objects are marked).
     All,
 }
 
@@ -248,7 +253,7 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { dir: None, checkpoint_every: Checkpoint::Never }
+        StateConfig { dir: None, checkpoint_every: Checkpoint::Every(DEFAULT_CHECKPOINT_EVERY) }
     }
 }
 
@@ -306,6 +311,37 @@ impl Default for Config {
 }
 
 impl Config {
+    /// `--reject-file`, when a policy can reject a record (`--on-unkeyed reject`,
+    /// `--on-oversized reject`): only then is the file opened (created if missing).
+    pub fn reject_file(&self) -> Option<&Path> {
+        let rejects = self.policies.on_unkeyed == Disposition::Reject
+            || self.policies.on_oversized == Disposition::Reject;
+        self.emit.reject_file.as_deref().filter(|_| rejects)
+    }
+
+    /// `--tag FIELD` must not name a top-level member that the key or the time is
+    /// read from: the tag, the last member, would replace it for every reader of
+    /// the output (this program included).
+    fn check_tag_is_not_read(&self, tag: &str) -> Result<(), ConfigError> {
+        let time = self.time.iter().map(|t| ("--time-field", &t.field));
+        for (flag, spec) in std::iter::once(("--key", &self.key)).chain(time) {
+            for part in spec.parts() {
+                if let KeyPart::Json(path) = part {
+                    if path.segments()[0] == tag.as_bytes() {
+                        return Err(ConfigError::new(
+                            "--tag",
+                            format!(
+                                "'{tag}' is the field {flag} reads: the tag would replace it; \
+                                 choose another name"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the combinations of flags that are valid one by one but not together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.window.retain == 0 {
@@ -317,7 +353,10 @@ impl Config {
         if !(self.local.fpr >= MIN_FPR && self.local.fpr < 1.0) {
             return Err(ConfigError::new(
                 "--fpr",
-                format!("must be at least {MIN_FPR:e} and below 1, got {}", self.local.fpr),
+                format!(
+                    "must be at least {MIN_FPR:e} and below 1, got {}",
+                    show_f64(self.local.fpr)
+                ),
             ));
         }
         if !(1..=MAX_BLOOM_INITIAL_CAPACITY).contains(&self.local.bloom_initial_capacity) {
@@ -350,6 +389,11 @@ impl Config {
             };
             return Err(ConfigError::new(flag, "'reject' needs --reject-file FILE"));
         }
+        if self.time.is_some() && self.window.width_ns.is_none() {
+            // Without windows the event time decides nothing, but a record whose
+            // time cannot be read would still be unkeyed.
+            return Err(ConfigError::new("--time-field", "needs --window"));
+        }
         if self.emit.tag.is_some() && self.emit.mode != EmitMode::All {
             return Err(ConfigError::new("--tag", "only makes sense with --emit all"));
         }
@@ -360,6 +404,7 @@ impl Config {
                     "must be a non-empty field name without quotes, backslashes or control characters",
                 ));
             }
+            self.check_tag_is_not_read(tag)?;
         }
         if let ExactConfig::Redis(r) = &self.exact {
             if r.timeout.is_zero() {
@@ -370,9 +415,20 @@ impl Config {
     }
 }
 
+/// `v` for a message: as written when it is of a common size, else in scientific
+/// notation (`1e-300`, not three hundred digits).
+fn show_f64(v: f64) -> String {
+    if v == 0.0 || (1e-6..1e6).contains(&v.abs()) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Parses a duration such as `500ms`, `30s`, `10m`, `1h`, `1d`, `1w` or `1h30m`
-/// (humantime's syntax), or a bare number of seconds. `flag` names the flag in
-/// the error.
+/// (humantime's syntax). A bare number is refused: `--window 1` could mean
+/// seconds or minutes, and a wrong guess is a silently wrong window. `flag` names
+/// the flag in the error.
 pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, ConfigError> {
     let bad = || {
         ConfigError::new(
@@ -381,11 +437,13 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, ConfigError> {
         )
     };
     let t = text.trim();
-    let d = match t.parse::<u64>() {
-        // humantime wants a unit; a bare number has always meant seconds here.
-        Ok(secs) if !t.starts_with('+') => Duration::from_secs(secs),
-        _ => humantime::parse_duration(t).map_err(|_| bad())?,
-    };
+    if let Ok(n) = t.parse::<u64>() {
+        return Err(ConfigError::new(
+            flag,
+            format!("'{text}' needs a unit (e.g. {n}s, {n}m, {n}h, {n}d; also ms, w)"),
+        ));
+    }
+    let d = humantime::parse_duration(t).map_err(|_| bad())?;
     // Windows and deadlines are nanoseconds in an i64.
     if d.as_nanos() > i64::MAX as u128 {
         return Err(bad());
@@ -485,7 +543,11 @@ mod tests {
         assert_eq!(parse_duration("--window", "1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("--window", "1d").unwrap(), Duration::from_secs(86400));
         assert_eq!(parse_duration("--window", "250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("--window", "7").unwrap(), Duration::from_secs(7));
+        assert_eq!(parse_duration("--window", "7s").unwrap(), Duration::from_secs(7));
+        assert_eq!(
+            parse_duration("--window", "1").unwrap_err().to_string(),
+            "--window: '1' needs a unit (e.g. 1s, 1m, 1h, 1d; also ms, w)"
+        );
         let err = parse_duration("--window", "10x").unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -581,6 +643,11 @@ mod tests {
         let mut c = Config::default();
         c.local.fpr = 1.5;
         assert_eq!(c.validate().unwrap_err().flag, "--fpr");
+        c.local.fpr = 1e-300;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "--fpr: must be at least 1e-9 and below 1, got 1e-300"
+        );
         assert!(Config::default().validate().is_ok());
     }
 }

@@ -87,11 +87,12 @@ pub enum StateError {
         /// The newest version this build reads.
         newest: u32,
     },
-    /// The snapshot was written under flags that make keys mean something else.
+    /// The snapshot was written under flags that make keys mean something else
+    /// (the message names the flags that differ, as typed).
     #[error(
-        "{} was written with other settings ({written}) than this run ({run}); use another \
-         --state-dir or the same flags",
-        path.display()
+        "{} was written with other settings: {}; use another --state-dir or the same flags",
+        path.display(),
+        crate::settings::differences(.written, .run)
     )]
     Settings {
         /// The snapshot file.

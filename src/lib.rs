@@ -20,9 +20,10 @@
 //! # Layout
 //!
 //! One module per stage: [`framing`], [`key`], [`hash`], [`time`], [`window`],
-//! [`local`], [`exact`], [`verdict`], [`sink`]; plus [`state`] (snapshots),
-//! [`stats`] (counters), [`progress`] (the progress line) and [`pipeline`], the only
-//! module that knows their order.
+//! [`local`], [`exact`], [`verdict`], [`sink`]; plus [`state`] (snapshots) with
+//! [`settings`] (the flags a snapshot is bound to), [`stats`] (counters),
+//! [`progress`] (the progress line) and [`pipeline`], the only module that knows
+//! their order.
 //! [`config`] holds the validated configuration, [`error`] the error types.
 //!
 //! # Example
@@ -58,6 +59,7 @@ pub mod key;
 pub mod local;
 pub mod pipeline;
 pub mod progress;
+pub mod settings;
 pub mod sink;
 pub mod state;
 pub mod stats;

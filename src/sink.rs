@@ -15,6 +15,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::key::json;
 
 /// Bytes buffered before a write.
 const BLOCK: usize = 256 << 10;
@@ -38,8 +39,10 @@ impl std::fmt::Debug for Sink {
 }
 
 impl Sink {
-    /// A sink writing to `out`, rejects to `reject_file` (created or truncated), and
-    /// tagging with `tag` (the field name) when given.
+    /// A sink writing to `out`, rejects to `reject_file`, and tagging with `tag`
+    /// (the field name) when given. The reject file is appended to, never
+    /// truncated: a restart with `--state-dir` continues the run before it, whose
+    /// rejects are nowhere else.
     pub fn new(
         out: Box<dyn Write + Send>,
         reject_file: Option<&Path>,
@@ -48,8 +51,8 @@ impl Sink {
         let reject = match reject_file {
             Some(p) => Some(BufWriter::with_capacity(
                 BLOCK,
-                File::create(p).map_err(|e| {
-                    Error::io(format!("--reject-file: cannot create {}", p.display()), e)
+                File::options().create(true).append(true).open(p).map_err(|e| {
+                    Error::io(format!("--reject-file: cannot open {}", p.display()), e)
                 })?,
             )),
             None => None,
@@ -151,28 +154,26 @@ fn write_all_slices(out: &mut dyn Write, mut slices: &mut [IoSlice<'_>]) -> io::
     Ok(())
 }
 
-/// Appends `raw` with `"FIELD":dup` added as the last member if `raw` is a JSON
-/// object (first byte other than white space `{`, last `}`); other records are
-/// appended unchanged. The last member, because readers that meet a name twice (jq,
-/// serde_json, Python, JavaScript, and this program's own key scanner) take the last
-/// one: a record that already has FIELD reads as tagged.
+/// Appends `raw` with `"FIELD":dup` added as the last member if `raw` is a valid
+/// JSON object (white space around it allowed); other records, also those that
+/// only look like one (`{not json}`), are appended unchanged. The last member,
+/// because readers that meet a name twice (jq, serde_json, Python, JavaScript, and
+/// this program's own key scanner) take the last one: a record that already has
+/// FIELD reads as tagged.
 fn tag_json(out: &mut Vec<u8>, raw: &[u8], field: &[u8], dup: bool) {
-    let open = raw.iter().position(|b| !b.is_ascii_whitespace());
-    let close = raw.iter().rposition(|b| !b.is_ascii_whitespace());
-    match (open, close) {
-        (Some(i), Some(j)) if i < j && raw[i] == b'{' && raw[j] == b'}' => {
-            let body = &raw[..j];
-            out.extend_from_slice(body);
-            let last = body.iter().rposition(|b| !b.is_ascii_whitespace());
-            if last != Some(i) {
-                out.push(b',');
-            }
-            out.extend_from_slice(field);
-            out.extend_from_slice(if dup { b"true" } else { b"false" });
-            out.extend_from_slice(&raw[j..]);
-        }
-        _ => out.extend_from_slice(raw),
+    if !json::is_object(raw) {
+        out.extend_from_slice(raw);
+        return;
     }
+    let close = raw.iter().rposition(|&b| b == b'}').expect("an object ends with '}'");
+    let body = &raw[..close];
+    out.extend_from_slice(body);
+    if body.iter().rfind(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        out.push(b',');
+    }
+    out.extend_from_slice(field);
+    out.extend_from_slice(if dup { b"true" } else { b"false" });
+    out.extend_from_slice(&raw[close..]);
 }
 
 /// A writer on the process's stdout that bypasses Rust's line buffering.
@@ -211,6 +212,12 @@ mod tests {
         assert_eq!(tagged("{", true), "{");
         assert_eq!(tagged("plain\n", true), "plain\n");
         assert_eq!(tagged("", true), "");
+        // Only valid JSON: a record that merely looks like an object is left alone.
+        assert_eq!(tagged("{not json}\n", true), "{not json}\n");
+        assert_eq!(tagged("{\"a\":1,}\n", true), "{\"a\":1,}\n");
+        assert_eq!(tagged("{\"a\":tru}", true), "{\"a\":tru}");
+        assert_eq!(tagged("{\"a\":1} x", true), "{\"a\":1} x");
+        assert_eq!(tagged("{\"a\":\"}\"}\r", false), "{\"a\":\"}\",\"dup\":false}\r");
     }
 
     #[derive(Clone, Default)]

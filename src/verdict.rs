@@ -40,29 +40,40 @@ pub enum Action {
 }
 
 /// The action for a verdict.
+///
+/// `--emit` picks among the records: `new` writes the first occurrences, `dups`
+/// only the duplicates, `all` both. A record that is neither (unkeyed, late,
+/// oversized) follows its policy under `new` and `all`; `--emit dups` asks for
+/// duplicates alone, so it is not written there (counted as suppressed), while
+/// `drop` and `reject` still apply. Under `--emit all --tag`, every record written
+/// whole is tagged, `false` unless it is a duplicate.
 #[inline]
 pub fn decide(v: Verdict, p: &Policies, emit: &EmitConfig) -> Action {
-    let by_disposition = |d: Disposition| match d {
-        Disposition::Emit => Action::Write { tag: None },
-        Disposition::Drop => Action::Drop,
-        Disposition::Reject => Action::Reject,
-    };
     let classified = |dup: bool| match emit.mode {
         EmitMode::New if dup => Action::Suppress,
         EmitMode::Dups if !dup => Action::Suppress,
         EmitMode::All => Action::Write { tag: emit.tag.as_ref().map(|_| dup) },
         _ => Action::Write { tag: None },
     };
+    let by_disposition = |d: Disposition| match d {
+        Disposition::Emit => classified(false),
+        Disposition::Drop => Action::Drop,
+        Disposition::Reject => Action::Reject,
+    };
     match v {
         Verdict::New => classified(false),
         Verdict::Dup => classified(true),
         Verdict::Unkeyed => by_disposition(p.on_unkeyed),
         Verdict::Late => match p.on_late {
-            OnLate::Emit => Action::Write { tag: None },
+            OnLate::Emit => classified(false),
             OnLate::Drop => Action::Drop,
         },
-        // Never deduplicated (it is not buffered whole), so `--emit` has no say.
-        Verdict::Oversized => by_disposition(p.on_oversized),
+        // Never deduplicated (it is not buffered whole), and written in parts as
+        // it comes, so never tagged.
+        Verdict::Oversized => match by_disposition(p.on_oversized) {
+            Action::Write { .. } => Action::Write { tag: None },
+            action => action,
+        },
         // `open`: taken as new (a possible duplicate, never a lost log); `closed`:
         // dropped and counted as such, whatever `--emit` is.
         Verdict::Unconfirmed => match p.on_exact_error {
@@ -112,8 +123,29 @@ mod tests {
         }
         let p = Policies::default();
         assert_eq!(decide(Verdict::Unconfirmed, &p, &e), Action::Write { tag: None });
-        // Oversized records are written whatever `--emit` is (never deduplicated).
+    }
+
+    /// `--emit dups` writes duplicates only; `--emit all --tag` tags every record
+    /// it writes whole. Records that are neither new nor duplicates follow their
+    /// policy otherwise.
+    #[test]
+    fn records_without_a_verdict_of_their_own_under_each_emit_mode() {
+        let p = Policies::default();
         let dups = EmitConfig { mode: EmitMode::Dups, ..EmitConfig::default() };
-        assert_eq!(decide(Verdict::Oversized, &p, &dups), Action::Write { tag: None });
+        let all =
+            EmitConfig { mode: EmitMode::All, tag: Some("dup".into()), ..EmitConfig::default() };
+        for v in [Verdict::Unkeyed, Verdict::Late, Verdict::Unconfirmed] {
+            assert_eq!(decide(v, &p, &dups), Action::Suppress, "{v:?}");
+            assert_eq!(decide(v, &p, &all), Action::Write { tag: Some(false) }, "{v:?}");
+        }
+        assert_eq!(decide(Verdict::Oversized, &p, &dups), Action::Suppress);
+        assert_eq!(decide(Verdict::Oversized, &p, &all), Action::Write { tag: None });
+        let rejecting = Policies {
+            on_unkeyed: Disposition::Reject,
+            on_oversized: Disposition::Reject,
+            ..Policies::default()
+        };
+        assert_eq!(decide(Verdict::Unkeyed, &rejecting, &dups), Action::Reject);
+        assert_eq!(decide(Verdict::Oversized, &rejecting, &dups), Action::Reject);
     }
 }

@@ -6,7 +6,8 @@
 //! are `newest-K+1 ..= newest`; a record older than that is *late* (never
 //! inserted); otherwise it is a duplicate iff its ID is in one of the retained
 //! windows up to its own, and it is inserted into its own window. Records
-//! without a key, or without a readable time under `--time-field`, are unkeyed.
+//! without a key (an empty value, a JSON `""`, is none), or without a readable
+//! time under `--time-field`, are unkeyed.
 //! The ID is the key's text (a JSON string's unescaped content, a number's
 //! literal), so `"42"` and `42` are one ID; `--key-type int` makes every
 //! non-canonical text unkeyed.
@@ -86,6 +87,8 @@ struct Rec {
     key: Option<Vec<Vec<u8>>>,
     /// Event time in seconds; `None`: no readable time.
     t: Option<i64>,
+    /// Whether the record is a valid JSON object (what `--tag` tags).
+    json: bool,
 }
 
 fn pool_id() -> impl Strategy<Value = PoolId> {
@@ -271,6 +274,7 @@ fn render(s: &Stream) -> Vec<Rec> {
             k.push(r.group.to_string().into_bytes());
         }
         members.push(format!("\"n\":{i}"));
+        let json = r.shape != 2 && r.shape != 5;
         let mut raw = if r.shape == 2 {
             key = None;
             time = None;
@@ -293,7 +297,7 @@ fn render(s: &Stream) -> Vec<Rec> {
             (true, Tail::CrOnly) => raw.push(b'\r'),
             _ => raw.extend_from_slice(if r.crlf { b"\r\n" } else { b"\n" }),
         }
-        recs.push(Rec { raw, key, t: time });
+        recs.push(Rec { raw, key, t: time, json });
     }
     recs
 }
@@ -488,6 +492,9 @@ fn verdicts(recs: &[Rec], key_type: KeyType, window: Option<(i64, u32)>) -> Vec<
     recs.iter()
         .map(|r| {
             let Some(key) = &r.key else { return V::Unkeyed };
+            if key.iter().any(Vec::is_empty) {
+                return V::Unkeyed; // an empty value is no key
+            }
             if key_type == KeyType::Int && !canonical_int(&key[0]) {
                 return V::Unkeyed;
             }
@@ -560,18 +567,21 @@ fn expected(recs: &[Rec], k: &Knobs) -> Expected {
                     write(&mut e, Some(true));
                 }
             }
+            // Neither new nor a duplicate: `--emit dups` leaves them out, `--tag`
+            // tags them `false` (when they are JSON objects).
             V::Unkeyed => {
                 e.unkeyed += 1;
                 match k.on_unkeyed {
-                    Disposition::Emit => write(&mut e, None),
+                    Disposition::Emit if k.emit == EmitMode::Dups => {}
+                    Disposition::Emit => write(&mut e, r.json.then_some(false)),
                     Disposition::Drop => {}
                     Disposition::Reject => e.rejected.extend_from_slice(&r.raw),
                 }
             }
             V::Late => {
                 e.late += 1;
-                if k.on_late == OnLate::Emit {
-                    write(&mut e, None);
+                if k.on_late == OnLate::Emit && k.emit != EmitMode::Dups {
+                    write(&mut e, r.json.then_some(false));
                 }
             }
         }
@@ -710,6 +720,10 @@ proptest! {
                     } else {
                         prop_assert_eq!(show(g), show(&tagged(&r.raw, false)));
                     }
+                }
+                // Neither new nor a duplicate: tagged `false` if a JSON object.
+                V::Unkeyed | V::Late if r.json => {
+                    prop_assert_eq!(show(g), show(&tagged(&r.raw, false)))
                 }
                 V::Unkeyed | V::Late => prop_assert_eq!(show(g), show(&r.raw)),
             }
@@ -928,7 +942,8 @@ fn fuzz_knobs() -> impl Strategy<Value = FuzzKnobs> {
                         kt
                     },
                     time,
-                    window,
+                    // `--time-field` needs `--window`.
+                    window: window.or(time.map(|_| (60_000, 1))),
                     max_record,
                     tag,
                     bloom,

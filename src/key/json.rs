@@ -138,7 +138,13 @@ impl JsonPath {
                 }
             } else {
                 while i < b.len() && b[i] != b'.' {
-                    if b[i] == b'"' || b[i] == b'[' {
+                    if b[i] == b'[' {
+                        return Err(bad(
+                            "array indexes are not supported (a path names object members only; \
+                             quote a name that holds '[': .\"a[0]\")",
+                        ));
+                    }
+                    if b[i] == b'"' {
                         return Err(bad("quote a name that holds special characters: .\"name\""));
                     }
                     seg.push(b[i]);
@@ -400,6 +406,15 @@ impl TopNames {
 pub fn value_at<'a>(record: &'a [u8], at: usize, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
     let found = Scanner { b: record, i: at }.value_found(scratch)?;
     Some(found.text(record, scratch))
+}
+
+/// Whether `record` is one valid JSON object (RFC 8259, the grammar the key
+/// scanner checks), with only white space around it: what `--tag` may add a
+/// member to.
+pub fn is_object(record: &[u8]) -> bool {
+    let mut s = Scanner { b: record, i: 0 };
+    s.ws();
+    s.peek() == Some(b'{') && s.container().is_some() && only_whitespace(&record[s.i..])
 }
 
 struct Scanner<'a> {
@@ -1259,6 +1274,30 @@ mod tests {
                 };
                 proptest::prop_assert_eq!(got, want, "{}", show);
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// `is_object` (what `--tag` may add a member to) says yes exactly to what
+        /// serde_json reads as one object, white space around it allowed.
+        #[test]
+        fn is_object_is_what_a_full_parser_reads_as_an_object(
+            rec in edited(),
+            around in proptest::sample::select(vec!["", " ", "\r\n", "\n", " x", "\r"]),
+        ) {
+            let mut rec = rec;
+            rec.extend_from_slice(around.as_bytes());
+            let valid = std::str::from_utf8(&rec).is_ok()
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&rec).is_ok();
+            let object = rec.iter().find(|b| !b" \t\r\n".contains(b)) == Some(&b'{');
+            proptest::prop_assert_eq!(
+                is_object(&rec),
+                valid && object,
+                "{}",
+                String::from_utf8_lossy(&rec)
+            );
         }
     }
 

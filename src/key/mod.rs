@@ -53,6 +53,12 @@ impl KeyPart {
         } else if text.starts_with('.') {
             Ok(KeyPart::Json(JsonPath::parse(flag, text)?))
         } else if let Some(pat) = text.strip_prefix("regex:") {
+            if pat.is_empty() {
+                return Err(ConfigError::new(
+                    flag,
+                    "empty pattern in 'regex:' (expected e.g. 'regex:blk_(-?[0-9]+)')",
+                ));
+            }
             let re = Regex::new(pat)
                 .map_err(|e| ConfigError::new(flag, format!("invalid regex '{pat}': {e}")))?;
             Ok(KeyPart::Regex(re))
@@ -361,9 +367,10 @@ impl Fields {
     }
 }
 
-/// The text of the value found at `at` ([`json::TopNames::locate`]), if any.
+/// The text of the value found at `at` ([`json::TopNames::locate`]), if any (an
+/// empty string is none, as in [`extract_part`]).
 fn located<'a>(record: &'a [u8], at: usize, part: &'a mut Vec<u8>) -> Option<&'a [u8]> {
-    (at != usize::MAX).then(|| json::value_at(record, at, part))?
+    (at != usize::MAX).then(|| json::value_at(record, at, part))?.filter(|t| !t.is_empty())
 }
 
 /// Appends one part of a composite key: its length, then its bytes.
@@ -372,7 +379,10 @@ fn push_part(key: &mut Vec<u8>, text: &[u8]) {
     key.extend_from_slice(text);
 }
 
-/// The text of one part of a key.
+/// The text of one part of a key. An empty field, match or JSON string is no
+/// key: records that lack a value must not all share the ID "" (the first one
+/// kept, the rest dropped). The whole line is the exception: it is the record
+/// itself, and empty lines are duplicates of each other as in `sort -u`.
 fn extract_part<'a>(
     part: &KeyPart,
     delimiter: Option<u8>,
@@ -380,8 +390,8 @@ fn extract_part<'a>(
     scratch: &'a mut Vec<u8>,
     locs: &mut Option<CaptureLocations>,
 ) -> Option<&'a [u8]> {
-    match part {
-        KeyPart::Line => Some(record),
+    let text = match part {
+        KeyPart::Line => return Some(record),
         KeyPart::Json(path) => path.find(record, scratch),
         KeyPart::Field(n) => match delimiter {
             Some(d) => field::delimited_field(record, d, *n),
@@ -393,7 +403,8 @@ fn extract_part<'a>(
             let (s, e) = if locs.len() > 1 { locs.get(1)? } else { locs.get(0)? };
             Some(&record[s..e])
         }
-    }
+    };
+    text.filter(|t| !t.is_empty())
 }
 
 /// A member name in double quotes, `"` and `\\` escaped, control characters as
@@ -501,6 +512,29 @@ mod tests {
         }
     }
 
+    /// An empty field, match or JSON string is no key, alone or as a part of a
+    /// composite; an empty line is a key (the record itself).
+    #[test]
+    fn an_empty_key_is_no_key() {
+        let pipe = |keys: &[&str]| {
+            let keys: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
+            KeySpec::parse(&keys, Some(b'|'), KeyType::Auto).unwrap()
+        };
+        assert_eq!(key_of(&pipe(&["field:2"]), b"r1|"), None);
+        assert_eq!(key_of(&pipe(&["field:2"]), b"r1|x"), Some((None, b"x".to_vec())));
+        assert_eq!(key_of(&pipe(&["field:1", "field:2"]), b"r1|"), None);
+        assert_eq!(key_of(&spec(&[".id"], KeyType::Str), br#"{"id":""}"#), None);
+        assert_eq!(key_of(&spec(&["regex:id=([a-z]*)"], KeyType::Str), b"id= x"), None);
+        assert_eq!(key_of(&spec(&["line"], KeyType::Str), b""), Some((None, Vec::new())));
+        // Found in one walk (two top-level names) as on their own.
+        let fields = Fields::new(spec(&[".id", ".g"], KeyType::Str), None);
+        let mut scratch = fields.scratch();
+        for (rec, keyed) in [(&br#"{"id":"","g":1}"#[..], false), (br#"{"id":"a","g":1}"#, true)] {
+            fields.read(rec, &mut scratch);
+            assert_eq!(fields.key(rec, &mut scratch).is_some(), keyed);
+        }
+    }
+
     #[test]
     fn composite_is_unambiguous() {
         let s = spec(&["field:1", "field:2"], KeyType::Auto);
@@ -545,7 +579,7 @@ mod tests {
 
     #[test]
     fn bad_specs_name_the_flag() {
-        for bad in ["nope", "field:0", "field:x", "regex:(", ".a..b"] {
+        for bad in ["nope", "field:0", "field:x", "regex:(", "regex:", ".a..b", ".a[0].id"] {
             let e = KeyPart::parse("--key", bad).unwrap_err();
             assert_eq!(e.flag, "--key");
         }

@@ -28,9 +28,9 @@ use crate::error::{Bug, Result};
 use crate::exact::{ExactTier, MemoryTier};
 use crate::framing::Input;
 use crate::hash::Seed;
-use crate::key::KeyType;
 use crate::local::LocalTier;
 use crate::progress::Progress;
+use crate::settings;
 use crate::sink::Sink;
 use crate::state::StateDir;
 use crate::stats::Stats;
@@ -73,29 +73,6 @@ impl Pipeline {
     pub fn with_shutdown(mut self, flag: Arc<AtomicBool>) -> Pipeline {
         self.shutdown = flag;
         self
-    }
-
-    /// The settings that decide what a key is; a state directory is bound to them.
-    ///
-    /// The text is part of the snapshot format (unchanged since version 1): every
-    /// piece is spelled out here rather than taken from `Debug`, so renaming a type
-    /// cannot break loading an old snapshot.
-    fn settings(&self, bloom: bool) -> String {
-        let c = &self.config;
-        let key_type = match c.key.key_type() {
-            KeyType::Auto => "Auto",
-            KeyType::Int => "Int",
-            KeyType::Str => "Str",
-        };
-        let opt =
-            |v: Option<String>| v.map_or_else(|| "None".to_string(), |v| format!("Some({v})"));
-        format!(
-            "v1 key={} key_type={key_type} delimiter={} window_ns={} bloom={}",
-            c.key.describe(),
-            opt(c.key.delimiter().map(|d| d.to_string())),
-            opt(c.window.width_ns.map(|w| w.to_string())),
-            u8::from(bloom)
-        )
     }
 
     /// Reads `input` to its end (or to a shutdown), writes kept records to `output`,
@@ -142,7 +119,7 @@ impl Pipeline {
             ExactConfig::None | ExactConfig::Redis(_) => None,
         };
         let state = match &c.state.dir {
-            Some(d) => Some(StateDir::open(d, self.settings(bloom_on))?),
+            Some(d) => Some(StateDir::open(d, settings::text(c, bloom_on))?),
             None => None,
         };
         let loaded = match &state {
@@ -163,7 +140,7 @@ impl Pipeline {
             exact = Some(tier);
         }
         let classifier = Classifier::new(c, seed, bloom_on, exact.is_some())?;
-        let sink = Sink::new(output, c.emit.reject_file.as_deref(), c.emit.tag.as_deref())?;
+        let sink = Sink::new(output, c.reject_file(), c.emit.tag.as_deref())?;
         if let Some(p) = &c.report.stats_json {
             Stats::create_json_file(p)?;
         }

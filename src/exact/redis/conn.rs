@@ -191,6 +191,20 @@ fn hide(url: &str) -> (String, Vec<String>) {
     (shown, secrets)
 }
 
+/// Why connecting failed, for the user (secrets scrubbed): a reply that does not
+/// parse as RESP means something other than Redis listens there, where the
+/// client's own words are a parser's (`Parse error at 1 Unexpected '84'` for an
+/// HTTP server).
+pub(super) fn connect_failure(e: &redis::RedisError, secrets: &[String]) -> String {
+    match e.kind() {
+        redis::ErrorKind::Parse => {
+            "the server did not answer as Redis does (is this the address of a Redis server?)"
+                .to_string()
+        }
+        _ => scrub(&e.to_string(), secrets),
+    }
+}
+
 /// `text` with every one of `secrets` replaced by `***`.
 pub(super) fn scrub(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();

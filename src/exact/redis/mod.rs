@@ -141,7 +141,7 @@ pub fn connect(
         .block_on(async { tokio::time::timeout(deadline, agree_meta(&mut conn, local)).await })
         .map_err(|_| unreachable(NoAnswer(deadline).into()))?
         // The client's message may quote the URL: only its scrubbed text is kept.
-        .map_err(|e| unreachable(conn::scrub(&e.to_string(), &secrets).into()))?;
+        .map_err(|e| unreachable(conn::connect_failure(&e, &secrets).into()))?;
     let seed = parse_meta(&meta).ok_or_else(|| ExactError::Layout {
         tier: shown.clone(),
         key: META_KEY,
@@ -193,7 +193,7 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         .map_err(|e| ExactError::Failed {
             tier: shown.clone(),
             what: "cannot connect",
-            source: conn::scrub(&e.to_string(), &secrets).into(),
+            source: conn::connect_failure(&e, &secrets).into(),
         })?;
     let mut id = [0u8; 8];
     getrandom::getrandom(&mut id).expect("the operating system's random source failed");
