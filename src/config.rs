@@ -426,9 +426,9 @@ fn show_f64(v: f64) -> String {
 }
 
 /// Parses a duration such as `500ms`, `30s`, `10m`, `1h`, `1d`, `1w` or `1h30m`
-/// (humantime's syntax). A bare number is refused: `--window 1` could mean
-/// seconds or minutes, and a wrong guess is a silently wrong window. `flag` names
-/// the flag in the error.
+/// (humantime's syntax). A bare number other than 0 is refused: `--window 1`
+/// could mean seconds or minutes, and a wrong guess is a silently wrong window.
+/// `flag` names the flag in the error.
 pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, ConfigError> {
     let bad = || {
         ConfigError::new(
@@ -437,13 +437,17 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, ConfigError> {
         )
     };
     let t = text.trim();
-    if let Ok(n) = t.parse::<u64>() {
-        return Err(ConfigError::new(
-            flag,
-            format!("'{text}' needs a unit (e.g. {n}s, {n}m, {n}h, {n}d; also ms, w)"),
-        ));
-    }
-    let d = humantime::parse_duration(t).map_err(|_| bad())?;
+    let d = match t.parse::<u64>() {
+        // Zero is zero in any unit (`--flush-interval 0`).
+        Ok(0) if t.bytes().all(|b| b.is_ascii_digit()) => Duration::ZERO,
+        Ok(n) if t.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(ConfigError::new(
+                flag,
+                format!("'{text}' needs a unit (e.g. {n}s, {n}m, {n}h, {n}d; also ms, w)"),
+            ))
+        }
+        _ => humantime::parse_duration(t).map_err(|_| bad())?,
+    };
     // Windows and deadlines are nanoseconds in an i64.
     if d.as_nanos() > i64::MAX as u128 {
         return Err(bad());
