@@ -185,6 +185,17 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
 
+    /// While the run goes on, rewrite --stats-json (atomically: a reader sees
+    /// the old file or the new one) every DURATION, and print the summary on
+    /// stderr as often when stderr is not a terminal.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub stats_every: Option<String>,
+
+    /// Serve the counters to Prometheus at http://ADDR/metrics while the run
+    /// goes on (e.g. 127.0.0.1:9187; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
     /// No summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -271,6 +282,16 @@ fn exact(text: &str, timeout: &str, shared: bool, lease: &str) -> Result<ExactCo
 }
 
 impl Args {
+    /// `--stats-every`, which must be longer than zero.
+    fn stats_every(&self) -> Result<Option<Duration>, ConfigError> {
+        let Some(text) = &self.stats_every else { return Ok(None) };
+        let d = config::parse_duration("--stats-every", text)?;
+        if d.is_zero() {
+            return Err(ConfigError::new("--stats-every", "must be longer than zero"));
+        }
+        Ok(Some(d))
+    }
+
     /// The validated library configuration.
     pub fn to_config(&self) -> Result<Config, ConfigError> {
         let delimiter = self.delimiter.as_deref().map(parse_delimiter).transpose()?;
@@ -308,6 +329,8 @@ impl Args {
                 stats_json: self.stats_json.clone(),
                 summary: !self.quiet,
                 progress: !self.no_progress,
+                stats_every: self.stats_every()?,
+                metrics: self.metrics.clone(),
             },
         };
         config.validate()?;
@@ -375,6 +398,8 @@ mod tests {
         assert_eq!(cfg(&["--on-unkeyed", "reject"]).unwrap_err().flag, "--on-unkeyed");
         assert_eq!(cfg(&["--tag", "dup"]).unwrap_err().flag, "--tag");
         assert_eq!(cfg(&["--window", "0s"]).unwrap_err().flag, "--window");
+        assert_eq!(cfg(&["--stats-every", "0s"]).unwrap_err().flag, "--stats-every");
+        assert_eq!(cfg(&["--stats-every", "often"]).unwrap_err().flag, "--stats-every");
         assert_eq!(cfg(&["--window", "-5m"]).unwrap_err().flag, "--window");
         assert_eq!(cfg(&["--fpr", "-1"]).unwrap_err().flag, "--fpr");
         assert_eq!(cfg(&["--fpr", "1e-30"]).unwrap_err().flag, "--fpr");

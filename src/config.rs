@@ -266,6 +266,11 @@ pub struct ReportConfig {
     pub summary: bool,
     /// Show a progress line (only honoured when stderr is a terminal).
     pub progress: bool,
+    /// `--stats-every DURATION`: rewrite `--stats-json` (and print the summary
+    /// when stderr is not a terminal) at this interval while the run goes on.
+    pub stats_every: Option<Duration>,
+    /// `--metrics ADDR`: serve the counters to Prometheus on this `HOST:PORT`.
+    pub metrics: Option<String>,
 }
 
 /// Everything a run needs, validated.

@@ -22,8 +22,9 @@
 //! One module per stage: [`framing`], [`key`], [`hash`], [`time`], [`window`],
 //! [`local`], [`exact`], [`verdict`], [`sink`]; plus [`state`] (snapshots) with
 //! [`settings`] (the flags a snapshot is bound to), [`stats`] (counters),
-//! [`progress`] (the progress line) and [`pipeline`], the only module that knows
-//! their order.
+//! [`progress`] (the progress line), [`metrics`] (the Prometheus endpoint),
+//! [`periodic`] (reports while a run goes on) and [`pipeline`], the only module
+//! that knows their order.
 //! [`config`] holds the validated configuration, [`error`] the error types.
 //!
 //! # Example
@@ -57,6 +58,8 @@ pub mod framing;
 pub mod hash;
 pub mod key;
 pub mod local;
+pub mod metrics;
+pub mod periodic;
 pub mod pipeline;
 pub mod progress;
 pub mod settings;

@@ -222,10 +222,24 @@ impl Stats {
             .map_err(|e| Error::io(format!("--stats-json: cannot create {}", path.display()), e))
     }
 
-    /// Writes the counters as JSON to the `--stats-json` file at `path`.
+    /// Writes the counters as JSON to the `--stats-json` file at `path`,
+    /// atomically: into a temporary file beside it, renamed over it, so a reader
+    /// (a sidecar under `--stats-every`) sees the old file or the new one, never
+    /// half of one.
     pub fn write_json_file(&self, path: &Path) -> Result<(), Error> {
-        std::fs::write(path, self.to_json())
-            .map_err(|e| Error::io(format!("--stats-json: writing {}", path.display()), e))
+        let err = |e| Error::io(format!("--stats-json: writing {}", path.display()), e);
+        let Some(name) = path.file_name() else {
+            return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file")));
+        };
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(name);
+        tmp.push(format!(".tmp.{}", std::process::id()));
+        let tmp = path.with_file_name(tmp);
+        std::fs::write(&tmp, self.to_json()).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })
     }
 }
 

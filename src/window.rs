@@ -79,13 +79,16 @@ pub struct WindowClock {
     width_ns: Option<i64>,
     retain: i64,
     newest: Option<WindowIndex>,
+    /// The window of the first record placed (or, after a snapshot is loaded,
+    /// the oldest it retained): where the live windows start.
+    first: Option<WindowIndex>,
 }
 
 impl WindowClock {
     /// A clock for windows of `width_ns` (`None`: one window for the whole stream),
     /// keeping `retain` of them.
     pub fn new(width_ns: Option<i64>, retain: u32) -> WindowClock {
-        WindowClock { width_ns, retain: i64::from(retain.max(1)), newest: None }
+        WindowClock { width_ns, retain: i64::from(retain.max(1)), newest: None, first: None }
     }
 
     /// The window of a time.
@@ -105,6 +108,19 @@ impl WindowClock {
     /// Restores the newest window (from a snapshot).
     pub fn set_newest(&mut self, w: Option<WindowIndex>) {
         self.newest = w;
+        self.first = self.oldest();
+    }
+
+    /// The retained windows from the first one this clock saw to the newest (at
+    /// most `retain`): the live windows. A record older than the first record's
+    /// window but still retained (input out of order) is not counted in.
+    pub fn live(&self) -> u64 {
+        match (self.oldest(), self.newest, self.first) {
+            (Some(oldest), Some(newest), Some(first)) => {
+                newest.0.saturating_sub(oldest.0.max(first.0)).saturating_add(1) as u64
+            }
+            _ => 0,
+        }
     }
 
     /// The oldest retained window, if any window was seen.
@@ -126,7 +142,10 @@ impl WindowClock {
                     retire = self.oldest();
                 }
             }
-            None => self.newest = Some(w),
+            None => {
+                self.newest = Some(w);
+                self.first = Some(w);
+            }
         }
         let oldest = self.oldest().expect("set above");
         if w < oldest {
@@ -303,6 +322,25 @@ mod tests {
         assert_eq!(c.place(WindowIndex(4)).0, Placement::Late);
         let (_, r) = c.place(WindowIndex(100));
         assert_eq!(r, Some(WindowIndex(99)));
+    }
+
+    #[test]
+    fn live_windows_grow_to_retain() {
+        let mut c = WindowClock::new(Some(10), 3);
+        assert_eq!(c.live(), 0);
+        c.place(WindowIndex(7));
+        assert_eq!(c.live(), 1);
+        c.place(WindowIndex(8));
+        assert_eq!(c.live(), 2);
+        c.place(WindowIndex(20));
+        assert_eq!(c.live(), 3);
+        // Loaded from a snapshot: every retained window counts.
+        let mut loaded = WindowClock::new(Some(10), 3);
+        loaded.set_newest(Some(WindowIndex(5)));
+        assert_eq!(loaded.live(), 3);
+        let mut one = WindowClock::new(None, 1);
+        one.place(WindowIndex(0));
+        assert_eq!(one.live(), 1);
     }
 
     #[test]

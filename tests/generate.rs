@@ -32,7 +32,7 @@ fn the_man_page_renders() {
     assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
     let text = String::from_utf8_lossy(&rendered.stdout);
     // Rendered text, not roff source; with the flags and their help.
-    for want in ["NAME", "SYNOPSIS", "OPTIONS", "--window", "--exact", "--generate"] {
+    for want in ["NAME", "SYNOPSIS", "OPTIONS", "--window", "--stats-every", "--metrics"] {
         assert!(text.contains(want), "man page lacks {want}:\n{text}");
     }
     assert!(!text.contains(".TP"), "roff left unrendered:\n{text}");
@@ -92,7 +92,7 @@ fn zsh_and_fish_scripts_name_every_flag() {
     {
         let script = generate(what);
         assert!(script.contains(marker), "{what}");
-        for flag in ["exact", "window", "stats-json", "generate"] {
+        for flag in ["exact", "window", "metrics", "stats-every"] {
             assert!(script.contains(flag), "{what} lacks {flag}");
         }
     }

@@ -13,6 +13,7 @@ mod datasets;
 mod exact_redis;
 mod generate;
 mod hay;
+mod metrics;
 mod model;
 mod redis;
 mod regression;

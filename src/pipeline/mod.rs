@@ -29,6 +29,7 @@ use crate::exact::{ExactTier, MemoryTier};
 use crate::framing::Input;
 use crate::hash::Seed;
 use crate::local::LocalTier;
+use crate::periodic::Periodic;
 use crate::progress::Progress;
 use crate::settings;
 use crate::sink::Sink;
@@ -85,6 +86,8 @@ impl Pipeline {
         let started = Instant::now();
         let c = &self.config;
         c.validate()?;
+        // First, so that a bad or busy --metrics address is a usage error at once.
+        let mut periodic = Periodic::start(&c.report, started)?;
         let (stages, classifier) = self.build(output)?;
         let reader = reader::spawn(Source {
             input: input.into(),
@@ -95,7 +98,7 @@ impl Pipeline {
         })?;
         let mut run = Run::new(c, stages);
         let mut progress = Progress::new(c.report.progress, started);
-        let result = run.drive(reader, &classifier, &self.shutdown, &mut progress);
+        let result = run.drive(reader, &classifier, &self.shutdown, &mut progress, &mut periodic);
         progress.clear();
         self.report(run, result, started)
     }

@@ -19,6 +19,7 @@ use crate::exact::{ExactAnswer, ExactQuery, ExactTier};
 use crate::framing::Records;
 use crate::hash::Seed;
 use crate::local::LocalTier;
+use crate::periodic::{Periodic, Snapshot};
 use crate::progress::Progress;
 use crate::sink::{push_run, Sink};
 use crate::state::StateDir;
@@ -102,6 +103,7 @@ impl<'c> Run<'c> {
         classifier: &Classifier,
         shutdown: &AtomicBool,
         progress: &mut Progress,
+        periodic: &mut Periodic,
     ) -> Result<()> {
         let Reader { rx, handle, shared, polled } = reader;
         loop {
@@ -140,6 +142,7 @@ impl<'c> Run<'c> {
             }
             self.maybe_checkpoint()?;
             progress.update(&self.stats);
+            periodic.tick(&self.stats, || self.snapshot())?;
         }
         self.sink.flush()?;
         self.checkpoint()?;
@@ -398,7 +401,13 @@ impl<'c> Run<'c> {
 
     /// The counters, with what the tiers hold at the end.
     pub(super) fn finish(self) -> Stats {
-        let mut s = self.stats;
+        self.snapshot().0
+    }
+
+    /// The counters with what the tiers hold now, and the live windows.
+    /// Scans the bloom bits: for the end and for periodic reports, not per batch.
+    fn snapshot(&self) -> Snapshot {
+        let mut s = self.stats.clone();
         let l = self.local.stats();
         s.bitmap_ids = l.bitmap_ids;
         s.bitmap_bytes = l.bitmap_bytes;
@@ -417,6 +426,6 @@ impl<'c> Run<'c> {
             s.exact_outage = es.outage;
             s.exact_error = if es.outage { e.last_error() } else { None };
         }
-        s
+        (s, self.wclock.live())
     }
 }
