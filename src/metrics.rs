@@ -13,7 +13,8 @@
 //! | `logdedup_verdicts_total{verdict}` (new, duplicate, unkeyed, late, oversized, unconfirmed) | `new`, `duplicates`, … |
 //! | `logdedup_keyed_records_total{id}` (int, str) | `int_ids`, `str_ids` |
 //! | `logdedup_bloom_maybes_total`, `…_confirmed_duplicates_total`, `…_false_positives_total` | `maybes`, `confirmed_dups`, `false_maybes` |
-//! | `logdedup_exact_queries_total`, `…_round_trips_total`, `…_errors_total` | `exact_queries`, `exact_round_trips`, `exact_errors` |
+//! | `logdedup_exact_queries_total`, `…_round_trips_total`, `…_errors_total`, `…_outages_total` | `exact_queries`, `exact_round_trips`, `exact_errors`, `exact_outages` |
+//! | `logdedup_exact_outage` (1 or 0) | `exact_outage` |
 //! | `logdedup_windows_rotated_total`, `logdedup_checkpoints_total` | `windows_rotated`, `checkpoints` |
 //! | `logdedup_windows` | retained windows from the first one seen to the newest |
 //! | `logdedup_ids{tier}`, `logdedup_memory_bytes{tier}` (bitmap, exact, bloom) | `bitmap_ids`, `exact_fingerprints`, `bloom_keys`; `bitmap_bytes`, `exact_bytes`, `bloom_bits` / 8 |
@@ -107,6 +108,11 @@ const COUNTERS: &[Def<u64>] = &[
 const TIER_COUNTERS: &[Def<u64>] = &[
     def!("exact_round_trips", "Round trips to a remote exact tier", |s| s.exact_round_trips),
     def!("exact_errors", "Batches the exact tier failed", |s| s.exact_errors),
+    def!(
+        "exact_outages",
+        "Outages of a remote exact tier, each from a failed batch to the next call that works",
+        |s| s.exact_outages
+    ),
 ];
 
 const IDS: &str = "IDs held now, per tier";
@@ -127,6 +133,9 @@ const GAUGES: &[Def<f64>] = &[
         |s| s.bloom_expected_fpr
     ),
     def!("peak_rss_bytes", "Peak resident memory of the process", |s| s.peak_rss_bytes as f64),
+    def!("exact_outage", "1 while the remote exact tier is failing, else 0", |s| f64::from(
+        u8::from(s.exact_outage)
+    )),
 ];
 
 /// The series of a run, ready to be scraped.
@@ -434,6 +443,8 @@ mod tests {
             exact_errors: 1021,
             windows_rotated: 1022,
             checkpoints: 1023,
+            exact_outages: 1024,
+            exact_outage: true,
             bitmap_ids: 2001,
             exact_fingerprints: 2002,
             bloom_keys: 2003,
@@ -485,12 +496,13 @@ mod tests {
             ("logdedup_exact_errors_total", "exact_errors"),
             ("logdedup_windows_rotated_total", "windows_rotated"),
             ("logdedup_checkpoints_total", "checkpoints"),
+            ("logdedup_exact_outages_total", "exact_outages"),
         ] {
             assert_eq!(value(&text, series), s[field].as_f64(), "{series} is not {field}");
         }
         assert_eq!(
             text.lines().filter(|l| l.starts_with("logdedup_") && l.contains("_total")).count(),
-            23
+            24
         );
     }
 
@@ -510,6 +522,7 @@ mod tests {
             ("logdedup_bloom_expected_fpr", 0.125),
             ("logdedup_peak_rss_bytes", 2009.0),
             ("logdedup_windows", 3.0),
+            ("logdedup_exact_outage", 1.0),
             (concat!("logdedup_build_info{version=\"", env!("CARGO_PKG_VERSION"), "\"}"), 1.0),
         ] {
             assert_eq!(value(&text, series), Some(v), "{series}");

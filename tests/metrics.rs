@@ -38,6 +38,7 @@ const SERIES: &[(&str, &str)] = &[
     ("logdedup_exact_errors_total", "exact_errors"),
     ("logdedup_windows_rotated_total", "windows_rotated"),
     ("logdedup_checkpoints_total", "checkpoints"),
+    ("logdedup_exact_outages_total", "exact_outages"),
 ];
 
 /// Records with integer and string IDs, duplicates, and records without a key.

@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::daemon::{installed, wait_for, Daemon};
 use crate::util;
 
-/// The rsyslog configuration of the recipe, for a daemon whose files are in `dir`.
+/// The rsyslog configuration of the recipe in GUIDE.md, for a private daemon
+/// whose files (work directory, socket, wrapper) are in `dir`.
 fn config(dir: &Path) -> String {
     let d = dir.display();
     format!(
@@ -20,9 +21,14 @@ fn config(dir: &Path) -> String {
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="{d}/log.sock" RateLimit.Interval="0")
 module(load="omprog")
-template(name="msg" type="list") {{ property(name="$!msg" droplastlf="on") constant(value="\n") }}
-set $!msg = ltrim($msg);
-action(type="omprog" binary="{d}/dedup" template="msg")
+template(name="dedup_msg" type="list") {{
+    property(name="$!msg" droplastlf="on")
+    constant(value="\n")
+}}
+if $programname == "app" then {{
+    set $!msg = ltrim($msg);
+    action(type="omprog" binary="{d}/dedup" template="dedup_msg")
+}}
 "#
     )
 }
