@@ -22,9 +22,9 @@
 //! | `logdedup_peak_rss_bytes` | `peak_rss_bytes` |
 //!
 //! The values are atomics that the pipeline stores into ([`Metrics::publish_counters`]
-//! per batch, [`Metrics::publish_gauges`] about once a second, since the tier
-//! gauges scan the bloom bits); a scrape only reads them, so it never waits for
-//! the pipeline nor holds it up. The listener ([`Endpoint`]) is one std thread
+//! per batch; [`Metrics::publish_gauges`] at most once a second and only after a
+//! scrape, since the tier gauges scan the bloom bits); a scrape only reads them, so
+//! it never waits for the pipeline nor holds it up. The listener ([`Endpoint`]) is one std thread
 //! that serves one connection at a time: a scrape is a few KiB every few seconds.
 //!
 //! The body is OpenMetrics text for a client that asks for it (Prometheus does),
@@ -146,6 +146,7 @@ pub struct Metrics {
     tier_counters: Vec<Counter>,
     gauges: Vec<FloatGauge>,
     windows: Gauge,
+    scraped: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -170,7 +171,20 @@ impl Metrics {
         let build = Family::<Label, Gauge>::default();
         build.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))]).set(1);
         registry.register("build_info", "The logdedup build; the value is 1", build);
-        Metrics { registry, counters, tier_counters, gauges, windows }
+        Metrics {
+            registry,
+            counters,
+            tier_counters,
+            gauges,
+            windows,
+            scraped: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the series were read since the last call: the tier gauges are
+    /// only worth their bloom scan when someone looks.
+    pub fn take_scraped(&self) -> bool {
+        self.scraped.swap(false, Ordering::Relaxed)
     }
 
     /// Shows the counters of `stats` (the running totals of the run).
@@ -196,6 +210,7 @@ impl Metrics {
     /// The series as OpenMetrics text (`openmetrics`) or the Prometheus text
     /// format 0.0.4.
     pub fn render(&self, openmetrics: bool) -> String {
+        self.scraped.store(true, Ordering::Relaxed);
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String does not fail");
         if openmetrics {
