@@ -18,9 +18,28 @@ use crate::error::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Count(pub u64);
 
+/// A flag or spec value that does not parse: the text, what was expected of it
+/// and an example.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} '{text}' (expected {expected})")]
+pub struct ParseError {
+    /// What the value is (`count`, `duration`, `skew`).
+    pub what: &'static str,
+    /// The text as given.
+    pub text: String,
+    /// What it should look like.
+    pub expected: &'static str,
+}
+
+impl ParseError {
+    fn new(what: &'static str, text: &str, expected: &'static str) -> ParseError {
+        ParseError { what, text: text.to_string(), expected }
+    }
+}
+
 impl FromStr for Count {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         let t = s.trim().replace('_', "");
         let (num, mult) = match t.chars().last() {
             Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
@@ -33,7 +52,7 @@ impl FromStr for Count {
         }
         match num.parse::<f64>() {
             Ok(f) if f >= 0.0 && f.is_finite() => Ok(Count((f * mult).round() as u64)),
-            _ => Err(format!("invalid count '{s}' (expected e.g. 1000000, 1e6, 10M)")),
+            _ => Err(ParseError::new("count", s, "e.g. 1000000, 1e6, 10M")),
         }
     }
 }
@@ -57,10 +76,10 @@ impl Dur {
 }
 
 impl FromStr for Dur {
-    type Err = String;
+    type Err = ParseError;
     /// The syntax of logdedup's own flags: humantime's (`500ms`, `1.5s`, `1h30m`),
     /// or a bare number of seconds.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         let t = s.trim();
         let d = match t.parse::<u64>() {
             Ok(secs) if !t.starts_with('+') => Ok(Duration::from_secs(secs)),
@@ -68,7 +87,7 @@ impl FromStr for Dur {
         };
         match d.ok().and_then(|d| u64::try_from(d.as_millis()).ok()) {
             Some(ms) => Ok(Dur(ms)),
-            None => Err(format!("invalid duration '{s}' (expected e.g. 500ms, 10s, 10m, 1h, 1d)")),
+            None => Err(ParseError::new("duration", s, "e.g. 500ms, 10s, 10m, 1h, 1d")),
         }
     }
 }
@@ -95,14 +114,14 @@ pub enum Skew {
 }
 
 impl FromStr for Skew {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         if s == "uniform" {
             return Ok(Skew::Uniform);
         }
         match s.strip_prefix("zipf:").map(str::parse::<f64>) {
             Some(Ok(e)) if e > 0.0 && e < 10.0 => Ok(Skew::Zipf(e)),
-            _ => Err(format!("invalid skew '{s}' (expected uniform or zipf:S, e.g. zipf:1.1)")),
+            _ => Err(ParseError::new("skew", s, "uniform or zipf:S, e.g. zipf:1.1")),
         }
     }
 }
@@ -397,7 +416,12 @@ mod tests {
         assert_eq!("1.5s".parse::<Dur>().unwrap(), Dur(1500));
         assert_eq!("1s 500ms".parse::<Dur>().unwrap(), Dur(1500));
         assert_eq!("90".parse::<Dur>().unwrap(), Dur(90_000));
-        assert!("10x".parse::<Dur>().unwrap_err().contains("10x"));
+        assert_eq!(
+            "10x".parse::<Dur>().unwrap_err().to_string(),
+            "invalid duration '10x' (expected e.g. 500ms, 10s, 10m, 1h, 1d)"
+        );
+        assert_eq!("ten".parse::<Count>().unwrap_err().what, "count");
+        assert_eq!("zipf:0".parse::<Skew>().unwrap_err().text, "zipf:0");
         assert_eq!(Dur(600_000).to_string(), "10m");
         assert_eq!(Dur(1500).to_string(), "1500ms");
     }
