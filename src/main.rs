@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use clap::Parser;
 
 use logdedup::error::Bug;
 use logdedup::framing::RawInput;
-use logdedup::{Error, Pipeline};
+use logdedup::{Config, Error, Pipeline};
 
 /// The exit codes: 0 done (also when stdout was closed), 1 bad usage or
 /// configuration, 2 failure at run time.
@@ -73,17 +74,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(what) = args.generate {
-        use std::io::Write;
-        let written = cli::generate(what).and_then(|text| std::io::stdout().write_all(&text));
-        return match written {
-            Ok(()) => Exit::Ok,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
-            Err(e) => {
-                eprintln!("logdedup: error: stdout: {e}");
-                Exit::Runtime
-            }
-        }
-        .into();
+        return generate(what).into();
     }
     let config = match args.to_config() {
         Ok(c) => c,
@@ -92,28 +83,48 @@ fn main() -> ExitCode {
             return Exit::Usage.into();
         }
     };
+    run(args.files, config).into()
+}
+
+/// `--generate`: writes a man page or a shell completion script to stdout.
+fn generate(what: cli::GenerateArg) -> Exit {
+    use std::io::Write;
+    let written = cli::generate(what).and_then(|text| std::io::stdout().write_all(&text));
+    match written {
+        Ok(()) => Exit::Ok,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
+        Err(e) => {
+            eprintln!("logdedup: error: stdout: {e}");
+            Exit::Runtime
+        }
+    }
+}
+
+/// Runs the pipeline over `files` (stdin if none) into stdout, stopping on
+/// SIGINT or SIGTERM, and says how it ended.
+fn run(files: Vec<PathBuf>, config: Config) -> Exit {
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
             eprintln!("logdedup: error: cannot handle signals: {e}");
-            return Exit::Runtime.into();
+            return Exit::Runtime;
         }
     }
     let output = match logdedup::sink::stdout_writer() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("logdedup: error: stdout: {e}");
-            return Exit::Runtime.into();
+            return Exit::Runtime;
         }
     };
-    let input = if args.files.is_empty() {
+    let input = if files.is_empty() {
         RawInput::stdin()
     } else {
-        match RawInput::files(args.files) {
+        match RawInput::files(files) {
             Ok(i) => i,
             Err(e) => {
                 eprintln!("logdedup: error: input: {e}");
-                return Exit::Runtime.into();
+                return Exit::Runtime;
             }
         }
     };
@@ -123,22 +134,21 @@ fn main() -> ExitCode {
     // is already on stderr), not Rust's 101.
     let run =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run(input, output)));
-    let result = run.unwrap_or_else(|_| Err(Bug::Panicked("logdedup").into()));
-    match result {
+    match run.unwrap_or_else(|_| Err(Bug::Panicked("logdedup").into())) {
         Ok(stats) => {
             if summary {
                 eprint!("{}", stats.summary());
             }
-            Exit::Ok.into()
+            Exit::Ok
         }
-        Err(e) if e.is_broken_pipe() => Exit::Ok.into(),
+        Err(e) if e.is_broken_pipe() => Exit::Ok,
         Err(e @ Error::Config(_)) => {
             eprintln!("logdedup: error: {e:#}");
-            Exit::Usage.into()
+            Exit::Usage
         }
         Err(e) => {
             eprintln!("logdedup: error: {e:#}");
-            Exit::Runtime.into()
+            Exit::Runtime
         }
     }
 }
