@@ -22,7 +22,7 @@
 //! | `logdedup_peak_rss_bytes` | `peak_rss_bytes` |
 //!
 //! The values are atomics that the pipeline stores into ([`Metrics::publish_counters`]
-//! per batch; [`Metrics::publish_gauges`] at most once a second and only after a
+//! per batch; [`Metrics::publish_gauges`] at most every 10 s and only after a
 //! scrape, since the tier gauges scan the bloom bits); a scrape only reads them, so
 //! it never waits for the pipeline nor holds it up. The listener ([`Endpoint`]) is one std thread
 //! that serves one connection at a time: a scrape is a few KiB every few seconds.
