@@ -170,6 +170,17 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub reject_file: Option<PathBuf>,
 
+    /// The longest a kept record waits in the output buffer, also while input
+    /// keeps coming: output goes out in blocks, at least this often and when a
+    /// window rotates. 0 writes after every batch read.
+    #[arg(
+        long,
+        default_value_t = config::show_duration(EmitConfig::DEFAULT_FLUSH_INTERVAL),
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
+    pub flush_interval: String,
+
     /// Keep a snapshot here (on each rotation, every --checkpoint-every, on
     /// SIGINT/SIGTERM and at the end) and load it on start, so a restart does
     /// not re-emit what was already emitted.
@@ -323,6 +334,7 @@ impl Args {
                 mode: self.emit,
                 tag: self.tag.clone(),
                 reject_file: self.reject_file.clone(),
+                flush_interval: config::parse_duration("--flush-interval", &self.flush_interval)?,
             },
             state: StateConfig { dir: self.state_dir.clone(), checkpoint_every },
             report: ReportConfig {

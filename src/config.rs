@@ -221,7 +221,7 @@ pub struct Policies {
 }
 
 /// Sink settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmitConfig {
     /// `--emit`.
     pub mode: EmitMode,
@@ -229,6 +229,27 @@ pub struct EmitConfig {
     pub tag: Option<String>,
     /// `--reject-file`.
     pub reject_file: Option<PathBuf>,
+    /// `--flush-interval`: the longest a decided record waits in the output
+    /// buffer while input keeps coming (zero: written after every batch).
+    pub flush_interval: Duration,
+}
+
+impl EmitConfig {
+    /// The default [`EmitConfig::flush_interval`]: short enough that a live
+    /// stream's records come out at once to a person watching, long enough that
+    /// a busy stream's output still goes out in large blocks.
+    pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+}
+
+impl Default for EmitConfig {
+    fn default() -> Self {
+        EmitConfig {
+            mode: EmitMode::default(),
+            tag: None,
+            reject_file: None,
+            flush_interval: EmitConfig::DEFAULT_FLUSH_INTERVAL,
+        }
+    }
 }
 
 /// `--checkpoint-every`: records or seconds between snapshots.

@@ -208,8 +208,8 @@ pub enum Bug {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "conservation broken: records_in {records_in} but emitted {emitted} + suppressed \
-     {suppressed} + dropped {dropped} + rejected {rejected} + unwritten {unwritten} = {by_action} \
-     and verdicts add up to {by_verdict}"
+     {suppressed} + dropped {dropped} + rejected {rejected} + unwritten {unwritten} + incomplete \
+     {incomplete} = {by_action} and verdicts (with unwritten and incomplete) add up to {by_verdict}"
 )]
 pub struct ConservationError {
     /// Records read.
@@ -222,8 +222,10 @@ pub struct ConservationError {
     pub dropped: u64,
     /// Records rejected.
     pub rejected: u64,
-    /// Records not written because stdout closed.
+    /// Records not decided nor written because the run stopped on an error.
     pub unwritten: u64,
+    /// Records cut short by a stop.
+    pub incomplete: u64,
     /// The sum of the above.
     pub by_action: u64,
     /// The sum of the verdict counters.

@@ -104,11 +104,6 @@ impl Input<'_> {
     pub fn polled(&self) -> bool {
         matches!(self, Input::Raw(_))
     }
-
-    /// Whether a later run reads the bytes read last again ([`RawInput::rereadable`]).
-    pub fn rereadable(&self) -> bool {
-        matches!(self, Input::Raw(r) if r.rereadable())
-    }
 }
 
 /// Reads records from an [`Input`].
@@ -149,16 +144,12 @@ pub struct RawInput {
     last_byte: Option<u8>,
     /// A newline is owed before the next byte: the file before ended without one.
     newline_owed: bool,
-    /// The last bytes read came from a regular file (see [`RawInput::rereadable`]).
-    last_regular: bool,
 }
 
 /// One descriptor of a [`RawInput`].
 #[derive(Debug)]
 struct Source {
     fd: i32,
-    /// A regular file: a later run reads it again from its start.
-    regular: bool,
     /// Keeps a file open (and closes it when done); `None` for standard input.
     _file: Option<File>,
     /// How errors name it (`None`: plain standard input, no name).
@@ -186,12 +177,7 @@ impl Source {
 
     /// A descriptor, open for as long as the `Source` is (standard input).
     fn fd(fd: i32, name: Option<String>) -> Source {
-        // SAFETY: an all-zero `stat` is a valid value; fstat fills it.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat writes one `stat` at the pointer given.
-        let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
-        let regular = ok && st.st_mode & libc::S_IFMT == libc::S_IFREG;
-        Source { fd, regular, _file: None, name }
+        Source { fd, _file: None, name }
     }
 }
 
@@ -238,7 +224,6 @@ impl RawInput {
             current: None,
             last_byte: None,
             newline_owed: false,
-            last_regular: false,
         })
     }
 
@@ -248,17 +233,7 @@ impl RawInput {
             current: Some(s),
             last_byte: None,
             newline_owed: false,
-            last_regular: false,
         }
-    }
-
-    /// Whether the last bytes read came from a regular file, which a later run
-    /// (after a stop) reads again from its start: a record cut short by the stop
-    /// must then not be written (the rerun would find its ID already seen and skip
-    /// the whole record). From a pipe, what was read is gone, so a cut record is
-    /// written (its rest stays in the pipe for the next reader).
-    pub fn rereadable(&self) -> bool {
-        self.last_regular
     }
 
     /// Reads at most `len` (> 0) bytes into `buf`; 0 at the end of the last file.
@@ -313,7 +288,6 @@ impl RawInput {
             }
             // SAFETY: `buf[..lead + n]` was written.
             self.last_byte = Some(unsafe { buf.add(lead + n - 1).read() });
-            self.last_regular = src.regular;
             return Ok(lead + n);
         }
     }
@@ -392,18 +366,24 @@ impl<'a> FrameReader<'a> {
         self.bytes_read
     }
 
-    /// Stops reading, then the input ends. With `keep_partial`, every byte read is
-    /// still framed, an incomplete last record as a record (used on shutdown over a
-    /// pipe, so nothing taken from it is lost). Without, only the records already
-    /// split off are handed on and the bytes not yet framed are left out: the input
-    /// can be read again ([`RawInput::rereadable`]). A long record already handed on
-    /// in parts is finished either way.
-    pub fn finish_input(&mut self, keep_partial: bool) {
-        if !keep_partial && !self.oversized {
-            self.buf.clear();
-            self.clean = 0;
-        }
+    /// Stops reading: the input ends after the last complete record read. The
+    /// bytes of a record not complete yet (no newline, and the input not at its
+    /// end) are left out, and their number returned: such a record is neither
+    /// written nor remembered, so a replay of the input (a file read again, a
+    /// producer that sends it again) writes it once, whole. Written, its ID would
+    /// make the replay skip the whole record, and its missing newline would join
+    /// it to the next output line. A long record already handed on in parts is
+    /// finished with what was read of it.
+    pub fn finish_input(&mut self) -> Option<usize> {
         self.eof = true;
+        let complete = memchr::memrchr(b'\n', &self.buf).map_or(0, |p| p + 1);
+        if self.oversized && complete == 0 {
+            return None;
+        }
+        let cut = self.buf.len() - complete;
+        self.buf.truncate(complete);
+        self.clean = 0;
+        (cut > 0).then_some(cut)
     }
 
     /// The input underneath.
@@ -581,7 +561,6 @@ mod tests {
         }
         assert_eq!(got, [b"a\r\n".to_vec(), b"b\n".to_vec(), b"c".to_vec()]);
         assert_eq!(fr.bytes_read(), 6);
-        assert!(!fr.input().rereadable(), "what was read from a pipe is gone");
         drop(r);
     }
 
@@ -614,25 +593,18 @@ mod tests {
         let want: [&[u8]; 4] = [b"1\n", b"2\n", b"3\r\n", b"4"];
         assert_eq!(got, want);
         assert_eq!(fr.bytes_read(), 8);
-        assert!(fr.input().rereadable());
 
-        // A stop over a file: the records split off go on, the cut one does not
-        // (a rerun reads the file again); with `keep_partial` it does.
-        for keep_partial in [false, true] {
-            let input = RawInput::files(vec![write("f", "r1\nr2\nr3-cut")]).unwrap();
-            let mut fr = FrameReader::new(input, 1 << 16, 1 << 10);
-            let Some(Frame::Records(rs)) = fr.next_frame().unwrap() else { panic!("records") };
-            let mut got: Vec<Vec<u8>> = rs.spans.iter().map(|s| rs.raw(s).to_vec()).collect();
-            fr.finish_input(keep_partial);
-            while let Some(Frame::Records(rs)) = fr.next_frame().unwrap() {
-                got.extend(rs.spans.iter().map(|s| rs.raw(s).to_vec()));
-            }
-            let mut want = vec![b"r1\n".to_vec(), b"r2\n".to_vec()];
-            if keep_partial {
-                want.push(b"r3-cut".to_vec());
-            }
-            assert_eq!(got, want, "keep_partial {keep_partial}");
+        // A stop over a file: the records split off go on, the cut one does not.
+        let input = RawInput::files(vec![write("f", "r1\nr2\nr3-cut")]).unwrap();
+        let mut fr = FrameReader::new(input, 1 << 16, 1 << 10);
+        let Some(Frame::Records(rs)) = fr.next_frame().unwrap() else { panic!("records") };
+        let mut got: Vec<Vec<u8>> = rs.spans.iter().map(|s| rs.raw(s).to_vec()).collect();
+        assert_eq!(fr.finish_input(), Some(6), "the cut record's bytes");
+        assert_eq!(fr.finish_input(), None, "once");
+        while let Some(Frame::Records(rs)) = fr.next_frame().unwrap() {
+            got.extend(rs.spans.iter().map(|s| rs.raw(s).to_vec()));
         }
+        assert_eq!(got, [b"r1\n".to_vec(), b"r2\n".to_vec()]);
 
         let missing = dir.path().join("missing.log");
         let e = RawInput::files(vec![paths[0].clone(), missing]).unwrap_err();
@@ -731,6 +703,35 @@ mod tests {
         assert_eq!(frames(b"0123456789\n", 3, 4, 10)[0].0, b"0123456789");
         assert_eq!(frames(b"0123456789\r\n", 3, 4, 10)[0].0, b"0123456789");
         assert_eq!(frames(b"0123456789a\n", 3, 4, 10)[0].0, b"<oversized>");
+    }
+
+    /// A stop just after a long record ended: the whole records read with it
+    /// still go on, only the cut one is left out; a stop inside a long record
+    /// already handed on in parts finishes it.
+    #[test]
+    fn a_stop_keeps_whole_records_and_leaves_out_the_cut_one() {
+        let input = [&[b'x'; 100][..], b"\nr1\nr2\ncut"].concat();
+        let mut r = FrameReader::new(Trickle(&input, 64), 64, 10);
+        let mut parts = Vec::new();
+        while let Some(Frame::Oversized { part, last, .. }) = r.next_frame().unwrap() {
+            parts.push(part);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(parts.concat().len(), 101, "the long record, whole");
+        assert_eq!(r.finish_input(), Some(3));
+        let Some(Frame::Records(rs)) = r.next_frame().unwrap() else { panic!("records") };
+        let got: Vec<&[u8]> = rs.spans.iter().map(|s| rs.raw(s)).collect();
+        assert_eq!(got, [b"r1\n", b"r2\n"]);
+        assert!(r.next_frame().unwrap().is_none());
+
+        let input = [b'y'; 100];
+        let mut r = FrameReader::new(Trickle(&input, 64), 64, 10);
+        assert!(matches!(r.next_frame().unwrap(), Some(Frame::Oversized { last: false, .. })));
+        assert_eq!(r.finish_input(), None, "not a record cut short: one already going out");
+        assert!(matches!(r.next_frame().unwrap(), Some(Frame::Oversized { last: true, .. })));
+        assert!(r.next_frame().unwrap().is_none());
     }
 
     #[test]

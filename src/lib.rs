@@ -73,5 +73,5 @@ pub mod window;
 pub use config::Config;
 pub use error::{ConfigError, Error, Result};
 pub use key::{KeySpec, KeyType};
-pub use pipeline::Pipeline;
+pub use pipeline::{Outcome, Pipeline};
 pub use stats::Stats;

@@ -12,7 +12,7 @@ use clap::Parser;
 
 use logdedup::error::Bug;
 use logdedup::framing::RawInput;
-use logdedup::{Config, Error, Pipeline};
+use logdedup::{Config, Error, Outcome, Pipeline, Stats};
 
 /// The exit codes: 0 done (also when stdout was closed), 1 bad usage or
 /// configuration, 2 failure at run time.
@@ -112,43 +112,61 @@ fn run(files: Vec<PathBuf>, config: Config) -> Exit {
     }
     let output = match logdedup::sink::stdout_writer() {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("logdedup: error: stdout: {e}");
-            return Exit::Runtime;
-        }
+        Err(e) => return failed_before_run(&config, Error::io("stdout", e)),
     };
     let input = if files.is_empty() {
         RawInput::stdin()
     } else {
         match RawInput::files(files) {
             Ok(i) => i,
-            Err(e) => {
-                eprintln!("logdedup: error: input: {e}");
-                return Exit::Runtime;
-            }
+            Err(e) => return failed_before_run(&config, Error::io("input", e)),
         }
     };
     let summary = config.report.summary;
     let pipeline = Pipeline::new(config).with_shutdown(shutdown);
     // A panic is a bug, but still a failure at run time: exit 2 (the panic message
-    // is already on stderr), not Rust's 101.
-    let run =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run(input, output)));
-    match run.unwrap_or_else(|_| Err(Bug::Panicked("logdedup").into())) {
-        Ok(stats) => {
+    // is already on stderr), not Rust's 101. The pipeline reports its own panics
+    // with its counters; this catches any other.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pipeline.run_to_end(input, output)
+    }));
+    let Outcome { stats, error, ran } = run.unwrap_or_else(|_| Outcome {
+        stats: Stats::default(),
+        error: Some(Bug::Panicked("logdedup").into()),
+        ran: false,
+    });
+    match error {
+        None => {
             if summary {
                 eprint!("{}", stats.summary());
             }
             Exit::Ok
         }
-        Err(e) if e.is_broken_pipe() => Exit::Ok,
-        Err(e @ Error::Config(_)) => {
+        Some(e) if e.is_broken_pipe() => Exit::Ok,
+        Some(e @ Error::Config(_)) => {
             eprintln!("logdedup: error: {e:#}");
             Exit::Usage
         }
-        Err(e) => {
+        Some(e) => {
+            // The counters up to the failure (if it got to reading), then the
+            // error as the last word.
+            if summary && ran {
+                eprint!("{}", stats.summary());
+            }
             eprintln!("logdedup: error: {e:#}");
             Exit::Runtime
         }
     }
+}
+
+/// A failure before the run could start: said on stderr, and `--stats-json`
+/// written (nothing read) with the error, as every exit 2 writes it.
+fn failed_before_run(config: &Config, e: Error) -> Exit {
+    eprintln!("logdedup: error: {e:#}");
+    if let Some(p) = &config.report.stats_json {
+        if let Err(we) = Stats::default().write_failed_json_file(p, format!("{e:#}")) {
+            eprintln!("logdedup: error: {we:#}");
+        }
+    }
+    Exit::Runtime
 }

@@ -25,12 +25,14 @@ impl Progress {
     }
 
     /// Redraws the line from `stats` if a second has passed since the last time.
-    pub fn update(&mut self, stats: &Stats) {
+    /// `written`: the records emitted that are out of the output buffer (those
+    /// still in it are not shown as written).
+    pub fn update(&mut self, stats: &Stats, written: u64) {
         if !self.on || self.last.elapsed() < EVERY {
             return;
         }
         self.last = Instant::now();
-        eprint!("\r{}   ", line(stats, self.started.elapsed()));
+        eprint!("\r{}   ", line(stats, written, self.started.elapsed()));
     }
 
     /// Erases the line.
@@ -42,11 +44,11 @@ impl Progress {
 }
 
 /// The text of the line after `elapsed`.
-fn line(s: &Stats, elapsed: Duration) -> String {
+fn line(s: &Stats, written: u64, elapsed: Duration) -> String {
     let rate = s.records_in as f64 / elapsed.as_secs_f64();
     format!(
-        "logdedup: {} in, {} emitted, {} duplicates, {:.0} records/s",
-        s.records_in, s.emitted, s.duplicates, rate
+        "logdedup: {} in, {written} written, {} duplicates, {rate:.0} records/s",
+        s.records_in, s.duplicates
     )
 }
 
@@ -57,9 +59,10 @@ mod tests {
     #[test]
     fn line_counts_and_rate() {
         let s = Stats { records_in: 3000, emitted: 2000, duplicates: 1000, ..Stats::default() };
+        // 1500 of the 2000 emitted are out of the buffer: only they show.
         assert_eq!(
-            line(&s, Duration::from_secs(2)),
-            "logdedup: 3000 in, 2000 emitted, 1000 duplicates, 1500 records/s"
+            line(&s, 1500, Duration::from_secs(2)),
+            "logdedup: 3000 in, 1500 written, 1000 duplicates, 1500 records/s"
         );
     }
 }

@@ -30,6 +30,9 @@ pub struct Sink {
     buf: Vec<u8>,
     reject: Option<BufWriter<File>>,
     tag: Option<Vec<u8>>,
+    /// Something was written since the last [`Sink::flush`] (into the buffers
+    /// or past them).
+    dirty: bool,
 }
 
 impl std::fmt::Debug for Sink {
@@ -62,12 +65,14 @@ impl Sink {
             buf: Vec::with_capacity(BLOCK + (64 << 10)),
             reject,
             tag: tag.map(|t| format!("\"{t}\":").into_bytes()),
+            dirty: false,
         })
     }
 
     /// Writes one record as read (terminator included).
     #[inline]
     pub fn write(&mut self, raw: &[u8], tag: Option<bool>) -> Result<()> {
+        self.dirty = true;
         match (tag, &self.tag) {
             (Some(dup), Some(field)) => tag_json(&mut self.buf, raw, field, dup),
             _ => self.buf.extend_from_slice(raw),
@@ -82,6 +87,10 @@ impl Sink {
     /// from `data` when they add up to [`DIRECT`] bytes or more, else by copying.
     pub fn write_runs(&mut self, data: &[u8], runs: &[Range<usize>]) -> Result<()> {
         let total: usize = runs.iter().map(|r| r.len()).sum();
+        if total == 0 {
+            return Ok(());
+        }
+        self.dirty = true;
         if total < DIRECT {
             for r in runs {
                 self.write(&data[r.clone()], None)?;
@@ -101,6 +110,7 @@ impl Sink {
 
     /// Writes a part of an oversized record straight through.
     pub fn write_part(&mut self, part: &[u8]) -> Result<()> {
+        self.dirty = true;
         self.drain()?;
         self.out.write_all(part).map_err(|e| Error::io("writing output", e))
     }
@@ -108,6 +118,7 @@ impl Sink {
     /// Writes a record (or a part of one) to the reject file.
     pub fn reject(&mut self, raw: &[u8]) -> Result<()> {
         if let Some(r) = &mut self.reject {
+            self.dirty = true;
             r.write_all(raw).map_err(|e| Error::io("writing --reject-file", e))?;
         }
         Ok(())
@@ -121,6 +132,12 @@ impl Sink {
         Ok(())
     }
 
+    /// Whether anything was written since the last [`Sink::flush`]: records that
+    /// may still wait in a buffer.
+    pub fn unflushed(&self) -> bool {
+        self.dirty
+    }
+
     /// Writes out everything buffered, to stdout and to the reject file.
     pub fn flush(&mut self) -> Result<()> {
         self.drain()?;
@@ -128,6 +145,7 @@ impl Sink {
         if let Some(r) = &mut self.reject {
             r.flush().map_err(|e| Error::io("writing --reject-file", e))?;
         }
+        self.dirty = false;
         Ok(())
     }
 }
@@ -236,10 +254,15 @@ mod tests {
     fn writes_in_order() {
         let out = Shared::default();
         let mut s = Sink::new(Box::new(out.clone()), None, None).unwrap();
+        assert!(!s.unflushed());
+        s.write_runs(b"none", &[]).unwrap();
+        assert!(!s.unflushed(), "nothing written");
         s.write(b"a\n", None).unwrap();
+        assert!(s.unflushed());
         s.write_part(b"big").unwrap();
         s.write(b"b", None).unwrap();
         s.flush().unwrap();
+        assert!(!s.unflushed());
         assert_eq!(out.0.lock().unwrap().as_slice(), b"a\nbigb");
     }
 

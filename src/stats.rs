@@ -30,10 +30,15 @@ pub struct Stats {
     pub dropped: u64,
     /// Records written to the reject file.
     pub rejected: u64,
-    /// Records read but not written, nor counted above, because stdout closed
-    /// first (`| head`). A guard: every record of a batch is counted before the
-    /// batch is written, so it has been 0 in every run.
+    /// Records read but neither decided nor written because the run stopped on
+    /// an error first (the exact tier's `--on-exact-error abort`, a failed read
+    /// or write). Every record of a batch is counted before the batch is
+    /// written, so stdout closing (`| head`) leaves none here.
     pub unwritten: u64,
+    /// Records cut short by a stop (SIGINT, SIGTERM, an error): no newline yet and
+    /// the input not at its end. Neither written nor remembered, so a replay of
+    /// the input writes them once, whole.
+    pub incomplete: u64,
     /// Verdict: first occurrences.
     pub new: u64,
     /// Verdict: duplicates.
@@ -107,10 +112,16 @@ impl Stats {
     /// The records counted by what was done with them: the right-hand side of
     /// conservation.
     pub fn by_action(&self) -> u64 {
-        self.emitted + self.suppressed + self.dropped + self.rejected + self.unwritten
+        self.emitted
+            + self.suppressed
+            + self.dropped
+            + self.rejected
+            + self.unwritten
+            + self.incomplete
     }
 
-    /// Whether every record was counted exactly once, by action and by verdict.
+    /// Whether every record was counted exactly once, by action and by verdict
+    /// (records not decided, `unwritten` and `incomplete`, have no verdict).
     pub fn check_conservation(&self) -> Result<(), ConservationError> {
         let by_action = self.by_action();
         let by_verdict = self.new
@@ -118,7 +129,9 @@ impl Stats {
             + self.unkeyed
             + self.late
             + self.oversized
-            + self.unconfirmed;
+            + self.unconfirmed
+            + self.unwritten
+            + self.incomplete;
         if by_action != self.records_in || by_verdict != self.records_in {
             return Err(ConservationError {
                 records_in: self.records_in,
@@ -127,6 +140,7 @@ impl Stats {
                 dropped: self.dropped,
                 rejected: self.rejected,
                 unwritten: self.unwritten,
+                incomplete: self.incomplete,
                 by_action,
                 by_verdict,
             });
@@ -152,8 +166,8 @@ impl Stats {
     }
 
     /// The summary printed on stderr at the end. Its first line counts the
-    /// records by what was done with them and its second by verdict: each adds up
-    /// to the records in (conservation), whatever `--emit` is.
+    /// records by what was done with them (adding up to the records in, whatever
+    /// `--emit` is: conservation) and its second the records decided, by verdict.
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let _ = write!(
@@ -167,7 +181,10 @@ impl Stats {
             self.rejected,
         );
         if self.unwritten > 0 {
-            let _ = write!(s, ", {} unwritten (stdout closed)", self.unwritten);
+            let _ = write!(s, ", {} unwritten (stopped by an error)", self.unwritten);
+        }
+        if self.incomplete > 0 {
+            let _ = write!(s, ", {} incomplete (cut short by the stop)", self.incomplete);
         }
         let _ = writeln!(
             s,
@@ -227,20 +244,42 @@ impl Stats {
     /// (a sidecar under `--stats-every`) sees the old file or the new one, never
     /// half of one.
     pub fn write_json_file(&self, path: &Path) -> Result<(), Error> {
-        let err = |e| Error::io(format!("--stats-json: writing {}", path.display()), e);
-        let Some(name) = path.file_name() else {
-            return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file")));
-        };
-        let mut tmp = std::ffi::OsString::from(".");
-        tmp.push(name);
-        tmp.push(format!(".tmp.{}", std::process::id()));
-        let tmp = path.with_file_name(tmp);
-        std::fs::write(&tmp, self.to_json()).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
-        })
+        write_atomically(path, &self.to_json())
     }
+
+    /// As [`Stats::write_json_file`] for a run that failed: the counters up to
+    /// the failure, then its `error` (one more member).
+    pub fn write_failed_json_file(&self, path: &Path, error: String) -> Result<(), Error> {
+        let json =
+            serde_json::to_string_pretty(&Failed { stats: self, error }).expect("stats serialize");
+        write_atomically(path, &json)
+    }
+}
+
+/// Writes `json` to the `--stats-json` file `path` through a temporary file
+/// beside it, renamed over it.
+fn write_atomically(path: &Path, json: &str) -> Result<(), Error> {
+    let err = |e| Error::io(format!("--stats-json: writing {}", path.display()), e);
+    let Some(name) = path.file_name() else {
+        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file")));
+    };
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp);
+    std::fs::write(&tmp, json).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
+}
+
+/// The counters of a run that failed, and why (`--stats-json`).
+#[derive(Serialize)]
+struct Failed<'a> {
+    #[serde(flatten)]
+    stats: &'a Stats,
+    error: String,
 }
 
 fn human_bytes(b: f64) -> String {
@@ -306,6 +345,16 @@ mod tests {
         let shown = crate::Error::from(crate::error::Bug::from(e)).to_string();
         assert!(shown.starts_with("internal error (a bug in logdedup"), "{shown}");
         assert!(shown.contains("records_in 3 but emitted 2 + suppressed 1"), "{shown}");
+        // A record cut short by a stop, or left undecided by an error, is in, with
+        // no verdict: its own counter stands on both sides.
+        s.new -= 1;
+        s.records_in += 2;
+        s.incomplete += 1;
+        s.unwritten += 1;
+        assert!(s.check_conservation().is_ok());
+        s.incomplete -= 1;
+        let e = s.check_conservation().unwrap_err();
+        assert_eq!((e.records_in, e.by_action, e.by_verdict), (5, 4, 4));
     }
 
     #[test]
@@ -315,6 +364,15 @@ mod tests {
         assert_eq!(v["records_in"], 10);
         assert!(s.summary().contains("10 records in"));
         assert_eq!(human_bytes(2048.0), "2.0 KiB");
+        // A failed run's file has the counters and the error; a good run's no error.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("stats.json");
+        s.write_failed_json_file(&p, "exact tier: gone".into()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!((&v["records_in"], &v["error"]), (&10.into(), &"exact tier: gone".into()));
+        s.write_json_file(&p).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert!(v.get("error").is_none() && v["records_in"] == 10, "{v}");
         assert!(!s.summary().contains("still failing"));
         let down = Stats { exact_outage: true, exact_error: Some("refused".into()), ..s };
         assert!(down.summary().contains("still failing at the end: refused"));
@@ -330,12 +388,13 @@ mod tests {
         Stats {
             records_in: 993_049,
             bytes_in: 187_654_321,
-            emitted: 700_001,
+            emitted: 698_992,
             suppressed: 250_017,
             dropped: 30_011,
             rejected: 9_013,
             unwritten: 4_007,
-            new: 702_966,
+            incomplete: 1_009,
+            new: 697_950,
             duplicates: 250_013,
             unkeyed: 21_019,
             late: 11_027,

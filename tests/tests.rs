@@ -20,3 +20,4 @@ mod regression;
 mod rsyslog;
 mod semantics;
 mod state;
+mod streaming;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::{BloomMode, Config, ExactConfig};
-use crate::error::{Bug, Result};
+use crate::error::{Bug, Error, Result};
 use crate::exact::{ExactTier, MemoryTier};
 use crate::framing::Input;
 use crate::hash::Seed;
@@ -83,24 +83,50 @@ impl Pipeline {
         input: impl Into<Input<'static>>,
         output: Box<dyn Write + Send>,
     ) -> Result<Stats> {
+        let outcome = self.run_to_end(input, output);
+        outcome.error.map_or(Ok(outcome.stats), Err)
+    }
+
+    /// Runs as [`Pipeline::run`], and returns the counters also when the run
+    /// fails (a panic included): what was read, decided and written up to the
+    /// error. `--stats-json` is written in either case, with the error.
+    pub fn run_to_end(
+        self,
+        input: impl Into<Input<'static>>,
+        output: Box<dyn Write + Send>,
+    ) -> Outcome {
         let started = Instant::now();
         let c = &self.config;
-        c.validate()?;
+        if let Err(e) = c.validate() {
+            return Outcome { stats: Stats::default(), error: Some(e.into()), ran: false };
+        }
         // First, so that a bad or busy --metrics address is a usage error at once.
-        let mut periodic = Periodic::start(&c.report, started)?;
-        let (stages, classifier) = self.build(output)?;
-        let reader = reader::spawn(Source {
-            input: input.into(),
-            classifier: classifier.clone(),
-            clock: self.clock.clone(),
-            shutdown: self.shutdown.clone(),
-            framing: c.framing.clone(),
-        })?;
+        let mut periodic = match Periodic::start(&c.report, started) {
+            Ok(p) => p,
+            Err(e) => return Outcome { stats: Stats::default(), error: Some(e), ran: false },
+        };
+        let built = unwound(|| {
+            let (stages, classifier) = self.build(output)?;
+            let reader = reader::spawn(Source {
+                input: input.into(),
+                classifier: classifier.clone(),
+                clock: self.clock.clone(),
+                shutdown: self.shutdown.clone(),
+                framing: c.framing.clone(),
+            })?;
+            Ok((stages, classifier, reader))
+        });
+        let (stages, classifier, reader) = match built {
+            Ok(b) => b,
+            Err(e) => return self.report(None, Err(e), started),
+        };
         let mut run = Run::new(c, stages);
         let mut progress = Progress::new(c.report.progress, started);
-        let result = run.drive(reader, &classifier, &self.shutdown, &mut progress, &mut periodic);
+        let shutdown = &self.shutdown;
+        let result =
+            unwound(|| run.drive(reader, &classifier, shutdown, &mut progress, &mut periodic));
         progress.clear();
-        self.report(run, result, started)
+        self.report(Some(run), result, started)
     }
 
     /// Builds the main thread's stages and the classifier: loads the state
@@ -150,28 +176,59 @@ impl Pipeline {
         Ok((Stages { wclock, local, exact, sink, state, seed }, Arc::new(classifier)))
     }
 
-    /// The counters of a finished run, also written to `--stats-json`.
-    fn report(&self, run: Run<'_>, result: Result<()>, started: Instant) -> Result<Stats> {
-        let c = &self.config;
-        // Stdout closed (`| head`) is a normal end for the caller, which still gets
-        // the counters so far in `--stats-json`.
-        let closed = match result {
-            Ok(()) => None,
-            Err(e) if e.is_broken_pipe() && c.report.stats_json.is_some() => Some(e),
-            Err(e) => return Err(e),
+    /// The counters of a finished run (`None`: it failed before it started),
+    /// also written to `--stats-json`, with the error if it failed.
+    fn report(&self, run: Option<Run<'_>>, result: Result<()>, started: Instant) -> Outcome {
+        let mut error = result.err();
+        let ran = run.is_some();
+        let mut stats = match run {
+            Some(mut run) => {
+                if error.is_some() {
+                    // Records counted as emitted may still wait in the output
+                    // buffer: out with them (best effort, the run failed already).
+                    let _ = run.sink_flush();
+                }
+                run.finish()
+            }
+            None => Stats::default(),
         };
-        let mut stats = run.finish();
         stats.finish(started.elapsed());
-        if closed.is_some() {
-            // What was read and not yet written or counted (the rest of the batch
-            // being written) is `unwritten`, so the counters add up to `records_in`.
+        if error.is_some() {
+            // What was read and neither decided nor written (the batch the error
+            // stopped) is `unwritten`, so the counters still add up to `records_in`.
             stats.unwritten = stats.records_in.saturating_sub(stats.by_action());
-        } else {
-            stats.check_conservation().map_err(Bug::from)?;
+        } else if let Err(e) = stats.check_conservation() {
+            error = Some(Bug::from(e).into());
         }
-        if let Some(p) = &c.report.stats_json {
-            stats.write_json_file(p)?;
+        if let Some(p) = &self.config.report.stats_json {
+            let written = match &error {
+                None => stats.write_json_file(p),
+                Some(e) => stats.write_failed_json_file(p, format!("{e:#}")),
+            };
+            if let (Err(e), None) = (written, &error) {
+                error = Some(e);
+            }
         }
-        closed.map_or(Ok(stats), Err)
+        Outcome { stats, error, ran }
     }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The counters: of the whole run, or up to the error (zero if it failed
+    /// before reading).
+    pub stats: Stats,
+    /// Why the run failed, if it did.
+    pub error: Option<Error>,
+    /// Whether it got as far as reading its input (it did not when the state
+    /// directory or the exact tier could not be used).
+    pub ran: bool,
+}
+
+/// `f()`, with a panic turned into the error it is: the run then still reports
+/// its counters (the panic's message is on stderr already).
+fn unwound<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(Bug::Panicked("the run").into()))
 }

@@ -27,7 +27,12 @@ const CHANNEL_DEPTH: usize = 8;
 /// What the reader thread sends.
 pub(super) enum Work {
     Batch(Arc<Batch>),
-    Oversized { part: Bytes, last: bool },
+    Oversized {
+        part: Bytes,
+        last: bool,
+    },
+    /// A record cut short by a stop, left out: its length.
+    Incomplete(usize),
     Failed(io::Error),
 }
 
@@ -69,10 +74,15 @@ fn read(s: Source, shared: bool, tx: &SyncSender<Work>) {
     let mut last_time = None;
     let (chunk, max_record) = (s.framing.chunk_bytes, s.framing.max_record_bytes);
     let mut fr = FrameReader::new(s.input, chunk, max_record);
+    let mut stopped = false;
     loop {
-        if s.shutdown.load(Ordering::Relaxed) {
-            let rereadable = fr.input().rereadable();
-            fr.finish_input(!rereadable);
+        if !stopped && s.shutdown.load(Ordering::Relaxed) {
+            stopped = true;
+            if let Some(cut) = fr.finish_input() {
+                if tx.send(Work::Incomplete(cut)).is_err() {
+                    break;
+                }
+            }
         }
         let work = match fr.next_frame() {
             Ok(None) => break,

@@ -71,6 +71,12 @@ pub(super) struct Run<'c> {
     rotated: bool,
     since_checkpoint: u64,
     last_checkpoint: Instant,
+    /// Since when written records may wait in the sink's buffer (`None`: all out).
+    unflushed_since: Option<Instant>,
+    /// `windows_rotated` at the last flush: a rotation flushes.
+    rotations_flushed: u64,
+    /// Records emitted and flushed: what the progress line shows.
+    written: u64,
 }
 
 impl<'c> Run<'c> {
@@ -92,6 +98,9 @@ impl<'c> Run<'c> {
             rotated: false,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
+            unflushed_since: None,
+            rotations_flushed: 0,
+            written: 0,
         }
     }
 
@@ -107,7 +116,7 @@ impl<'c> Run<'c> {
     ) -> Result<()> {
         let Reader { rx, handle, shared, polled } = reader;
         loop {
-            match rx.recv_timeout(IDLE) {
+            match rx.recv_timeout(self.wait()) {
                 Ok(Work::Batch(b)) => {
                     if shared {
                         b.classify_unclaimed(classifier, &mut None);
@@ -116,14 +125,16 @@ impl<'c> Run<'c> {
                     self.batch(&b.records, items)?
                 }
                 Ok(Work::Oversized { part, last }) => self.oversized(&part, last)?,
+                Ok(Work::Incomplete(bytes)) => {
+                    self.stats.records_in += 1;
+                    self.stats.bytes_in += bytes as u64;
+                    self.stats.incomplete += 1;
+                }
                 Ok(Work::Failed(e)) => return Err(Error::io("reading input", e)),
                 Err(RecvTimeoutError::Timeout) => {
-                    // Idle input: the stream may be quiet for hours (`tail -F`),
+                    // Quiet input: the stream may be quiet for hours (`tail -F`),
                     // so output and checkpoints must not wait for the next batch.
-                    self.sink.flush()?;
-                    if let Some(e) = &mut self.exact {
-                        e.output_written(true);
-                    }
+                    self.flush(true)?;
                     if shutdown.load(Ordering::Relaxed) && !polled && !handle.is_finished() {
                         // Another reader may block in a read for as long as its
                         // input is quiet: stop without it. (A polled input's reader
@@ -140,15 +151,61 @@ impl<'c> Run<'c> {
                     break;
                 }
             }
+            self.flush_if_due()?;
             self.maybe_checkpoint()?;
-            progress.update(&self.stats);
+            progress.update(&self.stats, self.written);
             periodic.tick(&self.stats, || self.snapshot())?;
         }
-        self.sink.flush()?;
+        self.flush(true)?;
         self.checkpoint()?;
         if let Some(e) = &mut self.exact {
-            e.output_written(true);
             e.flush()?;
+        }
+        Ok(())
+    }
+
+    /// How long to wait for the reader: until the output is due (see
+    /// [`Run::flush_if_due`]), and at most [`IDLE`] so that a quiet stream is
+    /// noticed.
+    fn wait(&self) -> Duration {
+        match self.unflushed_since {
+            Some(t) => self.config.emit.flush_interval.saturating_sub(t.elapsed()).min(IDLE),
+            None => IDLE,
+        }
+    }
+
+    /// Writes out what waits in the sink once it has waited `--flush-interval`
+    /// or a window rotated. A tier that must hear of every write
+    /// ([`ExactTier::wants_output_written`]) hears after every batch, so that
+    /// its leases and journal never wait for the timer.
+    fn flush_if_due(&mut self) -> Result<()> {
+        if self.exact.as_ref().is_some_and(|e| e.wants_output_written()) {
+            return self.flush(false);
+        }
+        if !self.sink.unflushed() {
+            // Out already (a checkpoint flushed).
+            self.unflushed_since = None;
+            self.written = self.stats.emitted;
+            return Ok(());
+        }
+        let since = *self.unflushed_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.config.emit.flush_interval
+            || self.stats.windows_rotated != self.rotations_flushed
+        {
+            self.flush(false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes out everything buffered and tells the exact tier that every record
+    /// decided so far is out (`idle`: and the input is quiet).
+    fn flush(&mut self, idle: bool) -> Result<()> {
+        self.sink.flush()?;
+        self.unflushed_since = None;
+        self.rotations_flushed = self.stats.windows_rotated;
+        self.written = self.stats.emitted;
+        if let Some(e) = &mut self.exact {
+            e.output_written(idle);
         }
         Ok(())
     }
@@ -235,12 +292,7 @@ impl<'c> Run<'c> {
                 }
             }
         }
-        self.sink.write_runs(&records.data, &self.kept)?;
-        if let Some(e) = self.exact.as_mut().filter(|e| e.wants_output_written()) {
-            self.sink.flush()?;
-            e.output_written(false);
-        }
-        Ok(())
+        self.sink.write_runs(&records.data, &self.kept)
     }
 
     /// Counts a record by its verdict and by what is done with it.
@@ -397,6 +449,12 @@ impl<'c> Run<'c> {
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         Ok(())
+    }
+
+    /// Writes out what the sink holds (after an error: the records counted as
+    /// emitted before it).
+    pub(super) fn sink_flush(&mut self) -> Result<()> {
+        self.sink.flush()
     }
 
     /// The counters, with what the tiers hold at the end.
