@@ -487,3 +487,65 @@ impl<'c> Run<'c> {
         (s, self.wclock.live())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Write};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::framing::{Frame, FrameReader};
+    use crate::pipeline::batch::Batch;
+    use crate::pipeline::classify::tests::classifier;
+
+    #[derive(Clone, Default)]
+    struct Out(Arc<Mutex<Vec<u8>>>);
+    impl Write for Out {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Decides one small batch (three lines, one a duplicate).
+    fn decide_a_batch(run: &mut Run<'_>) {
+        let mut fr = FrameReader::new(&b"a\nb\na\n"[..], 1 << 16, 1 << 10);
+        let Some(Frame::Records(rs)) = fr.next_frame().unwrap() else { panic!("records") };
+        let b = Batch::new(rs, 0);
+        b.classify_unclaimed(&classifier("line", None), &mut None);
+        run.batch(&b.records, b.items().unwrap()).unwrap();
+    }
+
+    /// A small batch waits in the sink until `--flush-interval` is up; until then
+    /// the progress line's count (`written`) does not include it.
+    #[test]
+    fn kept_records_wait_for_the_flush_interval_and_count_as_written_after() {
+        for (interval, out_at_once) in [(Duration::from_secs(3600), false), (Duration::ZERO, true)]
+        {
+            let mut config = Config::default();
+            config.emit.flush_interval = interval;
+            let out = Out::default();
+            let stages = Stages {
+                wclock: WindowClock::new(None, 1),
+                local: LocalTier::new(false, 1e-4, 1 << 10),
+                exact: Some(Box::new(crate::exact::MemoryTier::new())),
+                sink: Sink::new(Box::new(out.clone()), None, None).unwrap(),
+                state: None,
+                seed: Seed::random(),
+            };
+            let mut run = Run::new(&config, stages);
+            decide_a_batch(&mut run);
+            run.flush_if_due().unwrap();
+            assert_eq!(run.stats.emitted, 2);
+            let (want, written) = if out_at_once { (&b"a\nb\n"[..], 2) } else { (&b""[..], 0) };
+            assert_eq!(out.0.lock().unwrap().as_slice(), want, "{interval:?}");
+            assert_eq!(run.written, written, "{interval:?}");
+            run.flush(true).unwrap();
+            assert_eq!(out.0.lock().unwrap().as_slice(), b"a\nb\n");
+            assert_eq!(run.written, 2);
+        }
+    }
+}
