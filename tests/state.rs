@@ -680,8 +680,7 @@ fn a_state_dir_in_use_is_refused() {
 /// A stop (SIGTERM) in the middle of an input file, then a rerun over the same
 /// file: the two runs together write every record once, whole. The record the
 /// stop cut short is not written by the first run (its ID would make the rerun
-/// skip the whole record), unlike a cut record from a pipe, whose rest stays in
-/// the pipe.
+/// skip the whole record); a pipe is held to the same in `streaming.rs`.
 #[test]
 fn a_stop_mid_file_neither_cuts_nor_loses_a_record() {
     let dir = tempfile::tempdir().unwrap();
