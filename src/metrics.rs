@@ -9,7 +9,7 @@
 //! | series | `--stats-json` |
 //! |---|---|
 //! | `logdedup_input_records_total`, `logdedup_input_bytes_total` | `records_in`, `bytes_in` |
-//! | `logdedup_records_total{action}` (emitted, suppressed, dropped, rejected, unwritten) | the fields of the same names |
+//! | `logdedup_records_total{action}` (emitted, suppressed, dropped, rejected, unwritten, incomplete) | the fields of the same names |
 //! | `logdedup_verdicts_total{verdict}` (new, duplicate, unkeyed, late, oversized, unconfirmed) | `new`, `duplicates`, … |
 //! | `logdedup_keyed_records_total{id}` (int, str) | `int_ids`, `str_ids` |
 //! | `logdedup_bloom_maybes_total`, `…_confirmed_duplicates_total`, `…_false_positives_total` | `maybes`, `confirmed_dups`, `false_maybes` |
@@ -70,7 +70,7 @@ macro_rules! def {
 
 const ACTIONS: &str =
     "Records by what was done with them; they add up to logdedup_input_records_total";
-const VERDICTS: &str = "Records by verdict; they add up to logdedup_input_records_total";
+const VERDICTS: &str = "Records decided, by verdict; with the unwritten and incomplete ones they add up to logdedup_input_records_total";
 const KEYED: &str = "Keyed records by the kind of their ID";
 
 /// The counters, in `--stats-json` order (registered without `_total`, which the
@@ -83,6 +83,7 @@ const COUNTERS: &[Def<u64>] = &[
     def!("records", ACTIONS, "action" = "dropped", |s| s.dropped),
     def!("records", ACTIONS, "action" = "rejected", |s| s.rejected),
     def!("records", ACTIONS, "action" = "unwritten", |s| s.unwritten),
+    def!("records", ACTIONS, "action" = "incomplete", |s| s.incomplete),
     def!("verdicts", VERDICTS, "verdict" = "new", |s| s.new),
     def!("verdicts", VERDICTS, "verdict" = "duplicate", |s| s.duplicates),
     def!("verdicts", VERDICTS, "verdict" = "unkeyed", |s| s.unkeyed),
@@ -442,6 +443,7 @@ mod tests {
             dropped: 1005,
             rejected: 1006,
             unwritten: 1007,
+            incomplete: 1025,
             new: 1008,
             duplicates: 1009,
             unkeyed: 1010,
@@ -495,6 +497,7 @@ mod tests {
             ("logdedup_records_total{action=\"dropped\"}", "dropped"),
             ("logdedup_records_total{action=\"rejected\"}", "rejected"),
             ("logdedup_records_total{action=\"unwritten\"}", "unwritten"),
+            ("logdedup_records_total{action=\"incomplete\"}", "incomplete"),
             ("logdedup_verdicts_total{verdict=\"new\"}", "new"),
             ("logdedup_verdicts_total{verdict=\"duplicate\"}", "duplicates"),
             ("logdedup_verdicts_total{verdict=\"unkeyed\"}", "unkeyed"),
@@ -517,7 +520,7 @@ mod tests {
         }
         assert_eq!(
             text.lines().filter(|l| l.starts_with("logdedup_") && l.contains("_total")).count(),
-            24
+            25
         );
     }
 

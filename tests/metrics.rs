@@ -22,6 +22,7 @@ const SERIES: &[(&str, &str)] = &[
     ("logdedup_records_total{action=\"dropped\"}", "dropped"),
     ("logdedup_records_total{action=\"rejected\"}", "rejected"),
     ("logdedup_records_total{action=\"unwritten\"}", "unwritten"),
+    ("logdedup_records_total{action=\"incomplete\"}", "incomplete"),
     ("logdedup_verdicts_total{verdict=\"new\"}", "new"),
     ("logdedup_verdicts_total{verdict=\"duplicate\"}", "duplicates"),
     ("logdedup_verdicts_total{verdict=\"unkeyed\"}", "unkeyed"),
