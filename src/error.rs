@@ -90,9 +90,8 @@ pub enum StateError {
     /// The snapshot was written under flags that make keys mean something else
     /// (the message names the flags that differ, as typed).
     #[error(
-        "{} was written with other settings: {}; use another --state-dir or the same flags",
-        path.display(),
-        crate::settings::differences(.written, .run)
+        "{} was written with other settings: {differ}; use another --state-dir or the same flags",
+        path.display()
     )]
     Settings {
         /// The snapshot file.
@@ -101,6 +100,9 @@ pub enum StateError {
         written: String,
         /// The settings of this run.
         run: String,
+        /// Which flags differ, as a user types them (`settings::differences`):
+        /// worked out where the error is made, so `error` depends on no module.
+        differ: String,
     },
     /// The snapshot holds in-process fingerprints and this run keeps none, or the
     /// other way round.

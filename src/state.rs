@@ -197,7 +197,9 @@ impl StateDir {
         let slen = u32::from_le_bytes(r.array()?) as usize;
         let written = String::from_utf8_lossy(r.take(slen)?).into_owned();
         if written != self.settings {
-            return Err(StateError::Settings { path, written, run: self.settings.clone() }.into());
+            let differ = crate::settings::differences(&written, &self.settings);
+            let run = self.settings.clone();
+            return Err(StateError::Settings { path, written, run, differ }.into());
         }
         let seed = Seed::from_bytes(&r.array()?);
         let has = r.take(1)?[0] == 1;
