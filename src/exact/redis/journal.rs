@@ -15,24 +15,19 @@ use std::sync::{mpsc, Arc};
 
 use redis::{Cmd, Value};
 
-use super::{address, group, member, push_queries, RedisTier, PREFIX, SPLIT_LOAD};
+use super::compact::{expire_after, now_ms};
+use super::{group, member, push_queries, RedisTier, PREFIX};
 use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery};
 
 /// Compact when the pending set holds this many IDs.
 const COMPACT_AT: usize = 1 << 19;
-/// A (group, window)'s first compaction makes buckets for this many times its
-/// members: a window that stops there has buckets a quarter full (~50 members,
-/// still ~10.6 B per ID), one that grows moves about half as many members.
-const PRESIZE: u64 = 4;
 /// Bucket reads sent per round trip when a window is read whole.
 const PRELOAD_READS: usize = 4096;
 /// The set of journal keys not yet compacted (one slot on a cluster).
 pub(super) const JOURNAL_DIR: &str = "logdedup:{j}:dir";
 /// Journal format version (the first bytes of every journal).
 const JOURNAL_MAGIC: &[u8; 4] = b"LDJ1";
-/// Attempts per (group, window) when another writer changed its directory.
-const COMPACT_TRIES: usize = 4;
 
 /// The read-only lookup: is each query's member in a bucket of its windows
 /// `j - c ..= j`? `KEYS[1]` routes the call (a key of the queries' group);
@@ -43,36 +38,20 @@ const COMPACT_TRIES: usize = 4;
 pub(super) const LOOKUP: &str =
     concat!(include_str!("lua/prelude.lua"), include_str!("lua/lookup.lua"));
 
-/// Applies one (group, window)'s compaction if its directory is unchanged.
-/// `KEYS[1]` is the directory (it routes the call on a cluster).
-///
-/// ```text
-/// ARGV[1] directory key   ARGV[2..4] L, s, n as read ("0" when absent)
-/// ARGV[5..6] new L, s     ARGV[7] expiry ms (0: never)  ARGV[8] fallback TTL ms
-/// ARGV[9] 1 if a bucket is left without a key (sets x)
-/// ARGV[10] members the client already added with plain SADDs (buckets that do
-///          not split), counted in n whatever happens
-/// ARGV[11] number of ops, then per op: kind ('r' SREM, 'a' SADD, 'n' SADD into a
-///          new bucket), key, count, and count members
-/// ```
-///
-/// Returns the new member count, or -1 if the directory changed since it was read.
-pub(super) const APPLY: &str = include_str!("lua/apply.lua");
-
 /// A bucket directory: `2^l + s` buckets holding `n` members.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Dir {
-    l: u32,
-    s: u64,
-    n: u64,
+    pub(super) l: u32,
+    pub(super) s: u64,
+    pub(super) n: u64,
 }
 
 impl Dir {
-    fn buckets(&self) -> u64 {
+    pub(super) fn buckets(&self) -> u64 {
         (1u64 << self.l) + self.s
     }
 
-    fn bucket(&self, a: u32) -> u64 {
+    pub(super) fn bucket(&self, a: u32) -> u64 {
         let a = u64::from(a);
         let b = a & ((1u64 << self.l) - 1);
         if b < self.s {
@@ -83,7 +62,7 @@ impl Dir {
     }
 
     /// One split: bucket `s` becomes `s` and `s + 2^l`. Returns the bucket split.
-    fn split(&mut self) -> u64 {
+    pub(super) fn split(&mut self) -> u64 {
         let b = self.s;
         self.s += 1;
         if self.s == 1u64 << self.l {
@@ -118,7 +97,7 @@ impl Hasher for MixHasher {
     }
 }
 
-type Mix = BuildHasherDefault<MixHasher>;
+pub(super) type Mix = BuildHasherDefault<MixHasher>;
 
 /// What one process knows of an ID without asking Redis ([`RedisTier::known`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +114,7 @@ pub(super) enum Known {
 type Held = HashSet<(u8, i64), Mix>;
 
 /// A pending entry: (window, group, member).
-type Entry = (i64, u8, i64);
+pub(super) type Entry = (i64, u8, i64);
 
 /// The fast path's state (one instance only).
 #[derive(Default)]
@@ -143,16 +122,16 @@ pub(super) struct Fast {
     /// Windows met so far: whether this process owns them.
     owned: HashMap<i64, bool>,
     /// IDs of owned windows not yet compacted into their buckets.
-    pending: HashSet<Entry, Mix>,
+    pub(super) pending: HashSet<Entry, Mix>,
     /// Journal keys written since the last compaction.
-    journals: Vec<String>,
+    pub(super) journals: Vec<String>,
     /// IDs answered whose records may not be written out yet: neither journaled
     /// nor compacted until they are (a crash then re-emits them, never loses them).
-    fresh: Vec<Entry>,
+    pub(super) fresh: Vec<Entry>,
     /// IDs whose records are written out, for the next journal.
     unjournaled: Vec<Entry>,
     /// Directories as this process last wrote them (checked by compare and set).
-    dirs: HashMap<(u8, i64), Dir>,
+    pub(super) dirs: HashMap<(u8, i64), Dir>,
     /// What Redis held in each window not owned when this process met it, read
     /// whole (`None`: too large, or the read failed). This process is the only
     /// writer, so with it the local tier's *no* is exact there as well.
@@ -204,22 +183,22 @@ pub(super) struct Worker {
     busy: bool,
 }
 
-fn bucket_key(g: u8, w: i64, b: u64) -> String {
+pub(super) fn bucket_key(g: u8, w: i64, b: u64) -> String {
     format!("{PREFIX}:{{g{g}}}:w{w}:b{b}")
 }
 
-fn dir_key(g: u8, w: i64) -> String {
+pub(super) fn dir_key(g: u8, w: i64) -> String {
     format!("{PREFIX}:{{g{g}}}:w{w}:m")
 }
 
 /// The read of (g, w)'s directory: `HMGET` of `L`, `s`, `n`.
-fn read_dir(g: u8, w: i64) -> Sent {
+pub(super) fn read_dir(g: u8, w: i64) -> Sent {
     (Arc::new(redis::cmd("HMGET").arg(dir_key(g, w)).arg("L").arg("s").arg("n").clone()), None)
 }
 
 /// A directory from [`read_dir`]'s reply (absent fields are 0); `None` if the
 /// reply is not one.
-fn parse_dir(v: Value) -> Option<Dir> {
+pub(super) fn parse_dir(v: Value) -> Option<Dir> {
     let f: Vec<Option<u64>> = redis::from_redis_value(v).ok()?;
     let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
     Some(Dir { l: get(0).min(62) as u32, s: get(1), n: get(2) })
@@ -501,18 +480,7 @@ impl RedisTier {
     /// the end of its retention, or the fallback TTL from now when that is past
     /// (old logs replayed), as the scripts do with the server's clock.
     fn expire_at(&self, w: i64) -> i64 {
-        let (at, fallback) = self.expiry(w);
-        if at == 0 {
-            return 0;
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        if at > now {
-            at
-        } else {
-            now.saturating_add(fallback)
-        }
+        expire_after(self.expiry(w), now_ms())
     }
 
     /// The commands that write the journal of the IDs whose records are out (none
@@ -697,255 +665,6 @@ impl RedisTier {
         let Some(fast) = &self.fast else { return false };
         let (g, m) = (group(q.fp) as u8, member(q.fp));
         q.windows().any(|w| self.is_pending(fast, &(w, g, m)))
-    }
-
-    /// Moves every pending ID into its bucket; deletes the journals when all are in.
-    /// Returns whether everything was moved.
-    pub(super) fn compact(&mut self) -> bool {
-        let Some(mut fast) = self.fast.take() else { return true };
-        // IDs whose records may not be out yet are kept for later.
-        let fresh: HashSet<Entry, Mix> = fast.fresh.iter().copied().collect();
-        let mut groups: HashMap<(u8, i64), Vec<i64>> = HashMap::new();
-        for &(w, g, m) in &fast.pending {
-            if !fresh.contains(&(w, g, m)) {
-                groups.entry((g, w)).or_default().push(m);
-            }
-        }
-        let mut left = groups;
-        for _ in 0..COMPACT_TRIES {
-            if left.is_empty() {
-                break;
-            }
-            left = self.compact_round(&mut fast, left);
-        }
-        let done = left.is_empty();
-        if done {
-            fast.pending.retain(|e| fresh.contains(e));
-            let names = std::mem::take(&mut fast.journals);
-            let mut sent: Vec<Sent> = Vec::new();
-            for k in &names {
-                sent.push((Arc::new(redis::cmd("UNLINK").arg(k).clone()), None));
-            }
-            for chunk in names.chunks(1000) {
-                sent.push((Arc::new(redis::cmd("SREM").arg(JOURNAL_DIR).arg(chunk).clone()), None));
-            }
-            if !sent.is_empty() {
-                // A journal not deleted now is compacted again by the next process
-                // (adding members already present changes nothing).
-                if let Some(e) = self.exec(sent).into_iter().find_map(|r| r.err()) {
-                    self.fail(e);
-                }
-            }
-        } else {
-            // Keep what was not moved; it is tried again at the next compaction.
-            fast.pending.retain(|e| left.contains_key(&(e.1, e.0)) || fresh.contains(e));
-        }
-        self.fast = Some(fast);
-        done
-    }
-
-    /// One round of compaction; returns the (group, window)s still to do.
-    fn compact_round(
-        &mut self,
-        fast: &mut Fast,
-        todo: HashMap<(u8, i64), Vec<i64>>,
-    ) -> HashMap<(u8, i64), Vec<i64>> {
-        let mut todo: Vec<((u8, i64), Vec<i64>)> = todo.into_iter().collect();
-        // Directories not known: read them.
-        let unknown: Vec<(u8, i64)> =
-            todo.iter().map(|t| t.0).filter(|k| !fast.dirs.contains_key(k)).collect();
-        if !unknown.is_empty() {
-            let sent = unknown.iter().map(|&(g, w)| read_dir(g, w)).collect();
-            let results = self.exec(sent);
-            for (k, r) in unknown.iter().zip(results) {
-                match r {
-                    Ok(v) => {
-                        let d = parse_dir(v).unwrap_or_default();
-                        fast.dirs.insert(*k, d);
-                    }
-                    Err(e) => self.fail(e),
-                }
-            }
-        }
-        todo.retain(|t| fast.dirs.contains_key(&t.0));
-        // Plan: the directory after the additions, and the old buckets that split.
-        struct Plan {
-            before: Dir,
-            after: Dir,
-            reads: Vec<u64>,
-            /// The plain SADDs and expiries sent for it, and which are SADDs.
-            plain: std::ops::Range<usize>,
-            sadds: Vec<usize>,
-            /// The members that go through the script.
-            scripted: Vec<i64>,
-        }
-        let mut plans: Vec<Plan> = Vec::with_capacity(todo.len());
-        let mut sent: Vec<Sent> = Vec::new();
-        for ((g, w), members) in &todo {
-            let before = fast.dirs[&(*g, *w)];
-            let mut after = before;
-            let mut n = before.n + members.len() as u64;
-            if before.n == 0 {
-                // Splitting an empty directory moves nothing: make room for the
-                // window to grow a few times before members have to move.
-                n *= PRESIZE;
-            }
-            let mut reads = Vec::new();
-            while n > u64::from(SPLIT_LOAD) * after.buckets() {
-                let b = after.split();
-                if b < before.buckets() && !reads.contains(&b) {
-                    reads.push(b);
-                }
-            }
-            for &b in &reads {
-                sent.push((
-                    Arc::new(redis::cmd("SMEMBERS").arg(bucket_key(*g, *w, b)).clone()),
-                    None,
-                ));
-            }
-            // Members of buckets that do not split go in with plain multi-member
-            // SADDs (no Lua in between): a bucket that does not split holds the
-            // same members under the old directory and the new one.
-            let mut plain: HashMap<u64, Vec<i64>> = HashMap::new();
-            let mut scripted = Vec::new();
-            for &m in members {
-                let b = after.bucket(address(m));
-                if b < before.buckets() && !reads.contains(&b) {
-                    plain.entry(b).or_default().push(m);
-                } else {
-                    scripted.push(m);
-                }
-            }
-            let at = self.expire_at(*w);
-            let first = sent.len();
-            let mut sadds = Vec::with_capacity(plain.len());
-            for (b, ms) in plain {
-                let key = bucket_key(*g, *w, b);
-                sadds.push(sent.len());
-                sent.push((Arc::new(redis::cmd("SADD").arg(&key).arg(ms).clone()), None));
-                if at > 0 {
-                    // The key may be new (an empty bucket has none).
-                    let c = redis::cmd("PEXPIREAT").arg(&key).arg(at).clone();
-                    sent.push((Arc::new(c), None));
-                }
-            }
-            plans.push(Plan { before, after, reads, plain: first..sent.len(), sadds, scripted });
-        }
-        let mut results = self.exec(sent);
-        // Apply: one script call per (group, window).
-        let mut applies: Vec<Sent> = Vec::with_capacity(todo.len());
-        let mut ok: Vec<bool> = Vec::with_capacity(todo.len());
-        let mut at_read = 0;
-        for ((g, w), plan) in todo.iter().map(|t| t.0).zip(&plans) {
-            let mut old: Vec<(u64, Vec<i64>)> = Vec::with_capacity(plan.reads.len());
-            let mut good = true;
-            for (k, &b) in plan.reads.iter().enumerate() {
-                // Taken, not cloned: a read can hold hundreds of members.
-                match std::mem::replace(&mut results[at_read + k], Ok(Value::Nil)) {
-                    Ok(v) => old.push((b, redis::from_redis_value(v).unwrap_or_default())),
-                    Err(e) => {
-                        self.fail(e);
-                        good = false;
-                    }
-                }
-            }
-            // What the plain SADDs added is counted whatever happens next.
-            let mut plain_added = 0i64;
-            for &k in &plan.sadds {
-                if let Ok(Value::Int(added)) = &results[k] {
-                    plain_added += added;
-                }
-            }
-            for r in &results[plan.plain.clone()] {
-                if let Err(e) = r {
-                    self.fail(e);
-                    good = false;
-                }
-            }
-            at_read = plan.plain.end;
-            ok.push(good);
-            if !good {
-                // Count what went in, so the directory's n stays the sum of its
-                // buckets, and try the (group, window) again from a fresh read.
-                if plain_added > 0 {
-                    let c =
-                        redis::cmd("HINCRBY").arg(dir_key(g, w)).arg("n").arg(plain_added).clone();
-                    let _ = self.exec(vec![(Arc::new(c), None)]);
-                }
-                continue;
-            }
-            let (before, after) = (plan.before, plan.after);
-            let mut adds: HashMap<u64, Vec<i64>> = HashMap::new();
-            let mut ops: Vec<(char, u64, Vec<i64>)> = Vec::new();
-            let mut emptied = false;
-            for (b, ms) in old {
-                let (stay, moved): (Vec<i64>, Vec<i64>) =
-                    ms.into_iter().partition(|&m| after.bucket(address(m)) == b);
-                if !moved.is_empty() {
-                    for &m in &moved {
-                        adds.entry(after.bucket(address(m))).or_default().push(m);
-                    }
-                    ops.push(('r', b, moved));
-                }
-                if stay.is_empty() {
-                    emptied = true;
-                }
-            }
-            for &m in &plan.scripted {
-                adds.entry(after.bucket(address(m))).or_default().push(m);
-            }
-            // A new bucket nothing lands in has no key (and so no expiry).
-            emptied |= (before.buckets()..after.buckets()).any(|b| !adds.contains_key(&b));
-            let mut adds: Vec<(u64, Vec<i64>)> = adds.into_iter().collect();
-            adds.sort_unstable_by_key(|a| a.0);
-            for (b, ms) in adds {
-                let kind = if b >= before.buckets() { 'n' } else { 'a' };
-                ops.push((kind, b, ms));
-            }
-            let (at, fallback) = self.expiry(w);
-            let mut c = redis::cmd("EVALSHA");
-            c.arg(self.apply_sha.as_str())
-                .arg(1)
-                .arg(dir_key(g, w))
-                .arg(dir_key(g, w))
-                .arg(before.l)
-                .arg(before.s)
-                .arg(before.n)
-                .arg(after.l)
-                .arg(after.s)
-                .arg(at)
-                .arg(fallback)
-                .arg(u8::from(emptied))
-                .arg(plain_added)
-                .arg(ops.len());
-            for (kind, b, ms) in &ops {
-                c.arg(kind.to_string()).arg(bucket_key(g, w, *b)).arg(ms.len()).arg(ms);
-            }
-            applies.push((Arc::new(c), Some(APPLY)));
-            // Remember the planned directory; the count is set from the answer.
-            fast.dirs.insert((g, w), after);
-        }
-        let mut results = self.exec(applies).into_iter();
-        let mut left = HashMap::new();
-        for (((g, w), members), good) in todo.into_iter().zip(ok) {
-            let r = if good { results.next() } else { None };
-            match r {
-                Some(Ok(Value::Int(n))) if n >= 0 => {
-                    if let Some(d) = fast.dirs.get_mut(&(g, w)) {
-                        d.n = n as u64;
-                    }
-                }
-                other => {
-                    // Changed by another writer, failed, or not sent: read again.
-                    if let Some(Err(e)) = other {
-                        self.fail(e);
-                    }
-                    fast.dirs.remove(&(g, w));
-                    left.insert((g, w), members);
-                }
-            }
-        }
-        left
     }
 
     /// Compacts journals left by processes that stopped before compacting them.

@@ -14,6 +14,7 @@
 //! on a current-thread tokio runtime owned by the tier; the pipeline is
 //! synchronous and each batch is one `block_on`.
 
+mod compact;
 mod conn;
 mod journal;
 mod meta;
@@ -212,7 +213,7 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         seq: 0,
         sha: Arc::new(redis::Script::new(SCRIPT).get_hash().to_string()),
         lookup_sha: redis::Script::new(journal::LOOKUP).get_hash().to_string(),
-        apply_sha: redis::Script::new(journal::APPLY).get_hash().to_string(),
+        apply_sha: redis::Script::new(compact::APPLY).get_hash().to_string(),
         lease_ms: (cfg.lease.as_millis() as i64).clamp(1, i64::MAX / 4),
         leased: Vec::new(),
         released: Vec::new(),
