@@ -217,10 +217,14 @@ fn plan_moves(plan: &Plan, old: Vec<(u64, Vec<i64>)>) -> Moves {
     Moves { ops, emptied }
 }
 
+/// Where one plan's commands are in a round trip: its reads, then its plain
+/// `SADD`s (and their `PEXPIREAT`s).
+type Span = (Range<usize>, Range<usize>);
+
 /// The reads of the buckets that split and the plain `SADD`s (each followed by
 /// its `PEXPIREAT` when keys expire) of every plan, and where each plan's
 /// commands are among them: its reads, then its plain commands.
-fn split_cmds(plans: &[Plan]) -> (Vec<Sent>, Vec<(Range<usize>, Range<usize>)>) {
+fn split_cmds(plans: &[Plan]) -> (Vec<Sent>, Vec<Span>) {
     let mut sent: Vec<Sent> = Vec::new();
     let mut spans = Vec::with_capacity(plans.len());
     for p in plans {
