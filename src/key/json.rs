@@ -1327,9 +1327,11 @@ mod tests {
             rec.extend_from_slice(junk.as_bytes());
             let rec = &rec[..];
             let show = String::from_utf8_lossy(rec);
+            // Each path alone, as a key part reads it: an empty string is no key.
             let alone = |path: &str| {
                 let mut scratch = Vec::new();
-                JsonPath::parse("--key", path).unwrap().find(rec, &mut scratch).map(<[u8]>::to_vec)
+                let found = JsonPath::parse("--key", path).unwrap().find(rec, &mut scratch);
+                found.filter(|t| !t.is_empty()).map(<[u8]>::to_vec)
             };
             let expected = alone(first).zip(alone(second)).map(|(a, b)| {
                 let mut k = Vec::new();
