@@ -19,9 +19,32 @@ const MAP_MIN: usize = 64 << 10;
 /// `MADV_POPULATE_WRITE` (Linux 5.14): fault the whole range in one call.
 const MADV_POPULATE_WRITE: libc::c_int = 23;
 
-/// A fixed-length, zero-initialised buffer of `T`. `T` must be valid when all
-/// bits are zero (plain integers and arrays of them).
-pub struct HugeBuf<T: Copy> {
+/// Types whose all-zero bytes are a valid value: what a [`HugeBuf`] holds before
+/// anything is written, since its memory comes zeroed from the kernel or from
+/// `alloc_zeroed`. Plain integers, arrays of them, and the crate's tables' cells.
+/// Crate-private: the bound is what makes [`HugeBuf::zeroed`] sound, so no type
+/// outside the crate can claim it.
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid `Self` (not so for references, `NonZero*`,
+/// most enums).
+pub(crate) unsafe trait Zeroable: Copy {}
+
+macro_rules! zeroable {
+    ($($t:ty),*) => { $(
+        // SAFETY: every bit pattern is a valid integer.
+        unsafe impl Zeroable for $t {}
+    )* };
+}
+zeroable!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+// SAFETY: an array of zeroed valid elements is valid.
+unsafe impl<T: Zeroable, const N: usize> Zeroable for [T; N] {}
+// SAFETY: no bytes at all.
+unsafe impl Zeroable for () {}
+
+/// A fixed-length, zero-initialised buffer of `T`.
+pub(crate) struct HugeBuf<T: Zeroable> {
     ptr: NonNull<T>,
     len: usize,
     /// The mapping (huge) or null (from the global allocator).
@@ -31,18 +54,24 @@ pub struct HugeBuf<T: Copy> {
 }
 
 // SAFETY: HugeBuf owns its mapping exclusively, like a Box<[T]>.
-unsafe impl<T: Copy + Send> Send for HugeBuf<T> {}
+unsafe impl<T: Zeroable + Send> Send for HugeBuf<T> {}
 // SAFETY: shared access only reads.
-unsafe impl<T: Copy + Sync> Sync for HugeBuf<T> {}
+unsafe impl<T: Zeroable + Sync> Sync for HugeBuf<T> {}
 
-impl<T: Copy> HugeBuf<T> {
+impl<T: Zeroable> HugeBuf<T> {
     /// `len` zeroed elements. Panics if memory cannot be mapped (as `Vec` does).
     pub fn zeroed(len: usize) -> HugeBuf<T> {
         let len = len.max(1);
         let bytes = len.checked_mul(std::mem::size_of::<T>()).expect("table size overflow");
+        if bytes == 0 {
+            // A zero-sized `T`: nothing to allocate (and a zero-size layout must
+            // not be passed to the allocator).
+            let (ptr, map) = (NonNull::dangling(), std::ptr::null_mut());
+            return HugeBuf { ptr, len, map, map_len: 0, _own: PhantomData };
+        }
         if bytes < MAP_MIN {
             let layout = Self::layout(len);
-            // SAFETY: the layout has a non-zero size (len >= 1, T is not a ZST in use).
+            // SAFETY: the layout has a non-zero size (bytes > 0 above).
             let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
             let ptr = NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
             return HugeBuf { ptr, len, map: std::ptr::null_mut(), map_len: 0, _own: PhantomData };
@@ -68,7 +97,7 @@ impl<T: Copy> HugeBuf<T> {
         assert!(new_len >= self.len);
         let size = std::mem::size_of::<T>();
         let new_bytes = new_len.checked_mul(size).expect("table size overflow");
-        if !self.map.is_null() && self.remap(new_bytes) {
+        if size == 0 || (!self.map.is_null() && self.remap(new_bytes)) {
             self.len = new_len;
             return;
         }
@@ -138,11 +167,6 @@ impl<T: Copy> HugeBuf<T> {
     /// The number of elements.
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether it has no elements (never: at least one is mapped).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -221,24 +245,26 @@ pub fn prefetch<T>(r: &T) {
     let _ = r;
 }
 
-impl<T: Copy> std::ops::Deref for HugeBuf<T> {
+impl<T: Zeroable> std::ops::Deref for HugeBuf<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        // SAFETY: `len` zero-initialised (valid, by the type's contract) elements.
+        // SAFETY: `len` elements, zero-initialised (valid: `T: Zeroable`) or written since.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
-impl<T: Copy> std::ops::DerefMut for HugeBuf<T> {
+impl<T: Zeroable> std::ops::DerefMut for HugeBuf<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as above, and we own the mapping exclusively.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
 
-impl<T: Copy> Drop for HugeBuf<T> {
+impl<T: Zeroable> Drop for HugeBuf<T> {
     fn drop(&mut self) {
-        if self.map.is_null() {
+        if std::mem::size_of::<T>() == 0 {
+            // Nothing was allocated.
+        } else if self.map.is_null() {
             // SAFETY: allocated in `zeroed` with this layout.
             unsafe { std::alloc::dealloc(self.ptr.as_ptr() as *mut u8, Self::layout(self.len)) }
         } else {
@@ -250,7 +276,21 @@ impl<T: Copy> Drop for HugeBuf<T> {
     }
 }
 
-impl<T: Copy + std::fmt::Debug> std::fmt::Debug for HugeBuf<T> {
+impl<T: Zeroable> Clone for HugeBuf<T> {
+    fn clone(&self) -> Self {
+        let mut b = HugeBuf::zeroed(self.len);
+        b.copy_from_slice(self);
+        b
+    }
+}
+
+impl<T: Zeroable + PartialEq> PartialEq for HugeBuf<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Zeroable + std::fmt::Debug> std::fmt::Debug for HugeBuf<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HugeBuf").field("len", &self.len).finish()
     }
@@ -272,6 +312,18 @@ mod tests {
                 assert_eq!(b.as_ptr() as usize % HUGE, 0);
             }
         }
+    }
+
+    /// A zero-sized element allocates nothing, and grows and drops without
+    /// touching the allocator (a zero-size layout would be undefined behaviour).
+    #[test]
+    fn zero_sized_elements() {
+        let mut b: HugeBuf<()> = HugeBuf::zeroed(1 << 40);
+        assert_eq!(b.len(), 1 << 40);
+        b.grow(1 << 41);
+        assert_eq!((b.len(), b[(1 << 41) - 1]), (1 << 41, ()));
+        let b: HugeBuf<[u64; 0]> = HugeBuf::zeroed(5);
+        assert_eq!(b.len(), 5);
     }
 
     #[test]

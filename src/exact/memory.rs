@@ -49,6 +49,9 @@ const MIN_BUCKETS: f64 = 4.0;
 #[repr(C, align(64))]
 struct Bucket([u128; SLOTS]);
 
+// SAFETY: integers only; all-zero is an empty bucket.
+unsafe impl super::hugebuf::Zeroable for Bucket {}
+
 /// The most fingerprints `n` buckets hold before the table grows.
 fn limit_for(n: usize) -> usize {
     ((n * SLOTS) as f64 * MAX_LOAD) as usize
@@ -328,7 +331,7 @@ impl FingerprintSet {
     }
 
     #[inline]
-    pub(crate) fn norm(fp: u128) -> u128 {
+    fn norm(fp: u128) -> u128 {
         // 0 marks an empty slot; a fingerprint of 0 (chance 2^-128) is stored as 1.
         fp.max(1)
     }
@@ -488,7 +491,7 @@ impl FingerprintSet {
 pub struct MemoryTier {
     gens: Generations<FingerprintSet>,
     /// `Some` above [`PER_WINDOW_MAX_RETAIN`]; then `gens` stays empty.
-    index: Option<SeenIndex<u128>>,
+    index: Option<SeenIndex<[u64; 2]>>,
     queries: u64,
     /// The fingerprints of a run of queries (reused).
     fps: Vec<u128>,
@@ -555,6 +558,14 @@ impl MemoryTier {
     }
 }
 
+/// A fingerprint as the index keys it (0 stored as 1, as in the sets, so that a
+/// snapshot's lists hold no 0).
+#[inline]
+fn words(fp: u128) -> [u64; 2] {
+    let fp = FingerprintSet::norm(fp);
+    [fp as u64, (fp >> 64) as u64]
+}
+
 impl ExactTier for MemoryTier {
     fn check_and_insert(
         &mut self,
@@ -567,8 +578,7 @@ impl ExactTier for MemoryTier {
         match &mut self.index {
             Some(index) => {
                 for (q, a) in queries.iter().zip(answers.iter_mut()) {
-                    let fp = FingerprintSet::norm(q.fp);
-                    if index.check_insert(fp, q.first_window(), q.own.0) {
+                    if index.check_insert(words(q.fp), q.first_window(), q.own.0) {
                         *a = ExactAnswer::Seen;
                     }
                 }
@@ -622,8 +632,9 @@ impl ExactTier for MemoryTier {
                 for group in windows {
                     w.write_all(&group[0].0.to_le_bytes())?;
                     w.write_all(&(group.len() as u64).to_le_bytes())?;
-                    for &(_, fp) in group {
-                        w.write_all(&fp.to_le_bytes())?;
+                    for &(_, [lo, hi]) in group {
+                        w.write_all(&lo.to_le_bytes())?;
+                        w.write_all(&hi.to_le_bytes())?;
                     }
                 }
             }
@@ -653,7 +664,7 @@ impl ExactTier for MemoryTier {
             let set = FingerprintSet::read_from(r)?;
             match &mut index {
                 // (Read as a set first: the set's checks refuse a damaged list.)
-                Some(index) => set.iter().for_each(|fp| index.insert(fp, w.0)),
+                Some(index) => set.iter().for_each(|fp| index.insert(words(fp), w.0)),
                 None => *gens.get_or_insert_with(w, FingerprintSet::new) = set,
             }
         }

@@ -20,6 +20,8 @@
 
 use std::io::{self, Read, Write};
 
+use crate::exact::hugebuf::{HugeBuf, Zeroable};
+
 /// The share of the false-positive budget the first filter gets. A filter sized
 /// for its stream (`--bloom-initial-capacity` at least the distinct IDs) never
 /// grows, and costs 23.5 bits per key at 1e-4 with 0.6 (1.77× log2(1/fpr)), 24.1
@@ -62,6 +64,9 @@ const SALTS: [u32; MAX_K as usize] = [
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C, align(64))]
 struct Block([u32; 16]);
+
+// SAFETY: integers only; all-zero is an empty block.
+unsafe impl Zeroable for Block {}
 
 /// Where a key's bits go in its block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +176,9 @@ impl Layout {
 /// A fixed-size blocked bloom filter.
 #[derive(Debug, Clone, PartialEq)]
 struct Sbbf {
-    blocks: Vec<Block>,
+    /// On huge pages when large (the lookups are random cache lines, as in the
+    /// memory tier's tables).
+    blocks: HugeBuf<Block>,
     layout: Layout,
     capacity: u64,
     len: u64,
@@ -187,10 +194,7 @@ impl Sbbf {
     fn with_layout(capacity: u64, fpr: f64, layout: Layout) -> Sbbf {
         let per_block = layout.keys_per_block(fpr);
         let n = ((capacity as f64 / per_block).ceil() as usize).max(1);
-        let mut blocks = Vec::with_capacity(n);
-        advise_huge_pages(blocks.as_ptr() as *const u8, n * std::mem::size_of::<Block>());
-        blocks.resize(n, Block::default());
-        Sbbf { blocks, layout, capacity, len: 0, fpr }
+        Sbbf { blocks: HugeBuf::zeroed(n), layout, capacity, len: 0, fpr }
     }
 
     #[inline]
@@ -260,28 +264,6 @@ impl Sbbf {
         let sum: f64 = self.blocks.iter().map(|b| self.layout.block_fpr_given(b)).sum();
         sum / self.blocks.len() as f64
     }
-}
-
-/// Asks the kernel for transparent huge pages on a large table: a first touch of
-/// 4 KiB pages costs ~10 µs each here, and huge pages also spare the TLB.
-pub(crate) fn advise_huge_pages(ptr: *const u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        if len < HUGE {
-            return;
-        }
-        let start = (ptr as usize).next_multiple_of(4096);
-        let end = (ptr as usize + len) & !4095;
-        if end > start {
-            // SAFETY: madvise only advises; the range lies inside one live allocation.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (ptr, len);
 }
 
 /// A bloom filter that grows by adding larger filters.
@@ -428,18 +410,18 @@ impl BloomFilter {
                 r.read_exact(&mut c)?;
                 Layout::from_code(c[0]).ok_or_else(|| bad("bad bloom filter layout"))?
             };
-            let mut blocks = Vec::new();
-            blocks
-                .try_reserve_exact(nblocks as usize)
-                .map_err(|_| bad("bloom filter too large"))?;
-            let mut buf = [0u8; 64];
-            for _ in 0..nblocks {
-                r.read_exact(&mut buf)?;
-                let mut b = Block::default();
-                for (i, word) in b.0.iter_mut().enumerate() {
-                    *word = u32::from_le_bytes(buf[i * 4..i * 4 + 4].try_into().unwrap());
+            // Read before the table is mapped: a damaged count cannot make it map
+            // more than the snapshot holds.
+            let mut bytes = Vec::new();
+            (&mut r).take(nblocks * 64).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 != nblocks * 64 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let mut blocks = HugeBuf::<Block>::zeroed(nblocks as usize);
+            for (b, buf) in blocks.iter_mut().zip(bytes.chunks_exact(64)) {
+                for (word, w) in b.0.iter_mut().zip(buf.chunks_exact(4)) {
+                    *word = u32::from_le_bytes(w.try_into().expect("4 bytes"));
                 }
-                blocks.push(b);
             }
             filters.push(Sbbf { blocks, layout, capacity, len, fpr: ffpr });
         }
