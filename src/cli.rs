@@ -111,8 +111,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = BloomMode::Auto, value_name = "MODE")]
     pub local_bloom: BloomMode,
 
-    /// Keys the first bloom filter of a window holds before it grows.
-    #[arg(long, default_value_t = config::DEFAULT_BLOOM_INITIAL_CAPACITY, value_name = "N", hide_short_help = true, allow_hyphen_values = true)]
+    /// Keys the first window's bloom filter holds before it grows (a capacity hint,
+    /// like RedisBloom's BF.RESERVE capacity; later windows are sized from the
+    /// window before).
+    #[arg(long, visible_alias = "expected-ids", default_value_t = config::DEFAULT_BLOOM_INITIAL_CAPACITY, value_name = "N", hide_short_help = true, allow_hyphen_values = true)]
     pub bloom_initial_capacity: u64,
 
     /// The exact tier that confirms every bloom "maybe": 'memory' (in process),

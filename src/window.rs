@@ -266,6 +266,11 @@ impl<T> Generations<T> {
         self.gens.iter().filter(move |(f, l, _)| *l >= lo && *f <= hi).map(|(_, _, t)| t)
     }
 
+    /// The generation with the newest first window.
+    pub fn newest(&self) -> Option<&T> {
+        self.gens.back().map(|(_, _, t)| t)
+    }
+
     /// Every generation with its first window.
     pub fn iter(&self) -> impl Iterator<Item = (WindowIndex, &T)> {
         self.gens.iter().map(|(f, _, t)| (*f, t))

@@ -71,6 +71,8 @@ pub struct LocalTier {
     strs: Strs,
     fpr: f64,
     bloom_capacity: u64,
+    /// The distinct keys of the newest bloom generation retired (sizes the next).
+    last_window_keys: Option<u64>,
 }
 
 /// In snapshots, the count that says "no bloom filters".
@@ -106,7 +108,7 @@ impl LocalTier {
             (true, false) => Strs::Blooms(Generations::with_width(width)),
             (true, true) => Strs::Index { index: SeenIndex::new(), legacy: Generations::default() },
         };
-        LocalTier { ints, strs, fpr, bloom_capacity }
+        LocalTier { ints, strs, fpr, bloom_capacity, last_window_keys: None }
     }
 
     /// Whether string IDs pass a bloom filter.
@@ -150,7 +152,13 @@ impl LocalTier {
                 let maybe = blooms
                     .spans()
                     .any(|(f, l, b)| l >= oldest && f <= own && (f, l) != band && b.contains(h));
-                let b = blooms.get_or_insert_with(own, || BloomFilter::new(fpr, cap));
+                // A new window's filter is sized from the distinct keys of the newest
+                // one held, with a quarter more for headroom, so that the windows of
+                // a steady stream seldom grow a filter and small windows get small
+                // filters; the first starts from `--expected-ids`.
+                let last = blooms.newest().map(BloomFilter::len).or(self.last_window_keys);
+                let size = last.map_or(cap, |n| n.saturating_add(n / 4));
+                let b = blooms.get_or_insert_with(own, || BloomFilter::new(fpr, size.max(1)));
                 b.insert(h) | maybe
             }
         }
@@ -175,6 +183,8 @@ impl LocalTier {
         match &mut self.strs {
             Strs::Off => {}
             Strs::Blooms(b) => {
+                // Remembered for sizing the next window's filter when none is left.
+                self.last_window_keys = b.newest().map(BloomFilter::len).or(self.last_window_keys);
                 b.retire_before(oldest);
             }
             Strs::Index { index, legacy } => {
@@ -519,6 +529,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// After the first window, each window's filter is sized from the window
+    /// before: windows of 5,000 keys under the default hint of a million cost
+    /// bits per key near the sized bound, not a million keys' worth.
+    #[test]
+    fn windows_size_their_filters_from_the_window_before() {
+        let (fpr, w) = (1e-4, WindowIndex);
+        let mut t = LocalTier::retaining(1, true, false, fpr, 1 << 20);
+        for win in 0..6i64 {
+            t.retire_before(w(win));
+            for i in 0..5_000u64 {
+                let h = xxhash_rust::xxh3::xxh3_64(&(win as u64 * 1_000_000 + i).to_le_bytes());
+                t.check_insert_bloom(h, w(win), w(win));
+            }
+        }
+        let s = t.stats();
+        let bound = (1.0 / fpr).log2();
+        let per_key = s.bloom_bits as f64 / s.bloom_keys as f64;
+        assert!(s.bloom_keys >= 4_990, "{s:?}");
+        assert!(per_key < 2.3 * bound, "{per_key:.1} bits per key ({:.2}x)", per_key / bound);
+        assert_eq!(s.bloom_filters, 1, "sized, not grown");
     }
 
     #[test]
