@@ -178,7 +178,7 @@ impl Metrics {
             tier_counters,
             gauges,
             windows,
-            scraped: AtomicBool::new(true),
+            scraped: AtomicBool::new(false),
         }
     }
 
