@@ -14,9 +14,11 @@ use std::sync::Arc;
 
 use redis::Value;
 
-use super::journal::JOURNAL_DIR;
-use super::journal::{bucket_key, dir_key, parse_dir, read_dir, Dir, Entry, Fast, Mix, Sent};
-use super::{address, RedisTier, SPLIT_LOAD};
+use super::journal::{Entry, Fast, Mix};
+use super::layout::{
+    address, bucket_key, dir_key, parse_dir, read_dir, Dir, JOURNAL_DIR, SPLIT_LOAD,
+};
+use super::{RedisTier, Sent};
 
 /// A (group, window)'s first compaction makes buckets for this many times its
 /// members: a window that stops there has buckets a quarter full (~50 members,

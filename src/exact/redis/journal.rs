@@ -16,7 +16,11 @@ use std::sync::{mpsc, Arc};
 use redis::{Cmd, Value};
 
 use super::compact::{expire_after, now_ms};
-use super::{group, member, push_queries, RedisTier, PREFIX};
+use super::layout::{
+    bucket_key, dir_key, group, journal_key, member, parse_dir, push_queries, read_dir, Dir,
+    JOURNAL_DIR, PREFIX,
+};
+use super::{RedisTier, Sent};
 use crate::error::{Error, Result};
 use crate::exact::{ExactAnswer, ExactQuery};
 
@@ -24,8 +28,6 @@ use crate::exact::{ExactAnswer, ExactQuery};
 const COMPACT_AT: usize = 1 << 19;
 /// Bucket reads sent per round trip when a window is read whole.
 const PRELOAD_READS: usize = 4096;
-/// The set of journal keys not yet compacted (one slot on a cluster).
-pub(super) const JOURNAL_DIR: &str = "logdedup:{j}:dir";
 /// Journal format version (the first bytes of every journal).
 const JOURNAL_MAGIC: &[u8; 4] = b"LDJ1";
 
@@ -37,41 +39,6 @@ const JOURNAL_MAGIC: &[u8; 4] = b"LDJ1";
 /// any of its windows; seen in its own window `j` (then it need not be added).
 pub(super) const LOOKUP: &str =
     concat!(include_str!("lua/prelude.lua"), include_str!("lua/lookup.lua"));
-
-/// A bucket directory: `2^l + s` buckets holding `n` members.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Dir {
-    pub(super) l: u32,
-    pub(super) s: u64,
-    pub(super) n: u64,
-}
-
-impl Dir {
-    pub(super) fn buckets(&self) -> u64 {
-        (1u64 << self.l) + self.s
-    }
-
-    pub(super) fn bucket(&self, a: u32) -> u64 {
-        let a = u64::from(a);
-        let b = a & ((1u64 << self.l) - 1);
-        if b < self.s {
-            a & ((2u64 << self.l) - 1)
-        } else {
-            b
-        }
-    }
-
-    /// One split: bucket `s` becomes `s` and `s + 2^l`. Returns the bucket split.
-    pub(super) fn split(&mut self) -> u64 {
-        let b = self.s;
-        self.s += 1;
-        if self.s == 1u64 << self.l {
-            self.l += 1;
-            self.s = 0;
-        }
-        b
-    }
-}
 
 /// A fast hasher for pending entries: the members are keyed hashes already.
 #[derive(Default)]
@@ -183,27 +150,6 @@ pub(super) struct Worker {
     busy: bool,
 }
 
-pub(super) fn bucket_key(g: u8, w: i64, b: u64) -> String {
-    format!("{PREFIX}:{{g{g}}}:w{w}:b{b}")
-}
-
-pub(super) fn dir_key(g: u8, w: i64) -> String {
-    format!("{PREFIX}:{{g{g}}}:w{w}:m")
-}
-
-/// The read of (g, w)'s directory: `HMGET` of `L`, `s`, `n`.
-pub(super) fn read_dir(g: u8, w: i64) -> Sent {
-    (Arc::new(redis::cmd("HMGET").arg(dir_key(g, w)).arg("L").arg("s").arg("n").clone()), None)
-}
-
-/// A directory from [`read_dir`]'s reply (absent fields are 0); `None` if the
-/// reply is not one.
-pub(super) fn parse_dir(v: Value) -> Option<Dir> {
-    let f: Vec<Option<u64>> = redis::from_redis_value(v).ok()?;
-    let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
-    Some(Dir { l: get(0).min(62) as u32, s: get(1), n: get(2) })
-}
-
 /// Encodes journal entries: magic, then per window `w (i64 LE) | n (u32 LE) | n ×
 /// (group u8, member i64 LE)`.
 fn encode_journal(entries: &[Entry]) -> Vec<u8> {
@@ -240,10 +186,6 @@ pub(super) fn decode_journal(bytes: &[u8]) -> Option<Vec<Entry>> {
     }
     Some(out)
 }
-
-/// A command and, for `EVALSHA`, the script's text (sent with `EVAL` when the
-/// server does not know it yet).
-pub(super) type Sent = (Arc<Cmd>, Option<&'static str>);
 
 impl RedisTier {
     /// Starts the compaction thread around `worker` (a second connection).
@@ -409,46 +351,16 @@ impl RedisTier {
         let mut sent: Vec<Sent> = Vec::new();
         let name = self.journal_cmds(&mut fast, &mut sent);
         let lookup_from = sent.len();
-        let mut parts: Vec<Vec<usize>> = Vec::new();
-        if !lookups.is_empty() {
-            if self.cluster {
-                let mut by_group: HashMap<usize, Vec<usize>> = HashMap::new();
-                for &i in &lookups {
-                    by_group.entry(group(queries[i].fp)).or_default().push(i);
-                }
-                parts.extend(by_group.into_values());
-            } else {
-                parts.push(lookups.clone());
-            }
-            for p in &parts {
-                sent.push((Arc::new(lookup_cmd(&self.lookup_sha, queries, p)), Some(LOOKUP)));
-            }
+        let parts = self.lookup_parts(queries, lookups);
+        for p in &parts {
+            sent.push((Arc::new(lookup_cmd(&self.lookup_sha, queries, p)), Some(LOOKUP)));
         }
         let results = self.exec(sent);
         let journal_ok = results.iter().take(lookup_from).all(|r| r.is_ok());
         let mut error = results.iter().find_map(|r| r.as_ref().err().cloned());
         // IDs Redis already holds in their own window need no journal or compaction
         // (a restart over data written before meets mostly those).
-        let mut held: HashSet<Entry> = HashSet::new();
-        for (p, r) in parts.iter().zip(&results[lookup_from..]) {
-            match r {
-                Ok(Value::BulkString(bits)) if bits.len() == 2 * p.len().div_ceil(8) => {
-                    let (seen, own) = bits.split_at(p.len().div_ceil(8));
-                    for (n, &i) in p.iter().enumerate() {
-                        let bit = |b: &[u8]| b[n / 8] >> (n % 8) & 1 == 1;
-                        answers[i] = if bit(seen) { ExactAnswer::Seen } else { ExactAnswer::New };
-                        if bit(own) {
-                            let q = &queries[i];
-                            held.insert((q.own.0, group(q.fp) as u8, member(q.fp)));
-                        }
-                    }
-                }
-                Ok(other) => {
-                    error.get_or_insert(format!("the lookup answered {other:?}"));
-                }
-                Err(_) => {}
-            }
-        }
+        let held = take_lookups(queries, &parts, &results[lookup_from..], answers, &mut error);
         if !held.is_empty() {
             // Each was added by this batch (a pending ID is not looked up).
             for e in &held {
@@ -476,6 +388,22 @@ impl RedisTier {
         }
     }
 
+    /// The lookups of a batch, by call: one per group on a cluster (a group is
+    /// one slot), one on a single node.
+    fn lookup_parts(&self, queries: &[ExactQuery], lookups: Vec<usize>) -> Vec<Vec<usize>> {
+        if lookups.is_empty() {
+            Vec::new()
+        } else if self.cluster {
+            let mut by_group: HashMap<usize, Vec<usize>> = HashMap::new();
+            for &i in &lookups {
+                by_group.entry(group(queries[i].fp)).or_default().push(i);
+            }
+            by_group.into_values().collect()
+        } else {
+            vec![lookups]
+        }
+    }
+
     /// When keys written now for window `w` expire (ms since the epoch; 0: never):
     /// the end of its retention, or the fallback TTL from now when that is past
     /// (old logs replayed), as the scripts do with the server's clock.
@@ -492,7 +420,7 @@ impl RedisTier {
         let mut journal = std::mem::take(&mut fast.unjournaled);
         journal.sort_unstable_by_key(|e| e.0);
         self.seq += 1;
-        let key = format!("{PREFIX}:{{g{}}}:j:{}:{}", self.seq % 256, self.instance, self.seq);
+        let key = journal_key(self.seq, &self.instance);
         let mut set = redis::cmd("SET");
         set.arg(&key).arg(encode_journal(&journal));
         let newest = journal.last().map(|e| e.0).unwrap_or(0);
@@ -711,6 +639,39 @@ impl RedisTier {
     }
 }
 
+/// Takes the lookups' answers (`results`, one per part of `parts`) into
+/// `answers`; returns the IDs Redis already holds in their own window. A reply
+/// that is not a lookup's sets `error` if it is not set yet.
+fn take_lookups(
+    queries: &[ExactQuery],
+    parts: &[Vec<usize>],
+    results: &[Result<Value, String>],
+    answers: &mut [ExactAnswer],
+    error: &mut Option<String>,
+) -> HashSet<Entry> {
+    let mut held: HashSet<Entry> = HashSet::new();
+    for (p, r) in parts.iter().zip(results) {
+        match r {
+            Ok(Value::BulkString(bits)) if bits.len() == 2 * p.len().div_ceil(8) => {
+                let (seen, own) = bits.split_at(p.len().div_ceil(8));
+                for (n, &i) in p.iter().enumerate() {
+                    let bit = |b: &[u8]| b[n / 8] >> (n % 8) & 1 == 1;
+                    answers[i] = if bit(seen) { ExactAnswer::Seen } else { ExactAnswer::New };
+                    if bit(own) {
+                        let q = &queries[i];
+                        held.insert((q.own.0, group(q.fp) as u8, member(q.fp)));
+                    }
+                }
+            }
+            Ok(other) => {
+                error.get_or_insert(format!("the lookup answered {other:?}"));
+            }
+            Err(_) => {}
+        }
+    }
+    held
+}
+
 /// The lookup call for queries `idx` (their windows' descriptors and header).
 fn lookup_cmd(sha: &str, queries: &[ExactQuery], idx: &[usize]) -> Cmd {
     let mut windows: Vec<i64> = Vec::new();
@@ -750,20 +711,5 @@ mod tests {
         assert_eq!(decode_journal(&bytes[..bytes.len() - 1]), None);
         assert_eq!(decode_journal(b"LDJ0"), None);
         assert_eq!(decode_journal(b"LDJ1"), Some(vec![]));
-    }
-
-    #[test]
-    fn dir_matches_linear_hashing() {
-        // The script's rule: b = a mod 2^L, or a mod 2^(L+1) when b < s.
-        let mut d = Dir::default();
-        assert_eq!(d.buckets(), 1);
-        assert_eq!(d.split(), 0);
-        assert_eq!((d.l, d.s, d.buckets()), (1, 0, 2));
-        assert_eq!(d.split(), 0);
-        assert_eq!((d.l, d.s, d.buckets()), (1, 1, 3));
-        for a in 0..64u32 {
-            let want = if a % 2 < 1 { a % 4 } else { a % 2 };
-            assert_eq!(d.bucket(a), u64::from(want), "{a}");
-        }
     }
 }

@@ -1,0 +1,187 @@
+//! The stable key layout (`REDIS.md`, "Layout (stable format, version 1)"): key
+//! names, a fingerprint's group and member, a member's bucket address and the
+//! bucket directory's linear hashing, as `lua/prelude.lua` computes them on the
+//! server side. Changing any of it changes the layout version in the metadata key
+//! (`meta.rs`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redis::{Cmd, Value};
+
+use super::Sent;
+use crate::exact::ExactQuery;
+
+/// The key prefix (namespace) of every key this tier writes.
+pub const PREFIX: &str = "logdedup";
+/// Number of hash-tag groups: the fingerprint's top 8 bits. On a cluster this is
+/// how many slots the data spreads over, and the most calls one batch makes.
+pub const GROUPS: usize = 256;
+/// Mean members per bucket at which the next bucket splits (see the module docs).
+pub const SPLIT_LOAD: u32 = 200;
+
+/// The set of journal keys not yet compacted (one slot on a cluster).
+pub(super) const JOURNAL_DIR: &str = "logdedup:{j}:dir";
+
+/// A bucket directory: `2^l + s` buckets holding `n` members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Dir {
+    pub(super) l: u32,
+    pub(super) s: u64,
+    pub(super) n: u64,
+}
+
+impl Dir {
+    pub(super) fn buckets(&self) -> u64 {
+        (1u64 << self.l) + self.s
+    }
+
+    pub(super) fn bucket(&self, a: u32) -> u64 {
+        let a = u64::from(a);
+        let b = a & ((1u64 << self.l) - 1);
+        if b < self.s {
+            a & ((2u64 << self.l) - 1)
+        } else {
+            b
+        }
+    }
+
+    /// One split: bucket `s` becomes `s` and `s + 2^l`. Returns the bucket split.
+    pub(super) fn split(&mut self) -> u64 {
+        let b = self.s;
+        self.s += 1;
+        if self.s == 1u64 << self.l {
+            self.l += 1;
+            self.s = 0;
+        }
+        b
+    }
+}
+
+/// The key of bucket `b` of (group `g`, window `w`).
+pub(super) fn bucket_key(g: u8, w: i64, b: u64) -> String {
+    format!("{PREFIX}:{{g{g}}}:w{w}:b{b}")
+}
+
+/// The directory (hash `L`, `s`, `n`, `x`) of (group `g`, window `w`).
+pub(super) fn dir_key(g: u8, w: i64) -> String {
+    format!("{PREFIX}:{{g{g}}}:w{w}:m")
+}
+
+/// The read of (g, w)'s directory: `HMGET` of `L`, `s`, `n`.
+pub(super) fn read_dir(g: u8, w: i64) -> Sent {
+    (Arc::new(redis::cmd("HMGET").arg(dir_key(g, w)).arg("L").arg("s").arg("n").clone()), None)
+}
+
+/// A directory from [`read_dir`]'s reply (absent fields are 0); `None` if the
+/// reply is not one.
+pub(super) fn parse_dir(v: Value) -> Option<Dir> {
+    let f: Vec<Option<u64>> = redis::from_redis_value(v).ok()?;
+    let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
+    Some(Dir { l: get(0).min(62) as u32, s: get(1), n: get(2) })
+}
+
+/// The hash of `--shared` leases in (group `g`, window `w`): member → holder.
+pub(super) fn lease_key(g: u8, w: i64) -> String {
+    format!("{PREFIX}:{{g{g}}}:w{w}:p")
+}
+
+/// A `--shared` client's replay ring: one per group on a cluster (`Some(g)`, so
+/// that it lives in the slot of the group's calls), one on a single node.
+pub(super) fn ring_key(g: Option<usize>, instance: &str) -> String {
+    match g {
+        Some(g) => format!("{PREFIX}:{{g{g}}}:r:{instance}"),
+        None => format!("{PREFIX}:r:{instance}"),
+    }
+}
+
+/// The journal of a client's call `seq` (`seq mod 256` spreads journals over the
+/// slots of a cluster).
+pub(super) fn journal_key(seq: u64, instance: &str) -> String {
+    format!("{PREFIX}:{{g{}}}:j:{}:{}", seq % 256, instance, seq)
+}
+
+/// Appends the scripts' per-query arguments: the header (9 bytes per query:
+/// group, own window's 1-based descriptor `pos` (u16 BE), older windows to check
+/// (u16 BE), bucket address (u32 BE)), then one member per query.
+pub(super) fn push_queries(
+    cmd: &mut Cmd,
+    queries: &[ExactQuery],
+    idx: impl Iterator<Item = usize> + Clone,
+    pos: &HashMap<i64, usize>,
+) {
+    let mut hdr = Vec::with_capacity(idx.size_hint().0 * 9);
+    for i in idx.clone() {
+        let q = &queries[i];
+        let j = pos[&q.own.0] as u16;
+        let c = (q.own.0 - q.first_window()) as u16;
+        hdr.push(group(q.fp) as u8);
+        hdr.extend_from_slice(&j.to_be_bytes());
+        hdr.extend_from_slice(&c.to_be_bytes());
+        hdr.extend_from_slice(&address(member(q.fp)).to_be_bytes());
+    }
+    cmd.arg(hdr);
+    for i in idx {
+        cmd.arg(member(queries[i].fp));
+    }
+}
+
+/// A member's bucket address: its last nine decimal digits, `|m| mod 10^9`. Any
+/// fixed function of the member would do; this one is exact both here and in Lua
+/// (whose numbers are doubles), which must agree on it when a bucket splits. It is
+/// uniform to within 10^9 / 2^64, and `mod 2^L` of it stays uniform to within
+/// 2^L / 10^9 (L is ~7 at 10M IDs per window, ~14 at a billion).
+#[inline]
+pub(super) fn address(m: i64) -> u32 {
+    (m.unsigned_abs() % 1_000_000_000) as u32
+}
+
+/// The hash-tag group of a fingerprint: its top 8 bits.
+#[inline]
+pub(super) fn group(fp: u128) -> usize {
+    (fp >> 120) as usize
+}
+
+/// The stored member: the fingerprint's low 64 bits as a signed integer, so that
+/// Redis keeps it in an intset (it parses canonical decimal `i64` text as integers).
+#[inline]
+pub(super) fn member(fp: u128) -> i64 {
+    fp as u64 as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_is_the_last_nine_digits() {
+        for m in [0i64, 5, -5, 999_999_999, 1_000_000_000, -1_234_567_890, i64::MIN, i64::MAX] {
+            let text = m.to_string();
+            let tail = &text[text.len().saturating_sub(9)..];
+            let want: i64 = tail.trim_start_matches('-').parse().unwrap();
+            assert_eq!(i64::from(address(m)), want, "{m}");
+        }
+    }
+
+    #[test]
+    fn fingerprint_split() {
+        let fp = (0xABu128 << 120) | 0xFFFF_FFFF_FFFF_FFFF;
+        assert_eq!(group(fp), 0xAB);
+        assert_eq!(member(fp), -1);
+    }
+
+    #[test]
+    fn dir_matches_linear_hashing() {
+        // The script's rule: b = a mod 2^L, or a mod 2^(L+1) when b < s.
+        let mut d = Dir::default();
+        assert_eq!(d.buckets(), 1);
+        assert_eq!(d.split(), 0);
+        assert_eq!((d.l, d.s, d.buckets()), (1, 0, 2));
+        assert_eq!(d.split(), 0);
+        assert_eq!((d.l, d.s, d.buckets()), (1, 1, 3));
+        for a in 0..64u32 {
+            let want = if a % 2 < 1 { a % 4 } else { a % 2 };
+            assert_eq!(d.bucket(a), u64::from(want), "{a}");
+        }
+    }
+}
