@@ -454,3 +454,58 @@ fn two_byte_records_take_a_hundred_mib() {
     let peak_mib = o.stat("peak_rss_bytes") >> 20;
     assert!(peak_mib < 48, "peak RSS {peak_mib} MiB for two-byte records");
 }
+
+/// Issue 23 item 4: the cost of a record grew with `--retain` (every retained
+/// window was asked): 20k records one per 1 s window took 3.7 s at `--retain
+/// 1000` and 65 s at 10000. Expected: a cost per record that does not depend on
+/// `--retain`, and exactly the model's output (every window retained, so each
+/// ID is written once). The run is given a bound far above what it needs (it
+/// takes well under a second) so that the old cost fails the test instead of
+/// hanging it.
+#[test]
+fn a_long_retain_made_every_record_ask_every_window() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let mut input = Vec::new();
+    for i in 0..20_000u64 {
+        let line = format!("{{\"id\":\"k{}\",\"t\":{}}}\n", i % 500, 1_700_000_000 + i);
+        input.extend_from_slice(line.as_bytes());
+    }
+    let args = ["-q", "--key", ".id", "--time-field", ".t", "--window", "1s", "--retain", "100000"];
+    let mut child = Command::new(util::bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let fed = input.clone();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&fed);
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("--retain 100000 over 20k records still ran after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    writer.join().unwrap();
+    let out = reader.join().unwrap();
+    assert!(status.success(), "exit {status:?}");
+    // The model: every window is retained, so the first record of each ID.
+    let expected: Vec<&[u8]> = util::split_records(&input).into_iter().take(500).collect();
+    assert_eq!(util::split_records(&out), expected);
+}
