@@ -121,23 +121,27 @@ pub(super) fn now_ms() -> i64 {
 
 /// Plans a round: one [`Plan`] per (group, window) of `todo` whose directory is
 /// in `dirs`, in key order. `expiry` gives a window's expiry and fallback TTL.
-/// One whose directory could not be read is not planned (and not returned).
+/// Those whose directory could not be read are returned unplanned, to be tried
+/// again: dropped, their IDs would leave the pending set without reaching a
+/// bucket, and a later run would not know them.
 fn plan_round(
     todo: Todo,
     dirs: &HashMap<(u8, i64), Dir>,
     expiry: impl Fn(i64) -> (i64, i64),
     now: i64,
-) -> Vec<Plan> {
-    let mut plans: Vec<Plan> = todo
-        .into_iter()
-        .filter_map(|(key, members)| {
-            let before = *dirs.get(&key)?;
-            let exp = expiry(key.1);
-            Some(plan_group(key, before, members, exp, now))
-        })
-        .collect();
+) -> (Vec<Plan>, Todo) {
+    let mut plans = Vec::with_capacity(todo.len());
+    let mut unread = Todo::new();
+    for (key, members) in todo {
+        match dirs.get(&key) {
+            Some(&before) => plans.push(plan_group(key, before, members, expiry(key.1), now)),
+            None => {
+                unread.insert(key, members);
+            }
+        }
+    }
     plans.sort_unstable_by_key(|p| p.key);
-    plans
+    (plans, unread)
 }
 
 /// Plans one (group, window): the directory after adding `members`, the old
@@ -331,7 +335,7 @@ impl RedisTier {
     /// still to do.
     fn compact_round(&mut self, fast: &mut Fast, todo: Todo) -> Todo {
         self.read_dirs(fast, todo.keys().copied());
-        let plans = plan_round(todo, &fast.dirs, |w| self.expiry(w), now_ms());
+        let (plans, unread) = plan_round(todo, &fast.dirs, |w| self.expiry(w), now_ms());
         let (sent, spans) = split_cmds(&plans);
         let mut results = self.exec(sent);
         let mut applies: Vec<Sent> = Vec::with_capacity(plans.len());
@@ -357,7 +361,9 @@ impl RedisTier {
             ok.push(true);
         }
         let results = self.exec(applies);
-        self.applied(fast, plans, &ok, results)
+        let mut left = self.applied(fast, plans, &ok, results);
+        left.extend(unread);
+        left
     }
 
     /// Reads the directories of `keys` this process does not know into `fast`.
@@ -476,7 +482,8 @@ mod tests {
         assert!(p.reads.is_empty() && p.plain.is_empty() && p.scripted.is_empty());
         let m = plan_moves(&p, vec![]);
         assert_eq!(m, Moves { ops: vec![], emptied: false });
-        assert!(plan_round(HashMap::new(), &HashMap::new(), |_| NO_EXPIRY, 0).is_empty());
+        let (plans, unread) = plan_round(HashMap::new(), &HashMap::new(), |_| NO_EXPIRY, 0);
+        assert!(plans.is_empty() && unread.is_empty());
     }
 
     #[test]
@@ -568,7 +575,9 @@ mod tests {
         dirs.insert((1, 5), dir(0, 0, 200));
         dirs.insert((1, 6), dir(0, 0, 10));
         dirs.insert((2, 6), dir(1, 0, 10));
-        let ps = plan_round(todo, &dirs, |w| (w * 1000, 100), 0);
+        let (ps, unread) = plan_round(todo, &dirs, |w| (w * 1000, 100), 0);
+        // Not planned, and handed back to be tried again rather than dropped.
+        assert_eq!(unread.into_iter().collect::<Vec<_>>(), vec![((9, 5), vec![at(4)])]);
         let keys: Vec<(u8, i64)> = ps.iter().map(|p| p.key).collect();
         assert_eq!(keys, vec![(1, 5), (1, 6), (2, 6)]);
         assert_eq!(ps[0].reads, vec![0]);
