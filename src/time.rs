@@ -378,127 +378,180 @@ const MONTHS: [&[u8]; 12] = [
 /// `year` stands where the format gives none.
 fn parse_strftime(items: &[Item], t: &[u8], year: i64) -> Option<i64> {
     // White space around the time is not part of it.
-    let t = trim(t);
-    let mut i = 0;
-    let (mut y, mut mo, mut d, mut h, mut mi, mut s, mut frac, mut off) =
-        (year, 1, 1, 0, 0, 0, 0, 0);
-    let mut doy: Option<i64> = None;
-    let mut pm: Option<bool> = None;
-    let mut epoch: Option<i64> = None;
-    // Reads up to `max` digits (at least one); a leading space pads `%e`-style fields.
-    let num = |i: &mut usize, max: usize| -> Option<i64> {
-        if t.get(*i) == Some(&b' ') && max == 2 {
-            *i += 1;
-        }
-        let start = *i;
-        while *i < t.len() && *i - start < max && t[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        if *i == start {
-            return None;
-        }
-        digits(&t[start..*i])
+    let mut c = Cursor { t: trim(t), i: 0 };
+    let mut p = Parts {
+        y: year,
+        mo: 1,
+        d: 1,
+        h: 0,
+        mi: 0,
+        s: 0,
+        frac: 0,
+        off: 0,
+        doy: None,
+        pm: None,
+        epoch: None,
     };
     for item in items {
-        match *item {
-            Item::Lit(c) => {
-                if t.get(i) != Some(&c) {
-                    return None;
-                }
-                i += 1;
-            }
-            Item::Space => {
-                while t.get(i).is_some_and(u8::is_ascii_whitespace) {
-                    i += 1;
-                }
-            }
-            Item::Year => y = num(&mut i, 4)?,
-            Item::Year2 => {
-                let v = num(&mut i, 2)?;
-                y = if v >= 69 { 1900 + v } else { 2000 + v };
-            }
-            Item::Month => mo = num(&mut i, 2)?,
-            Item::MonthName => {
-                let word = letters(t, &mut i);
-                if word.len() < 3 {
-                    return None;
-                }
-                let p = word[..3].to_ascii_lowercase();
-                mo = MONTHS.iter().position(|m| *m == p.as_slice())? as i64 + 1;
-            }
-            Item::Day => d = num(&mut i, 2)?,
-            Item::DayOfYear => doy = Some(num(&mut i, 3)?),
-            Item::Hour | Item::Hour12 => h = num(&mut i, 2)?,
-            Item::AmPm => {
-                let w = letters(t, &mut i).to_ascii_lowercase();
-                pm = Some(match w.as_slice() {
-                    b"am" => false,
-                    b"pm" => true,
-                    _ => return None,
-                });
-            }
-            Item::Minute => mi = num(&mut i, 2)?,
-            Item::Second => s = num(&mut i, 2)?,
-            Item::Fraction => {
-                let start = i;
-                while t.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
-                if i == start {
-                    return None;
-                }
-                frac = fraction_ns(&t[start..i])?;
-            }
-            Item::WeekdayName => {
-                if letters(t, &mut i).is_empty() {
-                    return None;
-                }
-            }
-            Item::Offset => {
-                if matches!(t.get(i), Some(b'Z' | b'z')) {
-                    i += 1;
-                } else {
-                    let start = i;
-                    i += 1;
-                    while t.get(i).is_some_and(|c| c.is_ascii_digit() || *c == b':') {
-                        i += 1;
-                    }
-                    off = parse_offset(t.get(start..i)?)?;
-                }
-            }
-            Item::Epoch => {
-                let start = i;
-                if t.get(i) == Some(&b'-') {
-                    i += 1;
-                }
-                while t.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
-                let v = digits(t[start..i].strip_prefix(b"-").unwrap_or(&t[start..i]))?;
-                epoch = Some(if t[start] == b'-' { -v } else { v });
-            }
-        }
+        read_item(item, &mut c, &mut p)?;
     }
     // All of the text is the time.
-    if i < t.len() {
+    if c.i < c.t.len() {
         return None;
     }
-    if let Some(p) = pm {
-        if !(1..=12).contains(&h) {
+    p.time_ns()
+}
+
+/// A time's text and how far the format has read it.
+struct Cursor<'a> {
+    t: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    /// Reads up to `max` digits (at least one); a leading space pads `%e`-style fields.
+    fn num(&mut self, max: usize) -> Option<i64> {
+        if self.t.get(self.i) == Some(&b' ') && max == 2 {
+            self.i += 1;
+        }
+        let start = self.i;
+        while self.i < self.t.len() && self.i - start < max && self.t[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        if self.i == start {
             return None;
         }
-        h = (h % 12) + if p { 12 } else { 0 };
+        digits(&self.t[start..self.i])
     }
-    if let Some(e) = epoch {
-        return seconds_ns(e, frac);
-    }
-    if let Some(doy) = doy {
-        if doy < 1 || doy > 365 + i64::from(is_leap(y)) {
-            return None;
+
+    /// Reads a run of digits, possibly empty.
+    fn digit_run(&mut self) -> &[u8] {
+        let start = self.i;
+        while self.t.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
         }
-        return day_ns(days_from_civil(y, 1, 1) + doy - 1, h, mi, s, frac, off);
+        &self.t[start..self.i]
     }
-    civil_ns(y, mo, d, h, mi, s, frac, off)
+}
+
+/// What a format has read of a time; a part it does not give keeps its default.
+struct Parts {
+    y: i64,
+    mo: i64,
+    d: i64,
+    h: i64,
+    mi: i64,
+    s: i64,
+    frac: i64,
+    off: i64,
+    doy: Option<i64>,
+    pm: Option<bool>,
+    epoch: Option<i64>,
+}
+
+impl Parts {
+    /// The time the parts name, in nanoseconds since the epoch.
+    fn time_ns(mut self) -> Option<i64> {
+        if let Some(p) = self.pm {
+            if !(1..=12).contains(&self.h) {
+                return None;
+            }
+            self.h = (self.h % 12) + if p { 12 } else { 0 };
+        }
+        if let Some(e) = self.epoch {
+            return seconds_ns(e, self.frac);
+        }
+        let Parts { y, mo, d, h, mi, s, frac, off, .. } = self;
+        if let Some(doy) = self.doy {
+            if doy < 1 || doy > 365 + i64::from(is_leap(y)) {
+                return None;
+            }
+            return day_ns(days_from_civil(y, 1, 1) + doy - 1, h, mi, s, frac, off);
+        }
+        civil_ns(y, mo, d, h, mi, s, frac, off)
+    }
+}
+
+/// Reads what `item` stands for at the cursor into `p`; `None` if the text does
+/// not match it.
+fn read_item(item: &Item, c: &mut Cursor<'_>, p: &mut Parts) -> Option<()> {
+    match *item {
+        Item::Lit(ch) => {
+            if c.t.get(c.i) != Some(&ch) {
+                return None;
+            }
+            c.i += 1;
+        }
+        Item::Space => {
+            while c.t.get(c.i).is_some_and(u8::is_ascii_whitespace) {
+                c.i += 1;
+            }
+        }
+        Item::Year => p.y = c.num(4)?,
+        Item::Year2 => {
+            let v = c.num(2)?;
+            p.y = if v >= 69 { 1900 + v } else { 2000 + v };
+        }
+        Item::Month => p.mo = c.num(2)?,
+        Item::MonthName => {
+            let word = letters(c.t, &mut c.i);
+            if word.len() < 3 {
+                return None;
+            }
+            let m = word[..3].to_ascii_lowercase();
+            p.mo = MONTHS.iter().position(|n| *n == m.as_slice())? as i64 + 1;
+        }
+        Item::Day => p.d = c.num(2)?,
+        Item::DayOfYear => p.doy = Some(c.num(3)?),
+        Item::Hour | Item::Hour12 => p.h = c.num(2)?,
+        Item::AmPm => {
+            let w = letters(c.t, &mut c.i).to_ascii_lowercase();
+            p.pm = Some(match w.as_slice() {
+                b"am" => false,
+                b"pm" => true,
+                _ => return None,
+            });
+        }
+        Item::Minute => p.mi = c.num(2)?,
+        Item::Second => p.s = c.num(2)?,
+        Item::Fraction => {
+            let run = c.digit_run();
+            if run.is_empty() {
+                return None;
+            }
+            p.frac = fraction_ns(run)?;
+        }
+        Item::WeekdayName => {
+            if letters(c.t, &mut c.i).is_empty() {
+                return None;
+            }
+        }
+        Item::Offset => read_offset(c, p)?,
+        Item::Epoch => {
+            let negative = c.t.get(c.i) == Some(&b'-');
+            if negative {
+                c.i += 1;
+            }
+            let v = digits(c.digit_run())?;
+            p.epoch = Some(if negative { -v } else { v });
+        }
+    }
+    Some(())
+}
+
+/// `%z`: `Z`, or a sign and digits with optional colons.
+fn read_offset(c: &mut Cursor<'_>, p: &mut Parts) -> Option<()> {
+    if matches!(c.t.get(c.i), Some(b'Z' | b'z')) {
+        c.i += 1;
+    } else {
+        let start = c.i;
+        c.i += 1;
+        while c.t.get(c.i).is_some_and(|x| x.is_ascii_digit() || *x == b':') {
+            c.i += 1;
+        }
+        p.off = parse_offset(c.t.get(start..c.i)?)?;
+    }
+    Some(())
 }
 
 fn letters<'a>(t: &'a [u8], i: &mut usize) -> &'a [u8] {
