@@ -465,7 +465,7 @@ fn two_byte_records_take_a_hundred_mib() {
 #[test]
 fn a_long_retain_made_every_record_ask_every_window() {
     use std::io::{Read, Write};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let mut input = Vec::new();
     for i in 0..20_000u64 {
         let line = format!("{{\"id\":\"k{}\",\"t\":{}}}\n", i % 500, 1_700_000_000 + i);
@@ -490,18 +490,11 @@ fn a_long_retain_made_every_record_ask_every_window() {
         let _ = stdout.read_to_end(&mut out);
         out
     });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("--retain 100000 over 20k records still ran after 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // Killed on drop if it is still running at the bound.
+    let mut running = crate::daemon::Daemon(Some(child));
+    let status = running
+        .wait_exit(Duration::from_secs(120))
+        .expect("--retain 100000 over 20k records still ran after 120 s");
     writer.join().unwrap();
     let out = reader.join().unwrap();
     assert!(status.success(), "exit {status:?}");
