@@ -64,6 +64,10 @@ pub enum Frame {
         first: bool,
         /// Whether this is the last part of the record.
         last: bool,
+        /// The record was cut short by a stop ([`FrameReader::finish_input`]):
+        /// this last part ends it without its terminator, and what follows in the
+        /// input was not read.
+        cut: bool,
     },
 }
 
@@ -120,6 +124,9 @@ pub struct FrameReader<'a> {
     clean: usize,
     /// Streaming the parts of an oversized record.
     oversized: bool,
+    /// A stop came inside the oversized record being streamed: its last part is
+    /// what was read of it.
+    cut: bool,
     eof: bool,
     bytes_read: u64,
     /// Bytes offered to the next read (adapts between `MIN_READ` and `chunk`).
@@ -355,6 +362,7 @@ impl<'a> FrameReader<'a> {
             pending: Bytes::new(),
             clean: 0,
             oversized: false,
+            cut: false,
             eof: false,
             bytes_read: 0,
             want: MIN_READ.min(chunk),
@@ -372,18 +380,19 @@ impl<'a> FrameReader<'a> {
     /// written nor remembered, so a replay of the input (a file read again, a
     /// producer that sends it again) writes it once, whole. Written, its ID would
     /// make the replay skip the whole record, and its missing newline would join
-    /// it to the next output line. A long record already handed on in parts is
-    /// finished with what was read of it.
+    /// it to the next output line. A long record already handed on in parts ends
+    /// with what was read of it, in a last part marked `cut`.
     pub fn finish_input(&mut self) -> Option<usize> {
         self.eof = true;
         let complete = memchr::memrchr(b'\n', &self.buf).map_or(0, |p| p + 1);
         if self.oversized && complete == 0 {
+            self.cut = true;
             return None;
         }
-        let cut = self.buf.len() - complete;
+        let left_out = self.buf.len() - complete;
         self.buf.truncate(complete);
         self.clean = 0;
-        (cut > 0).then_some(cut)
+        (left_out > 0).then_some(left_out)
     }
 
     /// The input underneath.
@@ -404,16 +413,27 @@ impl<'a> FrameReader<'a> {
                     self.oversized = false;
                     self.clean = 0; // what follows the record is not scanned yet
                     let part = self.buf.split_to(p + 1).freeze();
-                    return Ok(Some(Frame::Oversized { part, first: false, last: true }));
+                    return Ok(Some(Frame::Oversized {
+                        part,
+                        first: false,
+                        last: true,
+                        cut: false,
+                    }));
                 }
                 if self.eof {
                     self.oversized = false;
                     let part = self.buf.split().freeze();
-                    return Ok(Some(Frame::Oversized { part, first: false, last: true }));
+                    let cut = std::mem::take(&mut self.cut);
+                    return Ok(Some(Frame::Oversized { part, first: false, last: true, cut }));
                 }
                 if !self.buf.is_empty() {
                     let part = self.buf.split().freeze();
-                    return Ok(Some(Frame::Oversized { part, first: false, last: false }));
+                    return Ok(Some(Frame::Oversized {
+                        part,
+                        first: false,
+                        last: false,
+                        cut: false,
+                    }));
                 }
                 self.fill()?;
                 continue;
@@ -442,7 +462,7 @@ impl<'a> FrameReader<'a> {
                 self.oversized = true;
                 let part = self.buf.split().freeze();
                 self.clean = 0;
-                return Ok(Some(Frame::Oversized { part, first: true, last: false }));
+                return Ok(Some(Frame::Oversized { part, first: true, last: false, cut: false }));
             }
         }
     }
@@ -521,7 +541,7 @@ impl<'a> FrameReader<'a> {
             if content_end - pos > self.max_record {
                 if spans.is_empty() {
                     let part = self.pending.split_to(end);
-                    return Frame::Oversized { part, first: true, last: true };
+                    return Frame::Oversized { part, first: true, last: true, cut: false };
                 }
                 break;
             }
@@ -638,7 +658,7 @@ mod tests {
                         out.push((rs.content(s).to_vec(), rs.raw(s).to_vec()));
                     }
                 }
-                Frame::Oversized { part, first, last } => {
+                Frame::Oversized { part, first, last, .. } => {
                     if first {
                         big.clear();
                     }
@@ -707,13 +727,14 @@ mod tests {
 
     /// A stop just after a long record ended: the whole records read with it
     /// still go on, only the cut one is left out; a stop inside a long record
-    /// already handed on in parts finishes it.
+    /// already handed on in parts ends it with what was read, marked `cut`.
     #[test]
     fn a_stop_keeps_whole_records_and_leaves_out_the_cut_one() {
         let input = [&[b'x'; 100][..], b"\nr1\nr2\ncut"].concat();
         let mut r = FrameReader::new(Trickle(&input, 64), 64, 10);
         let mut parts = Vec::new();
-        while let Some(Frame::Oversized { part, last, .. }) = r.next_frame().unwrap() {
+        while let Some(Frame::Oversized { part, last, cut, .. }) = r.next_frame().unwrap() {
+            assert!(!cut, "ended by its newline");
             parts.push(part);
             if last {
                 break;
@@ -729,8 +750,12 @@ mod tests {
         let input = [b'y'; 100];
         let mut r = FrameReader::new(Trickle(&input, 64), 64, 10);
         assert!(matches!(r.next_frame().unwrap(), Some(Frame::Oversized { last: false, .. })));
-        assert_eq!(r.finish_input(), None, "not a record cut short: one already going out");
-        assert!(matches!(r.next_frame().unwrap(), Some(Frame::Oversized { last: true, .. })));
+        assert_eq!(r.finish_input(), None, "not left out: a record already going out");
+        let Some(Frame::Oversized { part, last: true, cut: true, .. }) = r.next_frame().unwrap()
+        else {
+            panic!("the long record's last part, marked cut")
+        };
+        assert!(!part.contains(&b'\n'));
         assert!(r.next_frame().unwrap().is_none());
     }
 

@@ -32,12 +32,15 @@ pub struct Stats {
     pub rejected: u64,
     /// Records read but neither decided nor written because the run stopped on
     /// an error first (the exact tier's `--on-exact-error abort`, a failed read
-    /// or write). Every record of a batch is counted before the batch is
-    /// written, so stdout closing (`| head`) leaves none here.
+    /// or write): the batch the error stopped and the whole records read behind
+    /// it. Every record of a batch is counted before the batch is written, so
+    /// stdout closing (`| head`) leaves none here.
     pub unwritten: u64,
     /// Records cut short by a stop (SIGINT, SIGTERM, an error): no newline yet and
     /// the input not at its end. Neither written nor remembered, so a replay of
-    /// the input writes them once, whole.
+    /// the input writes them once, whole. A record longer than
+    /// `--max-record-bytes` whose first parts went out already is ended with a
+    /// newline and counted here too.
     pub incomplete: u64,
     /// Verdict: first occurrences.
     pub new: u64,

@@ -124,10 +124,15 @@ fn wait_until_read(stdin: &ChildStdin) {
     }
 }
 
-/// Runs `logdedup ARGS` on a pipe fed `first`, sends SIGTERM once it has read
-/// it all (the pipe still open: the input is not at its end), and returns the
-/// exit code, what it wrote, and its `--stats-json`.
-fn stopped_after(args: &[&str], first: &[u8], stats: &Path) -> (i32, Vec<u8>, serde_json::Value) {
+/// Runs `logdedup ARGS` on a pipe fed `writes` one after the other (each read
+/// before the next), sends SIGTERM once it has read them all (the pipe still
+/// open: the input is not at its end), and returns the exit code, what it
+/// wrote, and its `--stats-json`.
+fn stopped_after(
+    args: &[&str],
+    writes: &[&[u8]],
+    stats: &Path,
+) -> (i32, Vec<u8>, serde_json::Value) {
     let mut child = spawn(&[args, &["--stats-json", stats.to_str().unwrap()]].concat());
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -136,8 +141,10 @@ fn stopped_after(args: &[&str], first: &[u8], stats: &Path) -> (i32, Vec<u8>, se
         out
     });
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(first).unwrap();
-    wait_until_read(&stdin);
+    for w in writes {
+        stdin.write_all(w).unwrap();
+        wait_until_read(&stdin);
+    }
     // SAFETY: signalling the child this test started.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
     let out = child.wait_with_output().unwrap();
@@ -163,7 +170,7 @@ fn a_stop_mid_record_from_a_pipe_loses_nothing_on_replay() {
     let s = dir.path().join("state");
     let args = ["-q", "--key", "field:1", "--state-dir", s.to_str().unwrap()];
     let stats = dir.path().join("stats.json");
-    let (code, out1, st) = stopped_after(&args, b"id0 whole\nid1 first-half", &stats);
+    let (code, out1, st) = stopped_after(&args, &[b"id0 whole\nid1 first-half"], &stats);
     assert_eq!(code, 0, "a stop ends with 0");
     assert_eq!(String::from_utf8_lossy(&out1), "id0 whole\n", "the cut record was written");
     assert_eq!((st["incomplete"].as_u64(), st["records_in"].as_u64()), (Some(1), Some(2)));
@@ -185,7 +192,7 @@ fn json_records_cut_by_a_stop_do_not_merge_across_runs() {
     let s = dir.path().join("state");
     let args = ["-q", "--key", ".id", "--state-dir", s.to_str().unwrap()];
     let stats = dir.path().join("stats.json");
-    let (code, out1, st) = stopped_after(&args, br#"{"id":"a"}"#, &stats);
+    let (code, out1, st) = stopped_after(&args, &[br#"{"id":"a"}"#], &stats);
     assert_eq!(code, 0);
     assert_eq!(st["incomplete"].as_u64(), Some(1), "{st}");
     let o = util::TestCommand::new(&args[1..]).stdin("{\"id\":\"a\"}\n{\"id\":\"b\"}\n").run();
@@ -228,6 +235,14 @@ fn a_failed_write_still_reports_the_counters() {
     assert_conserved(&st);
 }
 
+/// `logdedup --key .id` over the Redis at `url` under `--on-exact-error abort`,
+/// with `--stats-json STATS` and `extra` arguments (as [`spawn`]).
+fn spawn_aborting(url: &str, stats: &Path, extra: &[&str]) -> Child {
+    let args = ["--key", ".id", "--exact", url, "--exact-timeout", "300ms"];
+    let abort = ["--on-exact-error", "abort", "--stats-json", stats.to_str().unwrap()];
+    spawn(&[&args[..], &abort, extra].concat())
+}
+
 /// Issue 23 item 6, the issue's case: `--on-exact-error abort` stops the run
 /// (exit 2) after records were written; the summary and `--stats-json` give
 /// them, and every record counted as emitted was written.
@@ -237,9 +252,7 @@ fn an_exact_tier_abort_reports_what_was_written() {
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("stats.json");
-    let args = ["--key", ".id", "--exact", &url, "--exact-timeout", "300ms"];
-    let abort = ["--on-exact-error", "abort", "--stats-json", stats.to_str().unwrap()];
-    let mut child = spawn(&[&args[..], &abort].concat());
+    let mut child = spawn_aborting(&url, &stats, &[]);
     let out = output_lines(&mut child);
     let mut stdin = child.stdin.take().unwrap();
     let first: String = (0..500).map(|i| format!("{{\"id\":\"a{i}\"}}\n")).collect();
@@ -264,4 +277,110 @@ fn an_exact_tier_abort_reports_what_was_written() {
     assert_eq!(st["emitted"].as_u64(), Some(written.len() as u64), "{st}");
     assert!(st["records_in"].as_u64().unwrap() >= 500, "{st}");
     assert_conserved(&st);
+}
+
+/// The `--stats-json` counters named, in order.
+fn counters(s: &serde_json::Value, names: &[&str]) -> Vec<u64> {
+    names.iter().map(|k| s[k].as_u64().unwrap_or_else(|| panic!("no {k} in {s}"))).collect()
+}
+
+/// Issue 23 item 2, an exact-tier abort: the record the reader holds cut short
+/// (read without its newline, the pipe still open) is counted as `incomplete`,
+/// and the whole records read with it as `unwritten`; none of them is written.
+/// (Before: the cut record was in no counter, nor its bytes in `bytes_in`.)
+#[test]
+fn an_exact_tier_abort_counts_the_record_the_reader_holds() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    let mut child = spawn_aborting(&url, &stats, &["-q"]);
+    let out = output_lines(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"id\":\"a\"}\n").unwrap();
+    let first = out.recv_timeout(Duration::from_secs(30)).expect("the first record");
+    assert_eq!(first, r#"{"id":"a"}"#);
+    server.kill();
+    // One write shorter than PIPE_BUF, so one read: two whole records and the
+    // start of a third. The pipe stays open until logdedup has exited.
+    let more = b"{\"id\":\"b\"}\n{\"id\":\"c\"}\n{\"id\":\"d";
+    stdin.write_all(more).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(2));
+    let after: Vec<String> = out.iter().collect();
+    assert!(after.is_empty(), "written after the abort: {after:?}");
+    let st = util::read_stats(&stats).unwrap();
+    let names = ["records_in", "emitted", "unwritten", "incomplete", "bytes_in"];
+    assert_eq!(counters(&st, &names), [4, 1, 2, 1, 11 + more.len() as u64], "{st}");
+    assert_conserved(&st);
+}
+
+/// As above over a file: the reader, ahead of the batch the abort stopped,
+/// holds whole records and one cut short by the end of its last read; they are
+/// counted (`unwritten`, `incomplete`), so `bytes_in` is a whole number of
+/// records plus the cut one. Records are 25 bytes: reads are powers of two
+/// from the start of the file, so no read ends at a record's end.
+#[test]
+fn an_exact_tier_abort_over_a_file_counts_the_record_the_reader_holds() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    let input = dir.path().join("in.jsonl");
+    let text: String = (0..1_000_000u64).map(|i| format!("{{\"id\":\"r{i:014}\"}}\n")).collect();
+    assert_eq!(text.len(), 25_000_000);
+    std::fs::write(&input, text).unwrap();
+    let mut child = spawn_aborting(&url, &stats, &["-q", input.to_str().unwrap()]);
+    let out = output_lines(&mut child);
+    let first = out.recv_timeout(Duration::from_secs(30)).expect("the first record");
+    server.kill();
+    let status = child.wait().unwrap();
+    let written = 1 + out.iter().count() as u64;
+    assert_eq!(status.code(), Some(2), "{first}");
+    let st = util::read_stats(&stats).unwrap();
+    let [records_in, emitted, incomplete, bytes_in] =
+        counters(&st, &["records_in", "emitted", "incomplete", "bytes_in"])[..]
+    else {
+        unreachable!()
+    };
+    assert!(bytes_in < 25_000_000, "the run read to the end before the abort: {st}");
+    assert_eq!((incomplete, emitted), (1, written), "{st}");
+    assert!(bytes_in % 25 > 0 && records_in == bytes_in / 25 + 1, "{st}");
+    assert_conserved(&st);
+}
+
+/// Issue 23 item 2: a stop inside a record longer than `--max-record-bytes`
+/// whose first part went out already ends it with a newline where it went
+/// (stdout, the reject file), so the output stays whole lines; cut short, it is
+/// counted as `incomplete`. (Before: the output ended inside the record, and a
+/// next run appending to it would have joined its first line to it.)
+#[test]
+fn a_stop_inside_a_long_record_ends_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    let rejects = dir.path().join("rejects");
+    let long = [b'x'; 100];
+    let with_newline = [&long[..], b"\n"].concat();
+    for (policy, out_want, rejects_want) in [
+        ("emit", [&b"r1\n"[..], &with_newline].concat(), &b""[..]),
+        ("reject", b"r1\n".to_vec(), &with_newline[..]),
+        ("drop", b"r1\n".to_vec(), b""),
+    ] {
+        let _ = std::fs::remove_file(&rejects);
+        let mut args = vec!["-q", "--max-record-bytes", "10", "--on-oversized", policy];
+        if policy == "reject" {
+            args.extend(["--reject-file", rejects.to_str().unwrap()]);
+        }
+        // The second read finds no newline in more than the limit: the record
+        // starts going out.
+        let (code, out, st) = stopped_after(&args, &[b"r1\n", &long[..90], &long[90..]], &stats);
+        assert_eq!(code, 0, "{policy}");
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&out_want), "{policy}");
+        let rejected = std::fs::read(&rejects).unwrap_or_default();
+        assert_eq!(rejected, rejects_want, "{policy}");
+        let names = ["records_in", "emitted", "incomplete", "oversized", "bytes_in"];
+        assert_eq!(counters(&st, &names), [2, 1, 1, 0, 103], "{policy}: {st}");
+        assert_conserved(&st);
+    }
 }

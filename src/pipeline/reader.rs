@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::batch::Batch;
 use super::classify::Classifier;
 use crate::config::FramingConfig;
-use crate::error::{Error, Result};
+use crate::error::{Bug, Error, Result};
 use crate::framing::{Frame, FrameReader, Input};
 use crate::window::Clock;
 
@@ -27,24 +27,54 @@ const CHANNEL_DEPTH: usize = 8;
 /// What the reader thread sends.
 pub(super) enum Work {
     Batch(Arc<Batch>),
+    /// A part of a record longer than `--max-record-bytes` (see [`Frame::Oversized`]).
     Oversized {
         part: Bytes,
+        first: bool,
         last: bool,
+        cut: bool,
     },
     /// A record cut short by a stop, left out: its length.
     Incomplete(usize),
+    /// A read failed. The thread then stops as at a stop, handing on the whole
+    /// records it holds and the cut one, so that they are counted.
     Failed(io::Error),
 }
 
 /// The reader thread, seen from the main thread.
 pub(super) struct Reader {
     pub(super) rx: Receiver<Work>,
-    pub(super) handle: JoinHandle<()>,
+    /// `None` once joined.
+    handle: Option<JoinHandle<()>>,
     /// Both threads classify a batch (see [`Classifier::shareable`]).
     pub(super) shared: bool,
     /// The thread looks for a stop by itself while the input is quiet
     /// ([`Input::polled`]).
     pub(super) polled: bool,
+    /// Set by the main thread when the run fails: the thread stops reading as at
+    /// a stop (SIGINT/SIGTERM).
+    halt: Arc<AtomicBool>,
+}
+
+impl Reader {
+    /// Waits for the thread to end: a panic must not pass for the end of the input.
+    pub(super) fn join(&mut self) -> Result<()> {
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Err(_)) => Err(Bug::Panicked("the reader thread").into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the thread has ended.
+    pub(super) fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Tells the thread to stop reading (the run failed): it hands on what it
+    /// holds, then ends.
+    pub(super) fn halt(&self) {
+        self.halt.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What the reader thread works with.
@@ -61,22 +91,27 @@ pub(super) fn spawn(source: Source) -> Result<Reader> {
     let shared = source.classifier.shareable();
     let polled = source.input.polled();
     let (tx, rx) = mpsc::sync_channel::<Work>(CHANNEL_DEPTH);
+    let halt = Arc::new(AtomicBool::new(false));
+    let halted = halt.clone();
     let handle = thread::Builder::new()
         .name("logdedup-reader".into())
-        .spawn(move || read(source, shared, &tx))
+        .spawn(move || read(source, &halted, shared, &tx))
         .map_err(|e| Error::io("starting the reader thread", e))?;
-    Ok(Reader { rx, handle, shared, polled })
+    Ok(Reader { rx, handle: Some(handle), shared, polled, halt })
 }
 
-/// The reader thread's loop: until the end of the input, a stop, a read error or
-/// the main thread going away.
-fn read(s: Source, shared: bool, tx: &SyncSender<Work>) {
+/// The reader thread's loop: until the end of the input, a stop (a signal, the
+/// run failing, a read error: what was read is still handed on) or the main
+/// thread going away.
+fn read(s: Source, halt: &AtomicBool, shared: bool, tx: &SyncSender<Work>) {
     let mut last_time = None;
     let (chunk, max_record) = (s.framing.chunk_bytes, s.framing.max_record_bytes);
     let mut fr = FrameReader::new(s.input, chunk, max_record);
     let mut stopped = false;
+    let mut failed = false;
     loop {
-        if !stopped && s.shutdown.load(Ordering::Relaxed) {
+        let stop = failed || s.shutdown.load(Ordering::Relaxed) || halt.load(Ordering::Relaxed);
+        if !stopped && stop {
             stopped = true;
             if let Some(cut) = fr.finish_input() {
                 if tx.send(Work::Incomplete(cut)).is_err() {
@@ -103,13 +138,19 @@ fn read(s: Source, shared: bool, tx: &SyncSender<Work>) {
                 batch.classify_unclaimed(&s.classifier, &mut last_time);
                 Work::Batch(batch)
             }
-            Ok(Some(Frame::Oversized { part, last, .. })) => Work::Oversized { part, last },
+            Ok(Some(Frame::Oversized { part, first, last, cut })) => {
+                Work::Oversized { part, first, last, cut }
+            }
             // Idle input: look at the shutdown flag, then wait again.
             Err(e) if e.kind() == io::ErrorKind::TimedOut => continue,
-            Err(e) => Work::Failed(e),
+            Err(e) if !stopped => {
+                failed = true;
+                Work::Failed(e)
+            }
+            // No read is made once stopped; should one fail, nothing is left.
+            Err(_) => break,
         };
-        let failed = matches!(work, Work::Failed(_));
-        if tx.send(work).is_err() || failed {
+        if tx.send(work).is_err() {
             break;
         }
     }

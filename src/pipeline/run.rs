@@ -77,6 +77,8 @@ pub(super) struct Run<'c> {
     rotations_flushed: u64,
     /// Records emitted and flushed: what the progress line shows.
     written: u64,
+    /// Parts of a long record went through and its last part has not come.
+    part_open: bool,
 }
 
 impl<'c> Run<'c> {
@@ -101,41 +103,57 @@ impl<'c> Run<'c> {
             unflushed_since: None,
             rotations_flushed: 0,
             written: 0,
+            part_open: false,
         }
     }
 
     /// Decides and writes what the reader hands on until the input ends (or a
-    /// stop), then writes out everything and takes the last snapshot.
+    /// stop), then writes out everything and takes the last snapshot. On a
+    /// failure, what the reader still holds is counted, not decided
+    /// ([`Run::abandon`]).
     pub(super) fn drive(
         &mut self,
-        reader: Reader,
+        mut reader: Reader,
         classifier: &Classifier,
         shutdown: &AtomicBool,
         progress: &mut Progress,
         periodic: &mut Periodic,
     ) -> Result<()> {
-        let Reader { rx, handle, shared, polled } = reader;
+        let result = self.decide_all(&mut reader, classifier, shutdown, progress, periodic);
+        // Stdout closing early (`| head`) is no failure but the reader downstream
+        // having had enough: the run ends there, counting what it decided, as it
+        // always has (GUIDE.md, Counters).
+        if result.as_ref().is_err_and(|e| !e.is_broken_pipe()) {
+            self.abandon(&mut reader);
+        }
+        result
+    }
+
+    fn decide_all(
+        &mut self,
+        reader: &mut Reader,
+        classifier: &Classifier,
+        shutdown: &AtomicBool,
+        progress: &mut Progress,
+        periodic: &mut Periodic,
+    ) -> Result<()> {
         loop {
-            match rx.recv_timeout(self.wait()) {
+            match reader.rx.recv_timeout(self.wait()) {
                 Ok(Work::Batch(b)) => {
-                    if shared {
+                    if reader.shared {
                         b.classify_unclaimed(classifier, &mut None);
                     }
                     let items = b.items().ok_or(Bug::Panicked("classifying a batch of records"))?;
                     self.batch(&b.records, items)?
                 }
-                Ok(Work::Oversized { part, last }) => self.oversized(&part, last)?,
-                Ok(Work::Incomplete(bytes)) => {
-                    self.stats.records_in += 1;
-                    self.stats.bytes_in += bytes as u64;
-                    self.stats.incomplete += 1;
-                }
+                Ok(Work::Oversized { part, last, cut, .. }) => self.oversized(&part, last, cut)?,
+                Ok(Work::Incomplete(bytes)) => self.count_incomplete(bytes),
                 Ok(Work::Failed(e)) => return Err(Error::io("reading input", e)),
                 Err(RecvTimeoutError::Timeout) => {
                     // Quiet input: the stream may be quiet for hours (`tail -F`),
                     // so output and checkpoints must not wait for the next batch.
                     self.flush(true)?;
-                    if shutdown.load(Ordering::Relaxed) && !polled && !handle.is_finished() {
+                    if shutdown.load(Ordering::Relaxed) && !reader.polled && !reader.is_finished() {
                         // Another reader may block in a read for as long as its
                         // input is quiet: stop without it. (A polled input's reader
                         // ends by itself within its poll interval.)
@@ -143,11 +161,7 @@ impl<'c> Run<'c> {
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    // The reader has ended; a panic must not pass for the end of
-                    // the input.
-                    if handle.join().is_err() {
-                        return Err(Bug::Panicked("the reader thread").into());
-                    }
+                    reader.join()?;
                     break;
                 }
             }
@@ -156,12 +170,62 @@ impl<'c> Run<'c> {
             progress.update(&self.stats, self.written);
             periodic.tick(&self.stats, || self.snapshot())?;
         }
+        // Only a reader left blocked above leaves a long record open.
+        self.end_open_part()?;
         self.flush(true)?;
         self.checkpoint()?;
         if let Some(e) = &mut self.exact {
             e.flush()?;
         }
         Ok(())
+    }
+
+    /// After a failure: stops the reader and counts what it still holds, so that
+    /// the counters account for every record read (nothing of it is decided,
+    /// written or remembered, so a replay writes it). Whole records and long ones
+    /// not begun are `unwritten` (they are in, with no action: see
+    /// [`crate::stats::Stats::unwritten`]); the record the reader holds cut
+    /// short, and a long record partly out, are `incomplete`.
+    fn abandon(&mut self, reader: &mut Reader) {
+        reader.halt();
+        let open = self.part_open;
+        // Best effort: the run failed already (perhaps writing).
+        let _ = self.end_open_part();
+        // Parts of the long record just ended may follow: only bytes now.
+        let mut rest_of_ended = open;
+        loop {
+            match reader.rx.recv_timeout(IDLE) {
+                Ok(Work::Batch(b)) => {
+                    self.stats.records_in += b.records.spans.len() as u64;
+                    self.stats.bytes_in += b.records.data.len() as u64;
+                }
+                Ok(Work::Oversized { part, first, last, .. }) => {
+                    self.stats.bytes_in += part.len() as u64;
+                    rest_of_ended &= !first;
+                    if last && !rest_of_ended {
+                        self.stats.records_in += 1;
+                    }
+                    rest_of_ended &= !last;
+                }
+                Ok(Work::Incomplete(bytes)) => self.count_incomplete(bytes),
+                Ok(Work::Failed(_)) => {}
+                // A polled reader ends within its poll interval; another may block
+                // in a read for as long as its input is quiet.
+                Err(RecvTimeoutError::Timeout) if reader.polled => {}
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = reader.join();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Counts a record cut short by a stop, left out: `bytes` long.
+    fn count_incomplete(&mut self, bytes: usize) {
+        self.stats.records_in += 1;
+        self.stats.bytes_in += bytes as u64;
+        self.stats.incomplete += 1;
     }
 
     /// How long to wait for the reader: until the output is due (see
@@ -401,20 +465,53 @@ impl<'c> Run<'c> {
     }
 
     /// A part of a record longer than `--max-record-bytes`: passed, dropped or
-    /// rejected by `--on-oversized` as it comes, counted once its `last` part is in.
-    fn oversized(&mut self, part: &[u8], last: bool) -> Result<()> {
+    /// rejected by `--on-oversized` as it comes, counted (before it is written,
+    /// as a batch is) once its `last` part is in. `cut`: a stop ended the record
+    /// there; its parts are out already, so it is ended with a newline where they
+    /// went ([`Run::end_open_part`]).
+    fn oversized(&mut self, part: &[u8], last: bool, cut: bool) -> Result<()> {
         self.stats.bytes_in += part.len() as u64;
-        match decide(Verdict::Oversized, &self.config.policies, &self.config.emit) {
-            Action::Write { .. } => self.sink.write_part(part)?,
-            Action::Reject => self.sink.reject(part)?,
-            Action::Drop | Action::Suppress => {}
-        }
+        self.part_open = !last;
         if last {
             self.stats.records_in += 1;
             self.since_checkpoint += 1;
-            self.count(Verdict::Oversized);
+            if cut {
+                self.stats.incomplete += 1;
+            } else {
+                self.count(Verdict::Oversized);
+            }
+        }
+        self.pass_part(part)?;
+        if cut {
+            self.pass_part(b"\n")?;
         }
         Ok(())
+    }
+
+    /// Where `--on-oversized` sends a part of a long record.
+    fn pass_part(&mut self, part: &[u8]) -> Result<()> {
+        match decide(Verdict::Oversized, &self.config.policies, &self.config.emit) {
+            Action::Write { .. } => self.sink.write_part(part),
+            Action::Reject => self.sink.reject(part),
+            Action::Drop | Action::Suppress => Ok(()),
+        }
+    }
+
+    /// Ends the long record going out, if one is (the run stopping or failing
+    /// before its last part came), with a newline where its parts went: the
+    /// output (and the reject file) stays whole lines, so the next program in the
+    /// pipe, or the next run appending to the same file, never sees it joined to
+    /// the line after. Cut short, it counts as `incomplete`, like a record a stop
+    /// leaves out; a replay writes it again, whole (long records are never
+    /// deduplicated).
+    fn end_open_part(&mut self) -> Result<()> {
+        if !self.part_open {
+            return Ok(());
+        }
+        self.part_open = false;
+        self.stats.records_in += 1;
+        self.stats.incomplete += 1;
+        self.pass_part(b"\n")
     }
 
     fn maybe_checkpoint(&mut self) -> Result<()> {
