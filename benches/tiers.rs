@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use logdedup::exact::{ExactAnswer, ExactQuery, ExactTier, FingerprintSet, MemoryTier};
 use logdedup::hash::Seed;
 use logdedup::key::int;
-use logdedup::local::{BloomFilter, ShardedBitmap};
+use logdedup::local::{BloomFilter, Growth, ShardedBitmap};
 use logdedup::window::WindowIndex;
 
 const N: usize = 1_000_000;
@@ -148,14 +148,14 @@ fn bloom(c: &mut Criterion) {
         common::ids(&common::PARAMS[2], N).iter().map(|s| SEED.bloom_hash(s.as_bytes())).collect();
     g.bench_function("insert/uuid-10pct", |b| {
         b.iter_batched(
-            || BloomFilter::new(1e-4, 1 << 20),
+            || BloomFilter::new(1e-4, 1 << 20, Growth::Unknown),
             |mut bf| hs.iter().filter(|&&h| bf.insert(h)).count(),
             BatchSize::LargeInput,
         )
     });
     g.bench_function("insert-prefetched/uuid-10pct", |b| {
         b.iter_batched(
-            || BloomFilter::new(1e-4, 1 << 20),
+            || BloomFilter::new(1e-4, 1 << 20, Growth::Unknown),
             |mut bf| inserts_prefetched(&mut bf, &hs, BloomFilter::prefetch, BloomFilter::insert),
             BatchSize::LargeInput,
         )

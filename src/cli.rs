@@ -111,11 +111,18 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = BloomMode::Auto, value_name = "MODE")]
     pub local_bloom: BloomMode,
 
-    /// Keys the first window's bloom filter holds before it grows (a capacity hint,
-    /// like RedisBloom's BF.RESERVE capacity; later windows are sized from the
-    /// window before).
-    #[arg(long, visible_alias = "expected-ids", default_value_t = config::DEFAULT_BLOOM_INITIAL_CAPACITY, value_name = "N", hide_short_help = true, allow_hyphen_values = true)]
-    pub bloom_initial_capacity: u64,
+    /// Distinct IDs the first window's bloom filter is sized for before it grows
+    /// (a capacity hint, like RedisBloom's BF.RESERVE capacity; later windows are
+    /// sized from the window before). Without it the filter starts at 1048576
+    /// keys and grows as for a count nobody knows.
+    #[arg(
+        long,
+        visible_alias = "expected-ids",
+        value_name = "N",
+        hide_short_help = true,
+        allow_hyphen_values = true
+    )]
+    pub bloom_initial_capacity: Option<u64>,
 
     /// The exact tier that confirms every bloom "maybe": 'memory' (in process),
     /// 'none' (trust the bloom: a unique record is dropped with probability at

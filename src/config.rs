@@ -152,17 +152,15 @@ pub struct LocalConfig {
     pub fpr: f64,
     /// `--local-bloom`.
     pub bloom: BloomMode,
-    /// `--bloom-initial-capacity`: keys the first filter of a generation holds.
-    pub bloom_initial_capacity: u64,
+    /// `--bloom-initial-capacity` (`--expected-ids`): keys the first window's
+    /// filter is sized for. Without it the filter starts at
+    /// [`DEFAULT_BLOOM_INITIAL_CAPACITY`] and grows as for an unknown count.
+    pub bloom_initial_capacity: Option<u64>,
 }
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        LocalConfig {
-            fpr: DEFAULT_FPR,
-            bloom: BloomMode::Auto,
-            bloom_initial_capacity: DEFAULT_BLOOM_INITIAL_CAPACITY,
-        }
+        LocalConfig { fpr: DEFAULT_FPR, bloom: BloomMode::Auto, bloom_initial_capacity: None }
     }
 }
 
@@ -385,7 +383,11 @@ impl Config {
                 ),
             ));
         }
-        if !(1..=MAX_BLOOM_INITIAL_CAPACITY).contains(&self.local.bloom_initial_capacity) {
+        if self
+            .local
+            .bloom_initial_capacity
+            .is_some_and(|c| !(1..=MAX_BLOOM_INITIAL_CAPACITY).contains(&c))
+        {
             return Err(ConfigError::new(
                 "--bloom-initial-capacity",
                 format!("must be between 1 and {MAX_BLOOM_INITIAL_CAPACITY}"),

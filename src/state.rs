@@ -291,7 +291,7 @@ mod tests {
     fn save_load_and_damage() {
         let dir = tempfile::tempdir().unwrap();
         let sd = StateDir::open(dir.path(), "key=line".into()).unwrap();
-        let mut local = LocalTier::new(false, 1e-4, 10);
+        let mut local = LocalTier::new(false, 1e-4, Some(10));
         let mut exact = MemoryTier::new();
         assert!(sd.load(&mut local, Some(&mut exact)).unwrap().is_none());
         local.check_insert_int(5, WindowIndex(1), WindowIndex(1));
@@ -310,7 +310,7 @@ mod tests {
         let seed = Seed::random();
         sd.save(&seed, Some(WindowIndex(1)), &local, Some(&exact)).unwrap();
 
-        let mut l2 = LocalTier::new(false, 1e-4, 10);
+        let mut l2 = LocalTier::new(false, 1e-4, Some(10));
         let mut e2 = MemoryTier::new();
         let got = sd.load(&mut l2, Some(&mut e2)).unwrap().unwrap();
         assert_eq!(got.seed, seed);

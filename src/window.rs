@@ -188,6 +188,18 @@ pub fn bloom_band_width(retain: u32) -> i64 {
     }
 }
 
+/// How many bloom generations a record is checked against under `--retain
+/// retain`, at most: one per retained window up to [`PER_WINDOW_MAX_RETAIN`], else
+/// [`BLOOM_BANDS`] and the band that is ending. Their false-positive rates add
+/// up, so each generation is sized for this share of `--fpr`.
+pub fn bloom_filters_asked(retain: u32) -> u32 {
+    if retain <= PER_WINDOW_MAX_RETAIN {
+        retain.max(1)
+    } else {
+        BLOOM_BANDS + 1
+    }
+}
+
 /// One value per band of windows (`first ..= last`), ordered by first window.
 ///
 /// A band is `width` windows, epoch-aligned like the windows themselves; width 1

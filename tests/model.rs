@@ -399,7 +399,7 @@ fn config(k: &Knobs, reject: Option<&std::path::Path>) -> Config {
     c.local.bloom = k.bloom;
     if k.tiny_bloom {
         c.local.fpr = 0.5;
-        c.local.bloom_initial_capacity = 4;
+        c.local.bloom_initial_capacity = Some(4);
     }
     if let Some((w, retain)) = k.window {
         c.window.width_ns = Some(w * 1_000_000_000);
@@ -704,7 +704,7 @@ proptest! {
         let mut c = config(&k, None);
         c.exact = ExactConfig::None;
         c.local.fpr = fpr;
-        c.local.bloom_initial_capacity = cap;
+        c.local.bloom_initial_capacity = Some(cap);
         let (out, stats) = run_pipeline(c, input(&recs), chunk)
             .map_err(|e| TestCaseError::fail(format!("pipeline failed: {e}")))?;
         let vs = verdicts(&single(&recs, false), KeyType::Auto, window);
@@ -767,7 +767,7 @@ fn tiny_bloom_in_front_of_memory_loses_nothing() {
     c.key = key_spec(&["line"], None, KeyType::Str);
     c.local.bloom = BloomMode::On;
     c.local.fpr = 0.5;
-    c.local.bloom_initial_capacity = 4;
+    c.local.bloom_initial_capacity = Some(4);
     let input = unique_strings(n, dups);
     let (out, stats) = run_pipeline(c, input.clone(), 1 << 16).unwrap();
     assert!(out == unique_strings(n, 0), "every unique record, once, in order");
@@ -791,7 +791,7 @@ fn exact_none_drops_no_more_than_the_fpr() {
         c.key = key_spec(&["line"], None, KeyType::Str);
         c.exact = ExactConfig::None;
         c.local.fpr = fpr;
-        c.local.bloom_initial_capacity = cap;
+        c.local.bloom_initial_capacity = Some(cap);
         let (out, stats) = run_pipeline(c, input.clone(), 1 << 16).unwrap();
         let dropped = n as u64 - stats.emitted;
         assert_eq!(dropped, stats.duplicates);
@@ -812,7 +812,7 @@ fn bloom_bits_per_id(n: usize, fpr: f64, initial_capacity: u64) -> (f64, f64) {
     c.key = key_spec(&["line"], None, KeyType::Str);
     c.exact = ExactConfig::None;
     c.local.fpr = fpr;
-    c.local.bloom_initial_capacity = initial_capacity;
+    c.local.bloom_initial_capacity = Some(initial_capacity);
     let (_, stats) = run_pipeline(c, unique_strings(n, 0), 1 << 20).unwrap();
     (stats.bloom_bits as f64 / n as f64, stats.duplicates as f64 / n as f64)
 }
@@ -972,7 +972,7 @@ fn fuzz_config(k: &FuzzKnobs) -> Config {
     c.emit.mode = EmitMode::All;
     c.emit.tag = k.tag.then(|| "t".to_string());
     c.local.bloom = k.bloom;
-    c.local.bloom_initial_capacity = 2;
+    c.local.bloom_initial_capacity = Some(2);
     c.local.fpr = 0.3;
     c
 }

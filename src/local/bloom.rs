@@ -11,31 +11,91 @@
 //! ahead, so misses overlap. Snapshots of format 1 hold split-block filters; they
 //! are still read and used as they are ([`Layout::Split16`]).
 //!
-//! Growth: no capacity to guess. Filter `i` holds `c0·2^i` keys. The first gets
-//! [`FIRST_SHARE`] of the false-positive budget `fpr`, and each later one
-//! [`LATER_SHARE`] of what is left, so the rates of all filters sum to less than
-//! `fpr` however many are added. A lookup asks every filter; inserts go to the
-//! newest one. *No* is certain (no false negatives); *maybe* must be confirmed by
-//! the exact tier.
+//! Growth: a filter is a chain of stages. Inserts go to the newest; a lookup asks
+//! every stage, so the stages' rates add up, and each stage is sized for its
+//! share of the false-positive budget `fpr`: the first its [`Growth`]'s first
+//! share, each later one a fixed share of what is left, so the rates of all
+//! stages sum to less than `fpr` however many are added. *No* is certain (no
+//! false negatives); *maybe* must be confirmed by the exact tier. How the stages
+//! after the first are sized depends on whether the first was sized from a
+//! count ([`Growth::Expected`]) or is a guess ([`Growth::Unknown`]).
 
 use std::io::{self, Read, Write};
 
 use crate::exact::hugebuf::{HugeBuf, Zeroable};
 
-/// The share of the false-positive budget the first filter gets. A filter sized
-/// for its stream (`--bloom-initial-capacity` at least the distinct IDs) never
-/// grows, and costs 23.5 bits per key at 1e-4 with 0.6 (1.77× log2(1/fpr)), 24.1
-/// with half (1.81×); a grown chain costs 2-3 % more bits than with half (Poisson
-/// model: from 1,000 to 1M keys, and from the default 1M to 9M).
-const FIRST_SHARE: f64 = 0.6;
+/// How a chain of stages grows, and how it splits its false-positive budget.
+///
+/// The costs, in bits per key over log2(1/fpr) at 1e-4 (Poisson model of the
+/// layout, which the measurements in BENCHMARKS.md match): a stage sized for its
+/// keys at the whole budget costs 1.65×; each halving of a stage's share costs
+/// about 2.2 bits per key more (1.6 at 1e-2, 3.1 at 1e-6); and a chain pays for
+/// the unfilled part of its newest stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    /// The first stage holds a count that is known or measured (`--expected-ids`,
+    /// or the window before): it gets 9/10 of the budget (1.67× if the count is
+    /// right, against 1.77× at 6/10), and the stages that catch an overflow are
+    /// small: an eighth of the first, then doubling, each with half of what is
+    /// left. Windows whose counts vary by ±25 % cost 1.82× over a slow wave and
+    /// 2.05× drawn at random (model; sized with a quarter of headroom instead,
+    /// 2.21× and 2.94×).
+    Expected,
+    /// Nothing is known (the default start): the first stage gets 3/10 of the
+    /// budget, and each later stage is 3/4 the size of all before it (the chain's
+    /// capacity grows 1.75× a stage) with 1/5 of what is left. From the default
+    /// 1M keys to 9M (the 10M set): 2.43× with 5 stages (4.0× with the doubling
+    /// chain of 6/10 and 3/10 shares before); between 1.5M and 100M keys 2.0× to
+    /// 4.3×, 3.0× on average over log-spaced counts (before: 2.1× to 5.1×, 3.5×).
+    /// Growing by less adds lookups, by more leaves more unfilled: 1.5× a stage
+    /// averages 2.9× with 7 stages at 9M.
+    Unknown,
+}
 
-/// The share of the remaining false-positive budget each filter after the first
-/// gets. A smaller share leaves more for the later, larger filters, which pays in a
-/// long chain and costs a little in a short one (Poisson model, bits per key of
-/// the split-block layout: grown from 1,000 to 1M keys at 1e-4, halving 48.6, 0.3
-/// 39.3, 0.2 36.9; from the default 1M-key first filter to 1M-100M keys, mean
-/// 48.1, 47.4, 48.2).
-const LATER_SHARE: f64 = 0.3;
+impl Growth {
+    /// The first stage's share of the budget.
+    fn first_share(self) -> f64 {
+        match self {
+            Growth::Expected => 0.9,
+            Growth::Unknown => 0.3,
+        }
+    }
+
+    /// The share of what is left each later stage gets.
+    fn later_share(self) -> f64 {
+        match self {
+            Growth::Expected => 0.5,
+            Growth::Unknown => 0.2,
+        }
+    }
+
+    /// The capacity of the stage after `stages` (never empty).
+    fn next_capacity(self, stages: &[Sbbf]) -> u64 {
+        let first = stages[0].capacity;
+        let newest = stages[stages.len() - 1].capacity;
+        let total: u64 = stages.iter().map(|s| s.capacity).fold(0, u64::saturating_add);
+        let c = match (self, stages.len()) {
+            (Growth::Expected, 1) => first / 8,
+            (Growth::Expected, _) => newest.saturating_mul(2),
+            (Growth::Unknown, _) => total - total / 4,
+        };
+        c.clamp(1, MAX_STAGE_KEYS)
+    }
+
+    /// Which rule a chain read from a snapshot grew by: the first stage's share
+    /// tells (format 3 wrote 6/10 for every chain; those grow as expected ones).
+    fn of_first_share(share: f64) -> Growth {
+        if share < 0.45 {
+            Growth::Unknown
+        } else {
+            Growth::Expected
+        }
+    }
+}
+
+/// The most keys one stage is sized for (4 Gi, ~12 GiB at 1e-4): the chain goes
+/// on with more stages of this size.
+const MAX_STAGE_KEYS: u64 = 1 << 32;
 
 /// The most bits a key sets in its block.
 const MAX_K: u32 = 16;
@@ -266,19 +326,22 @@ impl Sbbf {
     }
 }
 
-/// A bloom filter that grows by adding larger filters.
+/// A bloom filter that grows by adding stages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BloomFilter {
     filters: Vec<Sbbf>,
     fpr: f64,
     initial_capacity: u64,
+    growth: Growth,
 }
 
 impl BloomFilter {
-    /// An empty filter with an overall false-positive rate of at most `fpr`.
-    pub fn new(fpr: f64, initial_capacity: u64) -> BloomFilter {
-        let first = Sbbf::with_capacity(initial_capacity.max(1), fpr * FIRST_SHARE);
-        BloomFilter { filters: vec![first], fpr, initial_capacity: initial_capacity.max(1) }
+    /// An empty filter with an overall false-positive rate of at most `fpr`,
+    /// whose first stage holds `capacity` keys, growing by `growth`.
+    pub fn new(fpr: f64, capacity: u64, growth: Growth) -> BloomFilter {
+        let capacity = capacity.clamp(1, MAX_STAGE_KEYS);
+        let first = Sbbf::with_capacity(capacity, fpr * growth.first_share());
+        BloomFilter { filters: vec![first], fpr, initial_capacity: capacity, growth }
     }
 
     /// The false-positive rates the filters were sized for, added up.
@@ -300,19 +363,24 @@ impl BloomFilter {
             return true;
         }
         if newest.len >= newest.capacity {
-            let i = self.filters.len() as u32;
-            // (Never zero, which would size a filter without bound.)
-            let left = (self.fpr - self.spent()).max(self.fpr * f64::EPSILON);
-            let next = Sbbf::with_capacity(self.initial_capacity << i.min(40), left * LATER_SHARE);
-            // The full filter may still say "maybe"; only the new one takes the key.
-            let present = self.filters.last().expect("never empty").contains(h);
-            self.filters.push(next);
-            if present {
+            // The full stage may still say "maybe"; only the new one takes the key.
+            if newest.contains(h) {
                 return true;
             }
-            return self.filters.last_mut().expect("just pushed").insert(h);
+            self.grow();
+            return self.filters.last_mut().expect("just grown").insert(h);
         }
         newest.insert(h)
+    }
+
+    /// Adds a stage sized by the growth rule, for its share of what is left of
+    /// the budget (never zero, which would size a stage without bound).
+    #[cold]
+    fn grow(&mut self) {
+        let left = (self.fpr - self.spent()).max(self.fpr * f64::EPSILON);
+        let capacity = self.growth.next_capacity(&self.filters);
+        let next = Sbbf::with_capacity(capacity, left * self.growth.later_share());
+        self.filters.push(next);
     }
 
     /// Prefetches the blocks a lookup of `h` will touch.
@@ -425,7 +493,8 @@ impl BloomFilter {
             }
             filters.push(Sbbf { blocks, layout, capacity, len, fpr: ffpr });
         }
-        let b = BloomFilter { filters, fpr, initial_capacity };
+        let growth = Growth::of_first_share(filters[0].fpr / fpr);
+        let b = BloomFilter { filters, fpr, initial_capacity, growth };
         // The filters split `fpr` between them (see `insert`); more is not ours.
         if b.spent() > fpr {
             return Err(bad("bloom filter rates add up to more than the target"));
@@ -450,19 +519,23 @@ mod tests {
 
     #[test]
     fn no_false_negatives_across_growth() {
-        let mut b = BloomFilter::new(1e-3, 100);
-        for i in 0..10_000 {
-            b.insert(h(i));
+        for growth in [Growth::Unknown, Growth::Expected] {
+            let mut b = BloomFilter::new(1e-3, 100, growth);
+            for i in 0..10_000 {
+                b.insert(h(i));
+            }
+            assert!(b.filter_count() > 3, "it grew");
+            assert!((0..10_000).all(|i| b.contains(h(i))));
         }
-        assert!(b.filter_count() > 3, "it grew");
-        assert!((0..10_000).all(|i| b.contains(h(i))));
     }
 
     #[test]
     fn achieved_fpr_is_near_the_target() {
-        for fpr in [1e-2, 1e-3] {
+        for (fpr, growth) in
+            [(1e-2, Growth::Unknown), (1e-3, Growth::Unknown), (1e-2, Growth::Expected)]
+        {
             let n = 200_000;
-            let mut b = BloomFilter::new(fpr, 1000);
+            let mut b = BloomFilter::new(fpr, 1000, growth);
             for i in 0..n {
                 b.insert(h(i));
             }
@@ -475,33 +548,56 @@ mod tests {
         }
     }
 
+    /// Grows `b` by its rule until it holds `n` keys' capacity, without inserting.
+    fn grown_to(mut b: BloomFilter, n: u64) -> BloomFilter {
+        while b.filters.iter().map(|f| f.capacity).sum::<u64>() < n {
+            b.grow();
+        }
+        b
+    }
+
+    /// The sizing rules, stage by stage: capacities and shares of the budget.
     #[test]
-    fn bloom_growth_costs_fewer_bits_than_halving() {
-        // Grown from 1,000 to 1M keys: the filters' rates sum to less than `fpr`,
-        // and the bits come out well below those of halving the rest each time
-        // (filter i at fpr·2^-(i+1)), computed from the same sizing model.
-        for (fpr, most) in [(1e-2, 23.5), (1e-4, 40.0)] {
-            let n = 1_000_000u64;
-            let mut b = BloomFilter::new(fpr, 1000);
-            for i in 0..n {
-                b.insert(h(i));
-            }
-            assert!(b.spent() < fpr, "rates sum to {}", b.spent());
-            let halving: u64 = (0..b.filter_count() as i32)
-                .map(|i| Sbbf::with_capacity(1000 << i, fpr / 2f64.powi(i + 1)).bits())
-                .sum();
-            let per_key = b.bits() as f64 / n as f64;
-            let halving_per_key = halving as f64 / n as f64;
-            assert!(per_key <= most, "fpr {fpr}: {per_key:.1} bits per key");
-            assert!(per_key < 0.85 * halving_per_key, "{per_key:.1} vs {halving_per_key:.1}");
+    fn growth_rules_size_the_stages() {
+        let b = grown_to(BloomFilter::new(1e-3, 1000, Growth::Unknown), 5000);
+        let caps: Vec<u64> = b.filters.iter().map(|f| f.capacity).collect();
+        // Each stage 3/4 the size of all before it (rounded up).
+        assert_eq!(caps, [1000, 750, 1313, 2298]);
+        let shares: Vec<f64> = b.filters.iter().map(|f| f.fpr / 1e-3).collect();
+        for (got, want) in shares.iter().zip([0.3, 0.14, 0.112, 0.0896]) {
+            assert!((got - want).abs() < 1e-9, "{shares:?}");
         }
-        // However many filters are added, the budget is never overspent.
-        let mut b = BloomFilter::new(1e-3, 1);
-        for i in 0..200_000 {
-            b.insert(h(i));
+        let b = grown_to(BloomFilter::new(1e-3, 800, Growth::Expected), 2000);
+        let caps: Vec<u64> = b.filters.iter().map(|f| f.capacity).collect();
+        // An eighth of the first, then doubling.
+        assert_eq!(caps, [800, 100, 200, 400, 800]);
+        let shares: Vec<f64> = b.filters.iter().map(|f| f.fpr / 1e-3).collect();
+        for (got, want) in shares.iter().zip([0.9, 0.05, 0.025, 0.0125, 0.00625]) {
+            assert!((got - want).abs() < 1e-9, "{shares:?}");
         }
-        assert!(b.filter_count() > 15);
-        assert!(b.spent() < 1e-3);
+        // However many stages are added, the budget is never overspent.
+        for growth in [Growth::Unknown, Growth::Expected] {
+            let b = grown_to(BloomFilter::new(1e-3, 1, growth), 1 << 24);
+            assert!(b.filter_count() > 20, "{growth:?}");
+            assert!(b.spent() < 1e-3, "{growth:?}");
+        }
+    }
+
+    /// The costs the rules were chosen for (bits of the real stages over
+    /// log2(1/fpr), at capacity): from the default start to the 10M set's
+    /// 9,000,339 distinct keys within 2.5×, where the doubling chain before took
+    /// 3.97×; a filter sized for its keys within 1.7×.
+    #[test]
+    fn growth_costs_what_the_rules_promise() {
+        let n = 9_000_339u64;
+        let per_key = |b: &BloomFilter, fpr: f64| b.bits() as f64 / n as f64 / (1.0 / fpr).log2();
+        for fpr in [1e-2, 1e-4] {
+            let grown = grown_to(BloomFilter::new(fpr, 1 << 20, Growth::Unknown), n);
+            assert_eq!(grown.filter_count(), 5);
+            assert!(per_key(&grown, fpr) < 2.6, "fpr {fpr}: {:.2}x", per_key(&grown, fpr));
+            let sized = BloomFilter::new(fpr, n, Growth::Expected);
+            assert!(per_key(&sized, fpr) < 1.7, "fpr {fpr}: {:.2}x", per_key(&sized, fpr));
+        }
     }
 
     #[test]
@@ -572,7 +668,7 @@ mod tests {
     /// as such, its keys are found; read in another layout they would not be.
     #[test]
     fn format_1_filters_read_as_split_block() {
-        let mut b = BloomFilter::new(1e-3, 50);
+        let mut b = BloomFilter::new(1e-3, 50, Growth::Expected);
         b.filters[0] = Sbbf::with_layout(50, 5e-4, Layout::Split16);
         for i in 0..40 {
             b.insert(h(i));
@@ -589,7 +685,7 @@ mod tests {
 
     #[test]
     fn roundtrip() {
-        let mut b = BloomFilter::new(1e-2, 10);
+        let mut b = BloomFilter::new(1e-2, 10, Growth::Unknown);
         for i in 0..100 {
             b.insert(h(i));
         }

@@ -11,10 +11,13 @@ pub mod bloom;
 use std::io::{self, Read, Write};
 
 pub use bitmap::ShardedBitmap;
-pub use bloom::BloomFilter;
+pub use bloom::{BloomFilter, Growth};
 
+use crate::config::DEFAULT_BLOOM_INITIAL_CAPACITY;
 use crate::window::seen::SeenIndex;
-use crate::window::{bloom_band_width, Generations, WindowIndex, PER_WINDOW_MAX_RETAIN};
+use crate::window::{
+    bloom_band_width, bloom_filters_asked, Generations, WindowIndex, PER_WINDOW_MAX_RETAIN,
+};
 
 /// Shards per bitmap generation. The pipeline has one writer, so a few shards
 /// only keep each treemap's top-level map small.
@@ -33,9 +36,9 @@ pub struct LocalStats {
     pub bloom_bits: u64,
     /// Fraction of the bloom bits set.
     pub bloom_fill: f64,
-    /// The chance a new key is reported present now (newest generation).
+    /// The chance a new key is reported present now by any live filter.
     pub bloom_expected_fpr: f64,
-    /// Sub-filters added by growth (newest generation).
+    /// Stages of the newest generation's filter (more than one: it grew).
     pub bloom_filters: u64,
 }
 
@@ -69,8 +72,12 @@ enum Strs {
 pub struct LocalTier {
     ints: Ints,
     strs: Strs,
+    /// Each generation's share of `--fpr`: a record is checked against every
+    /// retained generation, so their rates add up.
     fpr: f64,
-    bloom_capacity: u64,
+    /// What the first generation's filter is sized for (`--expected-ids`, or the
+    /// default start), and how it grows.
+    first: (u64, Growth),
     /// The distinct keys of the newest bloom generation retired (sizes the next).
     last_window_keys: Option<u64>,
 }
@@ -83,18 +90,20 @@ const HASH_INDEX: u32 = u32::MAX - 1;
 impl LocalTier {
     /// A local tier keeping one window (`--retain 1`); `bloom` says whether
     /// string IDs pass a bloom filter.
-    pub fn new(bloom: bool, fpr: f64, bloom_capacity: u64) -> LocalTier {
-        LocalTier::retaining(1, bloom, true, fpr, bloom_capacity)
+    pub fn new(bloom: bool, fpr: f64, expected_ids: Option<u64>) -> LocalTier {
+        LocalTier::retaining(1, bloom, true, fpr, expected_ids)
     }
 
     /// A local tier for `--retain retain`. `exact_behind`: an exact tier settles
-    /// the bloom's *maybe*s (not `--exact none`).
+    /// the bloom's *maybe*s (not `--exact none`). `fpr` is a record's budget,
+    /// split between the filters it is checked against; `expected_ids` sizes the
+    /// first window's filter (else it grows from the default start).
     pub fn retaining(
         retain: u32,
         bloom: bool,
         exact_behind: bool,
         fpr: f64,
-        bloom_capacity: u64,
+        expected_ids: Option<u64>,
     ) -> LocalTier {
         let large = retain > PER_WINDOW_MAX_RETAIN;
         let ints = if large {
@@ -108,7 +117,12 @@ impl LocalTier {
             (true, false) => Strs::Blooms(Generations::with_width(width)),
             (true, true) => Strs::Index { index: SeenIndex::new(), legacy: Generations::default() },
         };
-        LocalTier { ints, strs, fpr, bloom_capacity, last_window_keys: None }
+        let first = match expected_ids {
+            Some(n) => (n, Growth::Expected),
+            None => (DEFAULT_BLOOM_INITIAL_CAPACITY, Growth::Unknown),
+        };
+        let fpr = fpr / f64::from(bloom_filters_asked(retain));
+        LocalTier { ints, strs, fpr, first, last_window_keys: None }
     }
 
     /// Whether string IDs pass a bloom filter.
@@ -137,7 +151,7 @@ impl LocalTier {
     /// returns whether it may have been seen. Needs a bloom ([`LocalTier::has_bloom`]).
     #[inline]
     pub fn check_insert_bloom(&mut self, h: u64, oldest: WindowIndex, own: WindowIndex) -> bool {
-        let (fpr, cap) = (self.fpr, self.bloom_capacity);
+        let fpr = self.fpr;
         match &mut self.strs {
             Strs::Off => panic!("bloom disabled"),
             Strs::Index { index, legacy } => {
@@ -152,13 +166,13 @@ impl LocalTier {
                 let maybe = blooms
                     .spans()
                     .any(|(f, l, b)| l >= oldest && f <= own && (f, l) != band && b.contains(h));
-                // A new window's filter is sized from the distinct keys of the newest
-                // one held, with a quarter more for headroom, so that the windows of
-                // a steady stream seldom grow a filter and small windows get small
-                // filters; the first starts from `--expected-ids`.
+                // A new window's filter is sized for the distinct keys of the newest
+                // one held, without headroom: an overflow grows small stages
+                // (`Growth::Expected`), which costs less than headroom every
+                // window pays. The first starts from `--expected-ids`.
                 let last = blooms.newest().map(BloomFilter::len).or(self.last_window_keys);
-                let size = last.map_or(cap, |n| n.saturating_add(n / 4));
-                let b = blooms.get_or_insert_with(own, || BloomFilter::new(fpr, size.max(1)));
+                let (size, growth) = last.map_or(self.first, |n| (n, Growth::Expected));
+                let b = blooms.get_or_insert_with(own, || BloomFilter::new(fpr, size, growth));
                 b.insert(h) | maybe
             }
         }
@@ -219,8 +233,9 @@ impl LocalTier {
             s.bloom_bits = blooms.iter().map(|(_, b)| b.bits()).sum();
             let ones: f64 = blooms.iter().map(|(_, b)| b.fill() * b.bits() as f64).sum();
             s.bloom_fill = if s.bloom_bits > 0 { ones / s.bloom_bits as f64 } else { 0.0 };
+            let none: f64 = blooms.iter().map(|(_, b)| 1.0 - b.expected_fpr()).product();
+            s.bloom_expected_fpr = 1.0 - none;
             if let Some((_, newest)) = blooms.iter().last() {
-                s.bloom_expected_fpr = newest.expected_fpr();
                 s.bloom_filters = newest.filter_count() as u64;
             }
         }
@@ -332,7 +347,7 @@ impl LocalTier {
 
     /// Reads bloom hashes with their windows into `strs`.
     fn load_hashes(&self, r: &mut dyn Read, strs: &mut Strs) -> io::Result<()> {
-        let (fpr, cap) = (self.fpr, self.bloom_capacity);
+        let (fpr, (cap, growth)) = (self.fpr, self.first);
         let windows = read_u32(r)?;
         for _ in 0..windows {
             let w = read_i64(r)?;
@@ -342,7 +357,7 @@ impl LocalTier {
                 match strs {
                     Strs::Off => {}
                     Strs::Blooms(b) => {
-                        b.get_or_insert_with(WindowIndex(w), || BloomFilter::new(fpr, cap))
+                        b.get_or_insert_with(WindowIndex(w), || BloomFilter::new(fpr, cap, growth))
                             .insert(h);
                     }
                     Strs::Index { index, .. } => index.insert(h, w),
@@ -392,7 +407,8 @@ fn load_blooms(r: &mut dyn Read, n: u32, version: u32, strs: &mut Strs) -> io::R
         match strs {
             Strs::Off => {}
             Strs::Blooms(g) | Strs::Index { legacy: g, .. } => {
-                *g.get_or_insert_span(first, last, || BloomFilter::new(0.5, 1)) = b;
+                *g.get_or_insert_span(first, last, || BloomFilter::new(0.5, 1, Growth::Unknown)) =
+                    b;
             }
         }
     }
@@ -422,7 +438,7 @@ mod tests {
 
     #[test]
     fn ints_per_window() {
-        let mut t = LocalTier::new(false, 1e-4, 100);
+        let mut t = LocalTier::new(false, 1e-4, Some(100));
         let w = WindowIndex;
         assert!(!t.check_insert_int(7, w(0), w(0)));
         assert!(t.check_insert_int(7, w(0), w(0)));
@@ -432,10 +448,10 @@ mod tests {
         assert!(!t.check_insert_int(7, w(2), w(2)));
         let mut buf = Vec::new();
         t.save(&mut buf).unwrap();
-        let mut u = LocalTier::new(false, 1e-4, 100);
+        let mut u = LocalTier::new(false, 1e-4, Some(100));
         u.load(&mut buf.as_slice(), crate::state::VERSION).unwrap();
         assert!(u.check_insert_int(7, w(2), w(2)));
-        let mut v = LocalTier::new(true, 1e-4, 100);
+        let mut v = LocalTier::new(true, 1e-4, Some(100));
         assert!(v.load(&mut buf.as_slice(), crate::state::VERSION).is_err());
     }
 
@@ -471,8 +487,8 @@ mod tests {
         let w = WindowIndex;
         for retain in [5u32, 64, 1000] {
             let stream = jittered(i64::from(retain), 500, 40_000);
-            let mut exact = LocalTier::retaining(retain, true, false, 0.01, 64);
-            let mut banded = LocalTier::retaining(retain, true, true, 0.01, 64);
+            let mut exact = LocalTier::retaining(retain, true, false, 0.01, Some(64));
+            let mut banded = LocalTier::retaining(retain, true, true, 0.01, Some(64));
             let (mut last_oldest, mut false_maybes) = (i64::MIN, 0);
             for (k, &(id, oldest, own, dup)) in stream.iter().enumerate() {
                 if oldest > last_oldest {
@@ -506,7 +522,7 @@ mod tests {
         let (split, probe) = stream.split_at(3_000);
         for (from, to) in [(40, 3), (3, 40), (40, 40)] {
             for exact_behind in [false, true] {
-                let mut a = LocalTier::retaining(from, true, exact_behind, 0.01, 64);
+                let mut a = LocalTier::retaining(from, true, exact_behind, 0.01, Some(64));
                 for &(id, oldest, own, _) in split {
                     a.check_insert_int(id, w(oldest), w(own));
                     a.check_insert_bloom(id.wrapping_mul(0x9e37_79b9_7f4a_7c15), w(oldest), w(own));
@@ -514,7 +530,7 @@ mod tests {
                 // (No window is retired: the probes ask about every window.)
                 let mut buf = Vec::new();
                 a.save(&mut buf).unwrap();
-                let mut b = LocalTier::retaining(to, true, exact_behind, 0.01, 64);
+                let mut b = LocalTier::retaining(to, true, exact_behind, 0.01, Some(64));
                 b.load(&mut buf.as_slice(), crate::state::VERSION).unwrap();
                 for &(id, oldest, own, dup) in probe {
                     let h = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -537,7 +553,7 @@ mod tests {
     #[test]
     fn windows_size_their_filters_from_the_window_before() {
         let (fpr, w) = (1e-4, WindowIndex);
-        let mut t = LocalTier::retaining(1, true, false, fpr, 1 << 20);
+        let mut t = LocalTier::retaining(1, true, false, fpr, None);
         for win in 0..6i64 {
             t.retire_before(w(win));
             for i in 0..5_000u64 {
@@ -555,7 +571,7 @@ mod tests {
 
     #[test]
     fn bloom_path() {
-        let mut t = LocalTier::new(true, 1e-4, 100);
+        let mut t = LocalTier::new(true, 1e-4, Some(100));
         let w = WindowIndex;
         assert!(!t.check_insert_bloom(42, w(0), w(0)));
         assert!(t.check_insert_bloom(42, w(0), w(0)));

@@ -627,7 +627,7 @@ mod tests {
             let out = Out::default();
             let stages = Stages {
                 wclock: WindowClock::new(None, 1),
-                local: LocalTier::new(false, 1e-4, 1 << 10),
+                local: LocalTier::new(false, 1e-4, Some(1 << 10)),
                 exact: Some(Box::new(crate::exact::MemoryTier::new())),
                 sink: Sink::new(Box::new(out.clone()), None, None).unwrap(),
                 state: None,
