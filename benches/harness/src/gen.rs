@@ -63,6 +63,13 @@ const WORDS: &[&str] = &[
     "worker",
 ];
 
+/// The event time of the `i`-th record of `cfg`'s stream (a fresh record's, before
+/// any out-of-order lag): times grow evenly from [`START_MS`] across `--span`.
+pub fn base_time(cfg: &GenConfig, i: u64) -> i64 {
+    let total = cfg.records.0.max(1) as u128;
+    START_MS + ((i as u128 * cfg.span.ms() as u128) / total) as i64
+}
+
 /// A deterministic stream of records. See the module docs.
 pub struct Generator {
     cfg: GenConfig,
@@ -106,8 +113,7 @@ impl Generator {
         }
         let i = self.index;
         self.index += 1;
-        let base_ts =
-            START_MS + ((i as u128 * self.cfg.span.ms() as u128) / self.total as u128) as i64;
+        let base_ts = base_time(&self.cfg, i);
         let available = i.min(self.ring.len() as u64);
         let rec = if available > 0 && self.rng.chance(self.cfg.dup_ratio) {
             let back = match self.cfg.skew {

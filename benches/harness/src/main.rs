@@ -89,38 +89,54 @@ enum Cmd {
         ttl: u64,
     },
     /// Stream generated records into logdedup's stdin; chart records/s and RSS.
-    Soak {
-        /// Upper bound of the stream, e.g. 1e9.
-        #[arg(long, default_value = "1e9")]
-        records: Count,
-        /// Time limit in seconds.
-        #[arg(long, default_value_t = 60)]
-        seconds: u64,
-        /// logdedup --window.
-        #[arg(long, default_value = "1s")]
-        window: Dur,
-        /// Records per second of event time (how fast windows rotate).
-        #[arg(long, default_value_t = 100_000.0)]
-        event_rate: f64,
-        /// Shape of the IDs.
-        #[arg(long, value_enum, default_value_t = IdKind::Uuid)]
-        id_kind: IdKind,
-        /// Fraction of duplicates.
-        #[arg(long, default_value_t = 0.3)]
-        dup_ratio: f64,
-        /// The logdedup binary.
-        #[arg(long)]
-        logdedup: Option<PathBuf>,
-        /// Run name.
-        #[arg(long, default_value = "soak")]
-        name: String,
-        /// Parent of the run folder.
-        #[arg(long)]
-        out_root: Option<PathBuf>,
-        /// Further logdedup arguments.
-        #[arg(last = true)]
-        extra: Vec<String>,
-    },
+    Soak(SoakArgs),
+}
+
+/// The flags of `soak`.
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// Records to stream, e.g. 1e9; the run ends there (or at --seconds).
+    #[arg(long, default_value = "1e9")]
+    records: Count,
+    /// Time limit in seconds (default: none, the run ends after --records).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// logdedup --window.
+    #[arg(long, default_value = "1s")]
+    window: Dur,
+    /// Which clock rotates the windows: the records' event time, or arrival.
+    #[arg(long, value_enum, default_value_t = soak::TimeSource::Event)]
+    time: soak::TimeSource,
+    /// Records per second of event time (how fast windows rotate).
+    #[arg(long, default_value_t = 100_000.0)]
+    event_rate: f64,
+    /// Shape of the IDs.
+    #[arg(long, value_enum, default_value_t = IdKind::Uuid)]
+    id_kind: IdKind,
+    /// Fraction of duplicates.
+    #[arg(long, default_value_t = 0.3)]
+    dup_ratio: f64,
+    /// Run the exact tier on a private redis-server (sampled: memory, CPU, IDs held).
+    #[arg(long)]
+    redis: bool,
+    /// A setting of that server, NAME=VALUE (CONFIG SET; repeatable).
+    #[arg(long = "redis-config", value_name = "NAME=VALUE", requires = "redis")]
+    redis_config: Vec<String>,
+    /// The logdedup binary.
+    #[arg(long)]
+    logdedup: Option<PathBuf>,
+    /// Run name.
+    #[arg(long, default_value = "soak")]
+    name: String,
+    /// Why the run is shaped as it is (a paragraph at the top of soak.md).
+    #[arg(long, default_value = "")]
+    about: String,
+    /// Parent of the run folder.
+    #[arg(long)]
+    out_root: Option<PathBuf>,
+    /// Further logdedup arguments.
+    #[arg(last = true)]
+    extra: Vec<String>,
 }
 
 /// Flags shared by `run` and `all`.
@@ -161,8 +177,18 @@ fn default_logdedup() -> PathBuf {
 }
 
 fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
     format!("cargo run --release -p logdedup-bench -- {}", args.join(" "))
+}
+
+/// `a` as a shell reads it back: bare when it is plain, else in single quotes.
+fn shell_quote(a: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,:/=+%@".contains(c);
+    if !a.is_empty() && a.chars().all(plain) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
 }
 
 fn main() -> ExitCode {
@@ -179,32 +205,7 @@ fn main() -> ExitCode {
             }
         }),
         Cmd::Setnx { redis, key, batch, ttl } => setnx::run(&redis, &key, batch.max(1), ttl),
-        Cmd::Soak {
-            records,
-            seconds,
-            window,
-            event_rate,
-            id_kind,
-            dup_ratio,
-            logdedup,
-            name,
-            out_root,
-            extra,
-        } => {
-            let o = soak::SoakOptions {
-                gen: GenConfig { records, id_kind, dup_ratio, ..Default::default() },
-                seconds,
-                window,
-                event_rate,
-                logdedup: logdedup.unwrap_or_else(default_logdedup),
-                extra_args: extra,
-                out_root: out_root.unwrap_or_else(|| repo_root().join("datasets/harness/reports")),
-                name,
-                command: command_line(),
-            };
-            let m = machine::describe(&o.logdedup);
-            soak::run(&o, m).map(|dir| println!("{}", dir.display()))
-        }
+        Cmd::Soak(a) => soak(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -213,6 +214,31 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn soak(a: SoakArgs) -> Result<()> {
+    let o = soak::SoakOptions {
+        gen: GenConfig {
+            records: a.records,
+            id_kind: a.id_kind,
+            dup_ratio: a.dup_ratio,
+            ..Default::default()
+        },
+        seconds: a.seconds,
+        window: a.window,
+        event_rate: a.event_rate,
+        time: a.time,
+        redis: a.redis,
+        redis_config: a.redis_config,
+        logdedup: a.logdedup.unwrap_or_else(default_logdedup),
+        extra_args: a.extra,
+        out_root: a.out_root.unwrap_or_else(|| repo_root().join("datasets/harness/reports")),
+        name: a.name,
+        about: a.about,
+        command: command_line(),
+    };
+    let m = machine::describe(&o.logdedup);
+    soak::run(&o, m).map(|dir| println!("{}", dir.display()))
 }
 
 fn gen(cfg: &GenConfig, out: Option<PathBuf>, truth: Option<PathBuf>, also: &[Dur]) -> Result<()> {
@@ -300,6 +326,15 @@ fn print_outputs(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn commands_are_quoted_for_the_shell() {
+        assert_eq!(super::shell_quote("--window"), "--window");
+        assert_eq!(super::shell_quote("redis+unix:///tmp/r.sock"), "redis+unix:///tmp/r.sock");
+        assert_eq!(super::shell_quote("two words"), "'two words'");
+        assert_eq!(super::shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(super::shell_quote(""), "''");
+    }
+
     #[test]
     fn cli_is_consistent() {
         use clap::CommandFactory;

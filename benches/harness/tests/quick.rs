@@ -9,13 +9,9 @@ use std::process::Command;
 
 use logdedup_bench::report::{Report, Status};
 
-fn find_logdedup() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    );
-    ["release", "debug"].iter().map(|p| target.join(p).join("logdedup")).find(|p| p.is_file())
-}
+mod common;
+
+use common::find_logdedup;
 
 #[test]
 fn quick_suite_writes_reports_that_agree_with_the_truth() {
