@@ -216,7 +216,7 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
 
-    /// No summary on stderr.
+    /// No summary (nor progress line) on stderr.
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -349,7 +349,7 @@ impl Args {
             report: ReportConfig {
                 stats_json: self.stats_json.clone(),
                 summary: !self.quiet,
-                progress: !self.no_progress,
+                progress: !self.no_progress && !self.quiet,
                 stats_every: self.stats_every()?,
                 metrics: self.metrics.clone(),
             },

@@ -15,6 +15,7 @@ mod generate;
 mod hay;
 mod metrics;
 mod model;
+mod progress;
 mod redis;
 mod regression;
 mod rsyslog;
