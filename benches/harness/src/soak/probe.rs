@@ -6,7 +6,9 @@
 //! the parent it was forked from). After each sample the kernel's high-water mark
 //! is reset (`5` into `/proc/PID/clear_refs`), so the next sample's `VmHWM` is the
 //! peak of that second alone: a window's peak is caught even when it falls
-//! between two samples.
+//! between two samples. (logdedup reads the same mark for its own
+//! `peak_rss_bytes`, which then covers only its last second; the run's peak is
+//! the highest of the samples' peaks.)
 
 use std::fs;
 use std::sync::atomic::Ordering;

@@ -98,7 +98,7 @@ fn redis_charts(doc: &mut Doc, r: &SoakReport) {
     doc.title(
         "Redis bytes per live ID over time",
         &format!(
-            "used_memory over the IDs its bucket directories count (from {} IDs)",
+            "used_memory over the IDs in its bucket directories and journals (from {} IDs)",
             count(REDIS_MIN_IDS)
         ),
     );
@@ -226,7 +226,15 @@ pub fn render_md(r: &SoakReport) -> String {
                 wait * 100.0
             ),
         ),
-        ("RSS at the last sample", end.map_or("-".into(), |s| bytes(s.rss_bytes))),
+        (
+            "peak RSS",
+            format!(
+                "{} over the run (the highest per-second peak; logdedup's own `peak_rss_bytes` \
+                 covers only its last second, as the harness resets the high-water mark); {} at the last sample",
+                bytes(r.samples.iter().map(|s| s.peak_rss_bytes).max().unwrap_or(0)),
+                end.map_or("-".into(), |s| bytes(s.rss_bytes))
+            ),
+        ),
         ("exit code", r.exit_code.to_string()),
     ];
     for (k, v) in rows {
