@@ -169,9 +169,11 @@ fn criteria(v: &Verdict) -> String {
         (v.windows.iter().map(|w| w.low_bytes).min(), v.windows.iter().map(|w| w.low_bytes).max());
     let _ = writeln!(
         t,
-        "| RSS flat | peak RSS of the {} whole windows from the first rotation on: {} – {}, median {} \
-         ({:+.1} % … {:+.1} %); lowest RSS in each window {} – {} | each peak within ±{:.0} % of the median | {} |",
+        "| RSS flat | peak RSS of the {} whole window{} from the first rotation on: {} – {}, median {} \
+         ({:+.1} % … {:+.1} %); lowest RSS in each window {} – {} | each peak within ±{:.0} % of the median \
+         (at least two windows) | {} |",
         v.windows.len(),
+        if v.windows.len() == 1 { "" } else { "s" },
         bytes(lo.unwrap_or(0)),
         bytes(hi.unwrap_or(0)),
         bytes(v.median_peak_bytes),
