@@ -384,3 +384,63 @@ fn a_stop_inside_a_long_record_ends_its_line() {
         assert_conserved(&st);
     }
 }
+
+/// As above with a long record (over `--max-record-bytes`) behind the failed
+/// batch, read without its end in the same read as the batch: the reader still
+/// holds it whole (it hands a record on in parts once a read ends with more than
+/// the limit and no newline), so it is `incomplete`; none of it is written.
+#[test]
+fn an_exact_tier_abort_counts_a_long_record_behind_it() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    let mut child = spawn_aborting(&url, &stats, &["-q", "--max-record-bytes", "50"]);
+    let out = output_lines(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"id\":\"a\"}\n").unwrap();
+    let first = out.recv_timeout(Duration::from_secs(30)).expect("the first record");
+    assert_eq!(first, r#"{"id":"a"}"#);
+    server.kill();
+    let more = [&b"{\"id\":\"b\"}\n{\"id\":\"c\"}\n"[..], &[b'x'; 200]].concat();
+    stdin.write_all(&more).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(2));
+    let after: Vec<String> = out.iter().collect();
+    assert!(after.is_empty(), "written after the abort: {after:?}");
+    let st = util::read_stats(&stats).unwrap();
+    let names = ["records_in", "emitted", "unwritten", "incomplete", "oversized", "bytes_in"];
+    assert_eq!(counters(&st, &names), [4, 1, 2, 1, 0, 11 + more.len() as u64], "{st}");
+    assert_conserved(&st);
+}
+
+/// A write that fails (stdout is `/dev/full`) on the first part of a long
+/// record: the run stops (exit 2), and that record, begun but not ended, is
+/// counted once, as `incomplete`; the rest of it, read behind, adds only bytes.
+#[test]
+fn a_failed_write_inside_a_long_record_counts_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    let mut child = Command::new(util::bin())
+        .args(["--max-record-bytes", "50", "--no-progress", "-q", "--stats-json"])
+        .arg(&stats)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::options().write(true).open("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // One read, no newline in more than the limit: the record starts going
+    // out, and that write fails. The pipe stays open: the record has no end.
+    stdin.write_all(&[b'x'; 200]).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let st = util::read_stats(&stats).unwrap();
+    assert!(st["error"].as_str().unwrap().contains("No space left"), "{st}");
+    let names = ["records_in", "incomplete", "unwritten", "oversized", "emitted", "bytes_in"];
+    assert_eq!(counters(&st, &names), [1, 1, 0, 0, 0, 200], "{st}");
+    assert_conserved(&st);
+}
