@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::{mix, power_law, Rng};
-use crate::spec::{DupTime, Dur, Format, GenConfig, IdKind, Skew, START_MS};
+use crate::spec::{DupTime, Dur, Format, GenConfig, IdKind, RatePattern, Skew, START_MS};
 
 /// What identifies one generated record; enough to render it again.
 #[derive(Clone, Copy, Debug, Default)]
@@ -64,7 +64,8 @@ const WORDS: &[&str] = &[
 ];
 
 /// The event time of the `i`-th record of `cfg`'s stream (a fresh record's, before
-/// any out-of-order lag): times grow evenly from [`START_MS`] across `--span`.
+/// any out-of-order lag): times grow evenly from [`START_MS`] across `--span`
+/// (without `--rate-swing`, which only [`Generator`] follows).
 pub fn base_time(cfg: &GenConfig, i: u64) -> i64 {
     let total = cfg.records.0.max(1) as u128;
     START_MS + ((i as u128 * cfg.span.ms() as u128) / total) as i64
@@ -80,6 +81,8 @@ pub struct Generator {
     next_seq: u64,
     pad: Vec<u8>,
     day_cache: (i64, [u8; 10]),
+    /// With `--rate-swing`: the share of the records before each window's start.
+    rate: Option<Vec<f64>>,
 }
 
 impl Generator {
@@ -102,7 +105,25 @@ impl Generator {
             next_seq: 1_000_000,
             pad,
             day_cache: (i64::MIN, [0; 10]),
+            rate: (cfg.rate_swing > 0.0).then(|| window_shares(cfg)),
         }
+    }
+
+    /// The event time of record `i` (before any lag): even over the span, or
+    /// with `--rate-swing`, each window's share of the records spread evenly
+    /// over that window.
+    fn base_ts(&self, i: u64) -> i64 {
+        let (span, total) = (self.cfg.span.ms(), self.total);
+        let Some(starts) = &self.rate else {
+            return base_time(&self.cfg, i);
+        };
+        let f = i as f64 / total as f64;
+        let w = starts.partition_point(|&s| s <= f).saturating_sub(1);
+        let end = starts.get(w + 1).copied().unwrap_or(1.0);
+        let width = self.cfg.window.ms();
+        let len = width.min(span - w as u64 * width) as f64;
+        let into = if end > starts[w] { (f - starts[w]) / (end - starts[w]) } else { 0.0 };
+        START_MS + (w as u64 * width) as i64 + (into * len) as i64
     }
 
     /// Appends the next record (with its newline) to `line`; `None` once
@@ -113,7 +134,7 @@ impl Generator {
         }
         let i = self.index;
         self.index += 1;
-        let base_ts = base_time(&self.cfg, i);
+        let base_ts = self.base_ts(i);
         let available = i.min(self.ring.len() as u64);
         let rec = if available > 0 && self.rng.chance(self.cfg.dup_ratio) {
             let back = match self.cfg.skew {
@@ -293,6 +314,37 @@ impl Generator {
         push_padded(rem % 1000, 3, out);
         out.push(b'Z');
     }
+}
+
+/// Where each window of `--window` (from the start of the span) begins, as the
+/// share of the records before it: window `w` gets a weight of `1 + swing·x`,
+/// `x` in -1..1 drawn at random or a sine over 24 windows, times the part of the
+/// window inside the span. A generator of its own, so the records' draws are
+/// those of the same seed without a swing.
+fn window_shares(cfg: &GenConfig) -> Vec<f64> {
+    let (span, width) = (cfg.span.ms().max(1), cfg.window.ms());
+    let windows = span.div_ceil(width);
+    let mut rng = Rng::new(cfg.seed ^ 0x5157_494e_4753_5741);
+    let weights: Vec<f64> = (0..windows)
+        .map(|w| {
+            let x = match cfg.rate_pattern {
+                RatePattern::Random => 2.0 * rng.next_f64() - 1.0,
+                RatePattern::Wave => (w as f64 / 24.0 * std::f64::consts::TAU).sin(),
+            };
+            let part = width.min(span - w * width) as f64 / width as f64;
+            (1.0 + cfg.rate_swing * x) * part
+        })
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut acc = 0.0;
+    weights
+        .iter()
+        .map(|w| {
+            let start = acc / total;
+            acc += w;
+            start
+        })
+        .collect()
 }
 
 /// Formats an epoch-ms time as RFC 3339 with milliseconds (for reports).
@@ -694,6 +746,34 @@ mod tests {
         // except copies of records from a window that has already closed.
         assert_eq!(t.window.emitted, t.window.new + t.window.late);
         assert_eq!(t.window.new + t.window.duplicates + t.window.late, t.records);
+    }
+
+    /// With a swing, each window's count stays within it of the mean and the
+    /// counts do swing; times still grow and stay inside the span.
+    #[test]
+    fn window_counts_swing_as_asked() {
+        for pattern in [RatePattern::Random, RatePattern::Wave] {
+            let cfg = GenConfig {
+                records: Count(48_000),
+                span: Dur(48 * 60_000),
+                window: Dur(60_000),
+                rate_swing: 0.25,
+                rate_pattern: pattern,
+                ..Default::default()
+            };
+            let mut g = Generator::new(&cfg);
+            let (mut counts, mut line, mut last) = (vec![0u64; 48], Vec::new(), START_MS);
+            for i in 0..48_000 {
+                let ts = g.base_ts(i);
+                assert!(ts >= last && ts < START_MS + 48 * 60_000, "{pattern:?} record {i}");
+                last = ts;
+                counts[((ts - START_MS) / 60_000) as usize] += 1;
+            }
+            assert!(g.next_into(&mut line).is_some());
+            let (lo, hi) = (*counts.iter().min().unwrap(), *counts.iter().max().unwrap());
+            assert!(lo >= 740 && hi <= 1260, "{pattern:?}: {lo}..{hi}");
+            assert!(hi - lo > 300, "{pattern:?}: the counts barely swing, {lo}..{hi}");
+        }
     }
 
     #[test]

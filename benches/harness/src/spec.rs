@@ -224,6 +224,16 @@ pub enum DupTime {
     Now,
 }
 
+/// How each window's record count departs from the mean (`--rate-pattern`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RatePattern {
+    /// Drawn at random per window, uniformly within the swing.
+    Random,
+    /// A sine wave over 24 windows (a day of hourly windows).
+    Wave,
+}
+
 /// Start of the generated event time: 2026-11-23T10:00:00Z, in ms since the epoch.
 pub const START_MS: i64 = 1_795_428_000_000;
 
@@ -284,9 +294,17 @@ pub struct GenConfig {
     /// Target size of a record in bytes, newline included (padded in `msg`).
     #[arg(long, default_value_t = defaults::RECORD_BYTES)]
     pub record_bytes: usize,
-    /// Window length used for the truth file's per-window counts.
+    /// Window length used for the truth file's per-window counts (and for
+    /// --rate-swing).
     #[arg(long, default_value_t = defaults::WINDOW.parse().unwrap())]
     pub window: Dur,
+    /// How far each window's record count may be from the mean, as a fraction
+    /// (0.25: ±25 %); 0 spreads the records evenly over --span.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_swing: f64,
+    /// How the window counts swing: random or wave.
+    #[arg(long, value_enum, default_value_t = RatePattern::Random)]
+    pub rate_pattern: RatePattern,
     /// Seed: the same seed and knobs give the same bytes.
     #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
@@ -307,6 +325,8 @@ impl Default for GenConfig {
             dup_time: DupTime::Copy,
             record_bytes: defaults::RECORD_BYTES,
             window: defaults::WINDOW.parse().unwrap(),
+            rate_swing: 0.0,
+            rate_pattern: RatePattern::Random,
             seed: defaults::SEED,
         }
     }
@@ -321,6 +341,9 @@ impl GenConfig {
         }
         if !(0.0..=1.0).contains(&self.out_of_order) {
             return bad("--out-of-order", format!("{} is outside 0..1", self.out_of_order));
+        }
+        if !(0.0..=0.9).contains(&self.rate_swing) {
+            return bad("--rate-swing", format!("{} is outside 0..0.9", self.rate_swing));
         }
         if self.burst == 0 {
             return bad("--burst", "must be at least 1".into());
