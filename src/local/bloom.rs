@@ -17,8 +17,8 @@
 //! share, each later one a fixed share of what is left, so the rates of all
 //! stages sum to less than `fpr` however many are added. *No* is certain (no
 //! false negatives); *maybe* must be confirmed by the exact tier. How the stages
-//! after the first are sized depends on whether the first was sized from a
-//! count ([`Growth::Expected`]) or is a guess ([`Growth::Unknown`]).
+//! after the first are sized depends on what sized the first: a measured count,
+//! a hint, or nothing ([`Growth`]).
 
 use std::io::{self, Read, Write};
 
@@ -33,14 +33,19 @@ use crate::exact::hugebuf::{HugeBuf, Zeroable};
 /// the unfilled part of its newest stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Growth {
-    /// The first stage holds a count that is known or measured (`--expected-ids`,
-    /// or the window before): it gets 9/10 of the budget (1.67× if the count is
-    /// right, against 1.77× at 6/10), and the stages that catch an overflow are
-    /// small: an eighth of the first, then doubling, each with half of what is
-    /// left. Windows whose counts vary by ±25 % cost 1.82× over a slow wave and
-    /// 2.05× drawn at random (model; sized with a quarter of headroom instead,
+    /// The first stage is sized from a measured count (the window before): it
+    /// gets 9/10 of the budget (1.67× if the count holds), and the stages that
+    /// catch an overflow are small: an eighth of the first, then doubling, each
+    /// with half of what is left. Windows whose counts swing ±25 % cost 1.84×
+    /// over a slow wave and 2.04× drawn at random (model, sized for the window
+    /// before and 1/64 more; with a quarter of headroom and doubling stages,
     /// 2.21× and 2.94×).
-    Expected,
+    Measured,
+    /// The first stage is sized from a hint (`--expected-ids`): it gets 6/10 of
+    /// the budget (1.77× if the hint is right), and grows as [`Growth::Unknown`],
+    /// so that a hint far too small costs about what no hint costs (at 1/9 of
+    /// the keys: 2.44×; with the measured rule's growth it would be 6.5×).
+    Hinted,
     /// Nothing is known (the default start): the first stage gets 3/10 of the
     /// budget, and each later stage is 3/4 the size of all before it (the chain's
     /// capacity grows 1.75× a stage) with 1/5 of what is left. From the default
@@ -56,7 +61,8 @@ impl Growth {
     /// The first stage's share of the budget.
     fn first_share(self) -> f64 {
         match self {
-            Growth::Expected => 0.9,
+            Growth::Measured => 0.9,
+            Growth::Hinted => 0.6,
             Growth::Unknown => 0.3,
         }
     }
@@ -64,8 +70,8 @@ impl Growth {
     /// The share of what is left each later stage gets.
     fn later_share(self) -> f64 {
         match self {
-            Growth::Expected => 0.5,
-            Growth::Unknown => 0.2,
+            Growth::Measured => 0.5,
+            Growth::Hinted | Growth::Unknown => 0.2,
         }
     }
 
@@ -75,20 +81,22 @@ impl Growth {
         let newest = stages[stages.len() - 1].capacity;
         let total: u64 = stages.iter().map(|s| s.capacity).fold(0, u64::saturating_add);
         let c = match (self, stages.len()) {
-            (Growth::Expected, 1) => first / 8,
-            (Growth::Expected, _) => newest.saturating_mul(2),
-            (Growth::Unknown, _) => total - total / 4,
+            (Growth::Measured, 1) => first / 8,
+            (Growth::Measured, _) => newest.saturating_mul(2),
+            (Growth::Hinted | Growth::Unknown, _) => total - total / 4,
         };
         c.clamp(1, MAX_STAGE_KEYS)
     }
 
     /// Which rule a chain read from a snapshot grew by: the first stage's share
-    /// tells (format 3 wrote 6/10 for every chain; those grow as expected ones).
+    /// tells (format 3 wrote 6/10 for every chain; those grow as hinted ones).
     fn of_first_share(share: f64) -> Growth {
-        if share < 0.45 {
-            Growth::Unknown
+        if share >= 0.75 {
+            Growth::Measured
+        } else if share >= 0.45 {
+            Growth::Hinted
         } else {
-            Growth::Expected
+            Growth::Unknown
         }
     }
 }
@@ -519,7 +527,7 @@ mod tests {
 
     #[test]
     fn no_false_negatives_across_growth() {
-        for growth in [Growth::Unknown, Growth::Expected] {
+        for growth in [Growth::Unknown, Growth::Hinted, Growth::Measured] {
             let mut b = BloomFilter::new(1e-3, 100, growth);
             for i in 0..10_000 {
                 b.insert(h(i));
@@ -532,7 +540,7 @@ mod tests {
     #[test]
     fn achieved_fpr_is_near_the_target() {
         for (fpr, growth) in
-            [(1e-2, Growth::Unknown), (1e-3, Growth::Unknown), (1e-2, Growth::Expected)]
+            [(1e-2, Growth::Unknown), (1e-3, Growth::Hinted), (1e-2, Growth::Measured)]
         {
             let n = 200_000;
             let mut b = BloomFilter::new(fpr, 1000, growth);
@@ -567,7 +575,14 @@ mod tests {
         for (got, want) in shares.iter().zip([0.3, 0.14, 0.112, 0.0896]) {
             assert!((got - want).abs() < 1e-9, "{shares:?}");
         }
-        let b = grown_to(BloomFilter::new(1e-3, 800, Growth::Expected), 2000);
+        let b = grown_to(BloomFilter::new(1e-3, 1000, Growth::Hinted), 5000);
+        let caps: Vec<u64> = b.filters.iter().map(|f| f.capacity).collect();
+        assert_eq!(caps, [1000, 750, 1313, 2298]);
+        let shares: Vec<f64> = b.filters.iter().map(|f| f.fpr / 1e-3).collect();
+        for (got, want) in shares.iter().zip([0.6, 0.08, 0.064, 0.0512]) {
+            assert!((got - want).abs() < 1e-9, "{shares:?}");
+        }
+        let b = grown_to(BloomFilter::new(1e-3, 800, Growth::Measured), 2000);
         let caps: Vec<u64> = b.filters.iter().map(|f| f.capacity).collect();
         // An eighth of the first, then doubling.
         assert_eq!(caps, [800, 100, 200, 400, 800]);
@@ -576,7 +591,7 @@ mod tests {
             assert!((got - want).abs() < 1e-9, "{shares:?}");
         }
         // However many stages are added, the budget is never overspent.
-        for growth in [Growth::Unknown, Growth::Expected] {
+        for growth in [Growth::Unknown, Growth::Hinted, Growth::Measured] {
             let b = grown_to(BloomFilter::new(1e-3, 1, growth), 1 << 24);
             assert!(b.filter_count() > 20, "{growth:?}");
             assert!(b.spent() < 1e-3, "{growth:?}");
@@ -586,7 +601,8 @@ mod tests {
     /// The costs the rules were chosen for (bits of the real stages over
     /// log2(1/fpr), at capacity): from the default start to the 10M set's
     /// 9,000,339 distinct keys within 2.5×, where the doubling chain before took
-    /// 3.97×; a filter sized for its keys within 1.7×.
+    /// 3.97×; a filter sized for its keys within 1.8× from a hint, 1.7× from a
+    /// measured count.
     #[test]
     fn growth_costs_what_the_rules_promise() {
         let n = 9_000_339u64;
@@ -595,8 +611,10 @@ mod tests {
             let grown = grown_to(BloomFilter::new(fpr, 1 << 20, Growth::Unknown), n);
             assert_eq!(grown.filter_count(), 5);
             assert!(per_key(&grown, fpr) < 2.6, "fpr {fpr}: {:.2}x", per_key(&grown, fpr));
-            let sized = BloomFilter::new(fpr, n, Growth::Expected);
-            assert!(per_key(&sized, fpr) < 1.7, "fpr {fpr}: {:.2}x", per_key(&sized, fpr));
+            let hinted = BloomFilter::new(fpr, n, Growth::Hinted);
+            assert!(per_key(&hinted, fpr) < 1.8, "fpr {fpr}: {:.2}x", per_key(&hinted, fpr));
+            let measured = BloomFilter::new(fpr, n, Growth::Measured);
+            assert!(per_key(&measured, fpr) < 1.7, "fpr {fpr}: {:.2}x", per_key(&measured, fpr));
         }
     }
 
@@ -668,7 +686,7 @@ mod tests {
     /// as such, its keys are found; read in another layout they would not be.
     #[test]
     fn format_1_filters_read_as_split_block() {
-        let mut b = BloomFilter::new(1e-3, 50, Growth::Expected);
+        let mut b = BloomFilter::new(1e-3, 50, Growth::Hinted);
         b.filters[0] = Sbbf::with_layout(50, 5e-4, Layout::Split16);
         for i in 0..40 {
             b.insert(h(i));

@@ -118,7 +118,7 @@ impl LocalTier {
             (true, true) => Strs::Index { index: SeenIndex::new(), legacy: Generations::default() },
         };
         let first = match expected_ids {
-            Some(n) => (n, Growth::Expected),
+            Some(n) => (n, Growth::Hinted),
             None => (DEFAULT_BLOOM_INITIAL_CAPACITY, Growth::Unknown),
         };
         let fpr = fpr / f64::from(bloom_filters_asked(retain));
@@ -169,11 +169,11 @@ impl LocalTier {
                 // A new window's filter is sized for the distinct keys of the newest
                 // one held and 1/64 more, so that a steady stream (whose counts
                 // also miss the keys taken for false positives) does not grow; a
-                // larger overflow grows small stages (`Growth::Expected`), which
+                // larger overflow grows small stages (`Growth::Measured`), which
                 // costs less than headroom every window pays. The first window
                 // starts from `--expected-ids`.
                 let last = blooms.newest().map(BloomFilter::len).or(self.last_window_keys);
-                let (size, growth) = last.map_or(self.first, |n| (n + n / 64, Growth::Expected));
+                let (size, growth) = last.map_or(self.first, |n| (n + n / 64, Growth::Measured));
                 let b = blooms.get_or_insert_with(own, || BloomFilter::new(fpr, size, growth));
                 b.insert(h) | maybe
             }
