@@ -7,7 +7,10 @@
 //! An insert of a new fingerprint walks to the end of its cluster: on average 1.4
 //! buckets at a load of 0.6, 3.2 at 0.8 and 9 at 0.9 (simulated), each a cache
 //! miss that waits for the one before. The memory tier therefore inserts a batch
-//! with many walks in flight at once ([`FingerprintSet::insert_all`]).
+//! with many walks in flight at once ([`FingerprintSet::insert_all`]), and with a
+//! helper thread, on two cores: a core keeps only so many misses in flight
+//! (profiled: over half of the inserting thread's time waits at the prefetch that
+//! starts a walk), and the tables' groups are independent.
 //!
 //! Growth: a table grows ×1.5 at a load of 0.9, in its own memory (moved and
 //! lengthened with `mremap`, then re-placed from the top down). Each table follows
@@ -30,7 +33,9 @@
 //! peak RSS at 9M IDs, against 23.0).
 
 use std::io::{self, Read, Write};
+use std::sync::Mutex;
 
+use super::helper::Helper;
 use super::hugebuf::{prefetch, HugeBuf};
 use super::{ExactAnswer, ExactQuery, ExactStats, ExactTier};
 use crate::error::Result;
@@ -261,6 +266,11 @@ enum Probe {
 /// How many walks [`interleave`] keeps in flight.
 const IN_FLIGHT: usize = 32;
 
+/// Into how many groups of tables [`FingerprintSet::insert_all_split`] divides
+/// the work the two threads claim in turn: enough that a helper starting late
+/// still finds some left.
+const PARTS: usize = 8;
+
 /// How many fingerprints [`FingerprintSet::insert_all`] makes room for at a time.
 const INSERT_CHUNK: usize = 4096;
 
@@ -295,6 +305,70 @@ fn interleave(n: usize, mut step: impl FnMut(usize, Option<usize>) -> Option<usi
         }
         slot = if slot + 1 == IN_FLIGHT { 0 } else { slot + 1 };
     }
+}
+
+/// The places in `fps` of the fingerprints each part of [`PARTS`] holds.
+fn by_part(fps: &[u128]) -> Vec<Vec<usize>> {
+    let mut parts: Vec<Vec<usize>> =
+        (0..PARTS).map(|_| Vec::with_capacity(fps.len() / PARTS * 2)).collect();
+    for (i, &fp) in fps.iter().enumerate() {
+        parts[FingerprintSet::shard(FingerprintSet::norm(fp)) / (SHARDS / PARTS)].push(i);
+    }
+    parts
+}
+
+/// Inserts `fps[i]` for each `i` of `mine` (all in `tables`, shards `first..`),
+/// in order and [`IN_FLIGHT`] at a time, and calls `seen(i)` for each that was not
+/// new (see [`FingerprintSet::insert_all`]). Tables are grown before the walks
+/// start, since growing moves everything: by the count each receives, repeats
+/// included.
+fn insert_chunk(
+    tables: &mut [Table],
+    first: usize,
+    fps: &[u128],
+    mine: &[usize],
+    mut seen: impl FnMut(usize),
+) {
+    let mut incoming = [0usize; SHARDS];
+    for &i in mine {
+        incoming[FingerprintSet::shard(FingerprintSet::norm(fps[i])) - first] += 1;
+    }
+    for (t, &k) in tables.iter_mut().zip(&incoming) {
+        while t.len + k > t.limit {
+            t.grow();
+        }
+    }
+    interleave(mine.len(), |j, at| {
+        let i = mine[j];
+        let fp = FingerprintSet::norm(fps[i]);
+        let table = &mut tables[FingerprintSet::shard(fp) - first];
+        let Some(bucket) = at else {
+            return Some(table.start(fp));
+        };
+        let step = table.probe(fp, bucket);
+        table.after(step, || seen(i))
+    });
+}
+
+/// Calls `found(i)` for each `i` of `mine` whose `fps[i]` is in `tables` (which
+/// hold its shard; they are shards `first..`), looking them up [`IN_FLIGHT`] at a
+/// time.
+fn contains_in(
+    tables: &[Table],
+    first: usize,
+    fps: &[u128],
+    mine: &[usize],
+    mut found: impl FnMut(usize),
+) {
+    interleave(mine.len(), |j, at| {
+        let i = mine[j];
+        let fp = FingerprintSet::norm(fps[i]);
+        let table = &tables[FingerprintSet::shard(fp) - first];
+        let Some(bucket) = at else {
+            return Some(table.start(fp));
+        };
+        table.after(table.look(fp, bucket), || found(i))
+    });
 }
 
 /// A set of 128-bit fingerprints.
@@ -371,42 +445,66 @@ impl FingerprintSet {
     /// not make room for a million).
     pub fn insert_all(&mut self, fps: &[u128], mut seen: impl FnMut(usize)) {
         for (c, chunk) in fps.chunks(INSERT_CHUNK).enumerate() {
-            self.insert_chunk(chunk, |i| seen(c * INSERT_CHUNK + i));
+            let all: Vec<usize> = (0..chunk.len()).collect();
+            insert_chunk(&mut self.shards, 0, chunk, &all, |i| seen(c * INSERT_CHUNK + i));
         }
     }
 
-    fn insert_chunk(&mut self, fps: &[u128], mut seen: impl FnMut(usize)) {
-        let mut incoming = [0usize; SHARDS];
-        for &fp in fps {
-            incoming[Self::shard(Self::norm(fp))] += 1;
-        }
-        for (t, &k) in self.shards.iter_mut().zip(&incoming) {
-            while t.len + k > t.limit {
-                t.grow();
+    /// [`FingerprintSet::insert_all`] on two threads: the tables are filled in
+    /// [`PARTS`] groups, each by whichever of this thread and `helper`'s claims it
+    /// first. A fingerprint's answer depends only on its own table, so the answers
+    /// are those of `insert_all`; `seen` is called in no particular order.
+    pub(crate) fn insert_all_split(
+        &mut self,
+        fps: &[u128],
+        helper: &Helper,
+        mut seen: impl FnMut(usize),
+    ) {
+        for (c, chunk) in fps.chunks(INSERT_CHUNK).enumerate() {
+            let mine = by_part(chunk);
+            let parts: Vec<Mutex<(&mut [Table], Vec<usize>)>> = self
+                .shards
+                .chunks_mut(SHARDS / PARTS)
+                .map(|tables| Mutex::new((tables, Vec::new())))
+                .collect();
+            helper.share(PARTS, |k| {
+                let mut part = parts[k].lock().unwrap_or_else(|p| p.into_inner());
+                let (tables, seen) = &mut *part;
+                insert_chunk(tables, k * (SHARDS / PARTS), chunk, &mine[k], |i| seen.push(i));
+            });
+            for part in parts {
+                let (_, part_seen) = part.into_inner().unwrap_or_else(|p| p.into_inner());
+                part_seen.into_iter().for_each(|i| seen(c * INSERT_CHUNK + i));
             }
         }
-        interleave(fps.len(), |i, at| {
-            let fp = Self::norm(fps[i]);
-            let table = &mut self.shards[Self::shard(fp)];
-            let Some(bucket) = at else {
-                return Some(table.start(fp));
-            };
-            let step = table.probe(fp, bucket);
-            table.after(step, || seen(i))
+    }
+
+    /// [`FingerprintSet::contains_all`] on two threads, as
+    /// [`FingerprintSet::insert_all_split`] does; `found` is called in no
+    /// particular order.
+    pub(crate) fn contains_all_split(
+        &self,
+        fps: &[u128],
+        helper: &Helper,
+        mut found: impl FnMut(usize),
+    ) {
+        let parts: Vec<Mutex<Vec<usize>>> = (0..PARTS).map(|_| Mutex::default()).collect();
+        let mine = by_part(fps);
+        helper.share(PARTS, |k| {
+            let tables = &self.shards[k * (SHARDS / PARTS)..(k + 1) * (SHARDS / PARTS)];
+            let mut part = parts[k].lock().unwrap_or_else(|p| p.into_inner());
+            contains_in(tables, k * (SHARDS / PARTS), fps, &mine[k], |i| part.push(i));
         });
+        for part in parts {
+            part.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().for_each(&mut found);
+        }
     }
 
     /// Calls `found(i)` for each `fps[i]` in the set, looking them up
     /// [`IN_FLIGHT`] at a time as [`FingerprintSet::insert_all`] does.
-    pub fn contains_all(&self, fps: &[u128], mut found: impl FnMut(usize)) {
-        interleave(fps.len(), |i, at| {
-            let fp = Self::norm(fps[i]);
-            let table = &self.shards[Self::shard(fp)];
-            let Some(bucket) = at else {
-                return Some(table.start(fp));
-            };
-            table.after(table.look(fp, bucket), || found(i))
-        });
+    pub fn contains_all(&self, fps: &[u128], found: impl FnMut(usize)) {
+        let all: Vec<usize> = (0..fps.len()).collect();
+        contains_in(&self.shards, 0, fps, &all, found);
     }
 
     /// Prefetches the slot a lookup of `fp` starts at.
@@ -498,7 +596,13 @@ pub struct MemoryTier {
     /// Those new to their own window, and their places in the run (reused).
     unseen: Vec<u128>,
     unseen_at: Vec<usize>,
+    /// Shares runs of at least [`SPLIT_MIN`] queries with a second thread.
+    helper: Option<Helper>,
 }
+
+/// The shortest run of queries worth handing half of to the helper thread: its
+/// handover costs a few microseconds, the table work of a query ~50 ns.
+const SPLIT_MIN: usize = 512;
 
 impl MemoryTier {
     /// An empty tier with one set per window.
@@ -512,6 +616,14 @@ impl MemoryTier {
             index: (retain > PER_WINDOW_MAX_RETAIN).then(SeenIndex::new),
             ..MemoryTier::default()
         }
+    }
+
+    /// Shares the table work of each batch with a second thread (see
+    /// [`Helper`]): for a machine with a core to spare. Stays on one thread if
+    /// the thread cannot be started.
+    pub fn with_helper_thread(mut self) -> MemoryTier {
+        self.helper = Helper::start().ok();
+        self
     }
 
     /// The generations (for tests and stats).
@@ -534,7 +646,11 @@ impl MemoryTier {
             // A new window is sized like the newest one held.
             let hint = self.gens.iter().last().map_or(0, |(_, s)| s.len());
             let set = self.gens.get_or_insert_with(own, || FingerprintSet::with_expected(hint));
-            set.insert_all(&self.fps, |k| answers[k] = ExactAnswer::Seen);
+            let seen = |k: usize| answers[k] = ExactAnswer::Seen;
+            match &self.helper {
+                Some(h) if run_len >= SPLIT_MIN => set.insert_all_split(&self.fps, h, seen),
+                _ => set.insert_all(&self.fps, seen),
+            }
             if oldest < own {
                 // Only what is new to its own window is looked up in the older ones
                 // (a run's older windows take no inserts from it, so the order of
@@ -547,10 +663,15 @@ impl MemoryTier {
                         self.unseen_at.push(k);
                     }
                 }
+                let (unseen, at) = (&self.unseen, &self.unseen_at);
                 for set in self.gens.range(oldest, WindowIndex(own.0 - 1)) {
-                    set.contains_all(&self.unseen, |j| {
-                        answers[self.unseen_at[j]] = ExactAnswer::Seen
-                    });
+                    let found = |j: usize| answers[at[j]] = ExactAnswer::Seen;
+                    match &self.helper {
+                        Some(h) if unseen.len() >= SPLIT_MIN => {
+                            set.contains_all_split(unseen, h, found)
+                        }
+                        _ => set.contains_all(unseen, found),
+                    }
                 }
             }
             i += run_len;
@@ -750,13 +871,15 @@ mod tests {
     }
 
     /// Batched inserts answer as inserts one by one do, and batched lookups as
-    /// lookups one by one: a `HashSet` model over streams with repeats close
+    /// lookups one by one, on one thread and shared with a helper: a `HashSet` model over streams with repeats close
     /// together (inside the in-flight window and just past it) and far apart, in
     /// batches of many sizes through growth, with homes spread and homes crowded
     /// onto 256 points per table (long walks that run into each other).
     #[test]
     fn insert_all_answers_as_inserts_in_order() {
-        for crowded in [false, true] {
+        let helper = Helper::start().unwrap();
+        for (crowded, split) in [(false, false), (true, false), (false, true), (true, true)] {
+            let helper = split.then_some(&helper);
             let mut s = FingerprintSet::new();
             let mut model = std::collections::HashSet::new();
             let mut stream = Vec::new();
@@ -781,7 +904,10 @@ mod tests {
                 }
                 let batch = &stream[at..(at + size + k % 3).min(stream.len())];
                 let mut seen = vec![false; batch.len()];
-                s.insert_all(batch, |j| seen[j] = true);
+                match helper {
+                    Some(h) => s.insert_all_split(batch, h, |j| seen[j] = true),
+                    None => s.insert_all(batch, |j| seen[j] = true),
+                }
                 for (j, &v) in batch.iter().enumerate() {
                     assert_eq!(seen[j], !model.insert(v), "crowded {crowded}, record {}", at + j);
                 }
@@ -793,7 +919,10 @@ mod tests {
             let absent = (0..60_000u64).map(|i| fp(i | 1 << 40));
             let probes: Vec<u128> = stream.iter().copied().chain(absent).collect();
             let mut found = vec![false; probes.len()];
-            s.contains_all(&probes, |j| found[j] = true);
+            match helper {
+                Some(h) => s.contains_all_split(&probes, h, |j| found[j] = true),
+                None => s.contains_all(&probes, |j| found[j] = true),
+            }
             for (v, f) in probes.iter().zip(found) {
                 assert_eq!(f, model.contains(v), "crowded {crowded}");
             }
@@ -839,6 +968,41 @@ mod tests {
         u.check_and_insert(&[q(3, 2, 2), q(1, 1, 1)], &mut a).unwrap();
         assert_eq!(a, vec![Seen, Seen]);
         assert_eq!(u.stats().fingerprints, t.stats().fingerprints);
+    }
+
+    /// A tier sharing its table work with a helper thread answers as one that
+    /// does not, over batches long enough to be shared, with repeats inside a
+    /// batch, across batches and across windows (looked up in the older ones).
+    #[test]
+    fn a_tier_with_a_helper_thread_answers_as_one_without() {
+        let mut alone = MemoryTier::new();
+        let mut shared = MemoryTier::new().with_helper_thread();
+        assert!(shared.helper.is_some());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut x = 11u64;
+        for batch in 0..60i64 {
+            let own = batch / 6;
+            let qs: Vec<ExactQuery> = (0..3_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    ExactQuery {
+                        fp: fp(x % 40_000),
+                        oldest: WindowIndex(own - 2),
+                        own: WindowIndex(own),
+                        local_new: false,
+                    }
+                })
+                .collect();
+            alone.check_and_insert(&qs, &mut a).unwrap();
+            shared.check_and_insert(&qs, &mut b).unwrap();
+            assert_eq!(a, b, "batch {batch}");
+            assert!(a.contains(&ExactAnswer::Seen) && a.contains(&ExactAnswer::New));
+            alone.retire_before(WindowIndex(own - 2));
+            shared.retire_before(WindowIndex(own - 2));
+        }
+        assert_eq!(alone.stats().fingerprints, shared.stats().fingerprints);
     }
 
     /// Above the per-window limit the tier answers as the model does (a set of

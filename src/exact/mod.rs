@@ -5,6 +5,7 @@
 //! of the queries before it in the same batch. Batches, not records, are the unit
 //! of work, so a remote tier costs one round trip per batch.
 
+mod helper;
 pub mod hugebuf;
 pub mod memory;
 pub mod redis;

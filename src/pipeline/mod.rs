@@ -11,7 +11,9 @@
 //! Data flows one way, a batch (one read's worth of records) at a time; the main
 //! thread classifies the part of a batch the reader has not reached rather than
 //! wait for it (see [`batch`]). The reader thread is in [`reader`], its per-record
-//! stages in [`classify`], the main thread's in [`run`].
+//! stages in [`classify`], the main thread's in [`run`]. The memory tier shares
+//! each batch's table inserts with a thread of its own (`exact::helper`): the
+//! inserts wait on memory, and the main thread is the slower of the two.
 
 mod batch;
 mod classify;
@@ -144,7 +146,12 @@ impl Pipeline {
         let cap = c.local.bloom_initial_capacity;
         let mut local = LocalTier::retaining(retain, bloom_on, exact_behind, fpr, cap);
         let mut exact: Option<Box<dyn ExactTier>> = match c.exact {
-            ExactConfig::Memory => Some(Box::new(MemoryTier::retaining(retain))),
+            ExactConfig::Memory => {
+                let tier = MemoryTier::retaining(retain);
+                // Both cores: a second thread takes half of each batch's table work.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                Some(Box::new(if cores > 1 { tier.with_helper_thread() } else { tier }))
+            }
             ExactConfig::None | ExactConfig::Redis(_) => None,
         };
         let state = match &c.state.dir {
