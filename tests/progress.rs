@@ -9,13 +9,33 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::util;
 
+/// `logdedup ARGS FIFO > OUT` running under `script`.
+struct Terminal {
+    child: Child,
+    /// What the terminal showed so far.
+    shown: Arc<Mutex<Vec<u8>>>,
+    /// Collects `shown`; ends when `script` has exited.
+    collector: JoinHandle<()>,
+}
+
+impl Terminal {
+    /// Waits for the run to end; whether it succeeded, and all the terminal showed.
+    fn finish(mut self) -> (bool, String) {
+        let ok = self.child.wait().unwrap().success();
+        self.collector.join().unwrap();
+        let shown = String::from_utf8_lossy(&self.shown.lock().unwrap()).into_owned();
+        (ok, shown)
+    }
+}
+
 /// `logdedup ARGS FIFO > OUT` under `script`, with what the terminal shows
 /// collected as it comes; `None` (said on stderr) when `script` is missing.
-fn on_a_terminal(args: &str, fifo: &Path, out: &Path) -> Option<(Child, Arc<Mutex<Vec<u8>>>)> {
+fn on_a_terminal(args: &str, fifo: &Path, out: &Path) -> Option<Terminal> {
     if Command::new("script").arg("--version").output().is_err() {
         eprintln!("skipped: no `script` (Debian's bsdutils, which .ci/test installs)");
         return None;
@@ -28,15 +48,15 @@ fn on_a_terminal(args: &str, fifo: &Path, out: &Path) -> Option<(Child, Arc<Mute
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn script");
-    let tty = Arc::new(Mutex::new(Vec::new()));
-    let (mut from, to) = (child.stdout.take().unwrap(), tty.clone());
-    std::thread::spawn(move || {
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let (mut from, to) = (child.stdout.take().unwrap(), shown.clone());
+    let collector = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n @ 1..) = from.read(&mut buf) {
             to.lock().unwrap().extend_from_slice(&buf[..n]);
         }
     });
-    Some((child, tty))
+    Some(Terminal { child, shown, collector })
 }
 
 /// A named pipe in `dir`, opened for reading and writing so that the open does
@@ -68,15 +88,15 @@ fn the_progress_line_counts_what_was_written_and_is_cleared_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let (path, mut input) = fifo(dir.path());
     let out = dir.path().join("out");
-    let Some((mut child, tty)) = on_a_terminal("", &path, &out) else { return };
+    let Some(tty) = on_a_terminal("", &path, &out) else { return };
     input.write_all(b"a\nb\na\n").unwrap();
-    wait_for(&tty, "logdedup: 3 in, 2 written, 1 duplicates");
+    wait_for(&tty.shown, "logdedup: 3 in, 2 written, 1 duplicates");
     input.write_all(b"c\n").unwrap();
-    wait_for(&tty, "logdedup: 4 in, 3 written, 1 duplicates");
+    wait_for(&tty.shown, "logdedup: 4 in, 3 written, 1 duplicates");
     drop(input);
-    assert!(child.wait().unwrap().success());
+    let (ok, shown) = tty.finish();
+    assert!(ok, "{shown:?}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "a\nb\nc\n");
-    let shown = String::from_utf8_lossy(&tty.lock().unwrap()).into_owned();
     let last = shown.rfind("logdedup: 4 in, 3 written").unwrap();
     let summary = shown.find("logdedup: 4 records in").expect("the summary");
     assert!(last < summary, "{shown:?}");
@@ -96,7 +116,7 @@ fn quiet_and_no_progress_draw_no_line() {
         let dir = tempfile::tempdir().unwrap();
         let (path, mut input) = fifo(dir.path());
         let out = dir.path().join("out");
-        let Some((mut child, tty)) = on_a_terminal(args, &path, &out) else { return };
+        let Some(tty) = on_a_terminal(args, &path, &out) else { return };
         input.write_all(b"a\nb\na\n").unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::fs::read_to_string(&out).unwrap_or_default() != "a\nb\n" {
@@ -105,8 +125,8 @@ fn quiet_and_no_progress_draw_no_line() {
         }
         std::thread::sleep(Duration::from_millis(2500));
         drop(input);
-        assert!(child.wait().unwrap().success());
-        let shown = String::from_utf8_lossy(&tty.lock().unwrap()).into_owned();
+        let (ok, shown) = tty.finish();
+        assert!(ok, "{args}: {shown:?}");
         assert!(!shown.contains(" in, "), "{args}: a progress line: {shown:?}");
         assert_eq!(shown.contains("logdedup: 3 records in"), summary, "{args}: {shown:?}");
     }
