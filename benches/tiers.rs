@@ -73,6 +73,7 @@ fn memory(c: &mut Criterion) {
                 oldest: WindowIndex(0),
                 own: WindowIndex(0),
                 local_new: false,
+                int: false,
             })
             .collect();
         g.bench_function(format!("tier-batched/{}", p.slug), |b| {

@@ -303,6 +303,7 @@ mod tests {
                     oldest: WindowIndex(1),
                     own: WindowIndex(1),
                     local_new: false,
+                    int: false,
                 }],
                 &mut a,
             )

@@ -366,7 +366,13 @@ fn tier_queries(n: usize, seed: u64, own: i64, oldest: i64) -> Vec<ExactQuery> {
             for _ in 0..2 {
                 fp = fp << 64 | u128::from(rng.next_u64());
             }
-            ExactQuery { fp, oldest: WindowIndex(oldest), own: WindowIndex(own), local_new: false }
+            ExactQuery {
+                fp,
+                oldest: WindowIndex(oldest),
+                own: WindowIndex(own),
+                local_new: false,
+                int: false,
+            }
         })
         .collect()
 }

@@ -949,6 +949,7 @@ mod tests {
             oldest: WindowIndex(oldest),
             own: WindowIndex(own),
             local_new: false,
+            int: false,
         };
         let mut a = Vec::new();
         t.check_and_insert(&[q(1, 0, 0), q(1, 0, 0), q(2, 0, 1), q(1, 0, 1), q(2, 1, 1)], &mut a)
@@ -1030,6 +1031,7 @@ mod tests {
                         oldest: WindowIndex(oldest),
                         own: WindowIndex(own),
                         local_new: false,
+                        int: false,
                     },
                     s.range(oldest..=own).next().is_some(),
                 ));
@@ -1072,6 +1074,7 @@ mod tests {
             oldest: WindowIndex(7),
             own: WindowIndex(own),
             local_new: false,
+            int: false,
         };
         // 20,000 fingerprints (320 kB) in window 7, 5,000 in window 8.
         let queries: Vec<ExactQuery> =

@@ -30,6 +30,11 @@ pub struct ExactQuery {
     /// One instance may trust it where the tier holds nothing this process did not
     /// write; the memory tier ignores it.
     pub local_new: bool,
+    /// An integer ID that a remote tier keeps as itself: `fp` then holds the
+    /// mapped integer (`key::int::to_u64`) in its low 64 bits, not a fingerprint.
+    /// Only a remote tier is given these (in process, integer IDs live in roaring
+    /// bitmaps).
+    pub int: bool,
 }
 
 impl ExactQuery {

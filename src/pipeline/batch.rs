@@ -23,7 +23,9 @@ pub(super) enum Id {
     /// Integer ID for the roaring tier.
     Int(u64),
     /// String ID: bloom hash and exact fingerprint (each 0 when not needed).
-    Str { bloom: u64, fp: u128 },
+    /// `int`: an integer ID that the (remote) exact tier keeps as itself; `fp`
+    /// then holds the mapped integer instead of a fingerprint.
+    Str { bloom: u64, fp: u128, int: bool },
 }
 
 /// A record after the reader thread's stages.

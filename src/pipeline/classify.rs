@@ -99,11 +99,19 @@ impl Classifier {
                 Some(Key::Int { value, .. }) if int::is_dense_range(value) && !self.ints_exact => {
                     Id::Int(value)
                 }
+                // A remote tier keeps integer IDs as themselves (bitmaps where they
+                // are dense, see `exact::redis`); the bloom still sees their text.
+                Some(k @ Key::Int { value, .. }) if self.ints_exact => Id::Str {
+                    bloom: if self.need_bloom { self.seed.bloom_hash(k.bytes()) } else { 0 },
+                    fp: u128::from(value),
+                    int: true,
+                },
                 Some(k) => {
                     let b = k.bytes();
                     Id::Str {
                         bloom: if self.need_bloom { self.seed.bloom_hash(b) } else { 0 },
                         fp: if self.need_fp { self.seed.fingerprint(b) } else { 0 },
+                        int: false,
                     }
                 }
             };

@@ -48,6 +48,8 @@ struct PendingStr {
     index: usize,
     bloom: u64,
     fp: u128,
+    /// `fp` is an integer ID (see `ExactQuery::int`).
+    int: bool,
     oldest: WindowIndex,
     own: WindowIndex,
 }
@@ -321,9 +323,9 @@ impl<'c> Run<'c> {
                     let seen = self.local.check_insert_int(v, oldest, own);
                     self.verdicts[i] = if seen { Verdict::Dup } else { Verdict::New };
                 }
-                Id::Str { bloom, fp } => {
+                Id::Str { bloom, fp, int } => {
                     self.stats.str_ids += 1;
-                    self.pending.push(PendingStr { index: i, bloom, fp, oldest, own });
+                    self.pending.push(PendingStr { index: i, bloom, fp, int, oldest, own });
                 }
                 Id::Unkeyed => unreachable!("skipped above"),
             }
@@ -430,6 +432,7 @@ impl<'c> Run<'c> {
             oldest: p.oldest,
             own: p.own,
             local_new: bloom && !m,
+            int: p.int,
         }));
         let errors_before = exact.stats().errors;
         exact.check_and_insert(&self.queries, &mut self.answers)?;

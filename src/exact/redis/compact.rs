@@ -16,7 +16,8 @@ use redis::Value;
 
 use super::journal::{Entry, Fast, Mix};
 use super::layout::{
-    address, bucket_key, dir_key, parse_dir, read_dir, Dir, JOURNAL_DIR, SPLIT_LOAD,
+    address, bucket_key, dir_key, parse_dir, range_group, range_of, read_dir, window_base, Dir,
+    JOURNAL_DIR, PROMOTE_AT, SPLIT_LOAD,
 };
 use super::{RedisTier, Sent};
 
@@ -45,6 +46,41 @@ pub(super) const APPLY: &str = include_str!("lua/apply.lua");
 
 /// Members to move into their buckets, per (group, window).
 type Todo = HashMap<(u8, i64), Vec<i64>>;
+/// Integer IDs to compact, per (window, range).
+type Ranges = HashMap<(i64, u64), Vec<i64>>;
+
+/// Sets integer IDs' bits in the containers of one (group, window) (see
+/// `lua/bits.lua`). `KEYS[1]` is the directory (it routes the call on a cluster).
+///
+/// ```text
+/// ARGV[1] the (group, window)'s key base  ARGV[2] expiry ms (0: never)
+/// ARGV[3] fallback TTL ms                 ARGV[4] number of ranges, then per
+///         range: h, 1 to make its container if absent, count, count bits
+/// ```
+///
+/// Returns the ranges it set nothing for (no container, none to be made).
+pub(super) const BITS: &str = concat!(include_str!("lua/prelude.lua"), include_str!("lua/bits.lua"));
+
+/// The [`BITS`] call for (group `g`, window `w`) and its `ranges`: (range, make
+/// its container, members).
+fn bits_cmd(
+    sha: &str,
+    g: u8,
+    w: i64,
+    expiry: (i64, i64),
+    ranges: &[(u64, bool, Vec<i64>)],
+) -> Sent {
+    let mut c = redis::cmd("EVALSHA");
+    c.arg(sha).arg(1).arg(dir_key(g, w)).arg(window_base(g, w)).arg(expiry.0).arg(expiry.1);
+    c.arg(ranges.len());
+    for (h, promote, ms) in ranges {
+        c.arg(*h).arg(u8::from(*promote)).arg(ms.len());
+        for &m in ms {
+            c.arg(range_of(m).1);
+        }
+    }
+    (Arc::new(c), Some(BITS))
+}
 
 /// One (group, window)'s compaction, as planned from its directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,11 +324,20 @@ impl RedisTier {
         // IDs whose records may not be out yet are kept for later.
         let fresh: HashSet<Entry, Mix> = fast.fresh.iter().copied().collect();
         let mut groups: Todo = HashMap::new();
-        for &(w, g, m) in &fast.pending {
-            if !fresh.contains(&(w, g, m)) {
+        let mut ints: Ranges = HashMap::new();
+        for &e in &fast.pending {
+            let (w, g, m, int) = e;
+            if fresh.contains(&e) {
+                continue;
+            }
+            if int {
+                ints.entry((w, range_of(m).0)).or_default().push(m);
+            } else {
                 groups.entry((g, w)).or_default().push(m);
             }
         }
+        // Integer IDs first: those no container takes join the buckets' todo.
+        let bits_left = self.compact_ints(&mut fast, ints, &mut groups);
         let mut left = groups;
         for _ in 0..COMPACT_TRIES {
             if left.is_empty() {
@@ -300,17 +345,76 @@ impl RedisTier {
             }
             left = self.compact_round(&mut fast, left);
         }
-        let done = left.is_empty();
+        let done = left.is_empty() && bits_left.is_empty();
         if done {
             fast.pending.retain(|e| fresh.contains(e));
             let names = std::mem::take(&mut fast.journals);
             self.delete_journals(&names);
         } else {
             // Keep what was not moved; it is tried again at the next compaction.
-            fast.pending.retain(|e| left.contains_key(&(e.1, e.0)) || fresh.contains(e));
+            fast.pending.retain(|e| {
+                left.contains_key(&(e.1, e.0))
+                    || (e.3 && bits_left.contains(&(e.1, e.0)))
+                    || fresh.contains(e)
+            });
         }
         self.fast = Some(fast);
         done
+    }
+
+    /// Sets the bits of the integer IDs `ints` whose ranges have a container or
+    /// get one now ([`PROMOTE_AT`] IDs at once), one [`BITS`] call per (group,
+    /// window); the IDs of the other ranges go into `todo`, for the buckets.
+    /// Where this process is the only writer (a window it owns) and made no
+    /// container of a range, that range has none: its few IDs go to the buckets
+    /// without asking. Returns the (group, window)s whose call failed.
+    fn compact_ints(
+        &mut self,
+        fast: &mut Fast,
+        ints: Ranges,
+        todo: &mut Todo,
+    ) -> HashSet<(u8, i64)> {
+        let mut calls: BTreeMap<(u8, i64), Vec<(u64, bool, Vec<i64>)>> = BTreeMap::new();
+        for ((w, h), ms) in ints {
+            let g = range_group(h);
+            let promote = ms.len() >= PROMOTE_AT;
+            let known = fast.containers.contains(&(w, h));
+            if !promote && !known && fast.owns(w) {
+                todo.entry((g, w)).or_default().extend(ms);
+            } else {
+                calls.entry((g, w)).or_default().push((h, promote, ms));
+            }
+        }
+        let sent = calls
+            .iter()
+            .map(|(&(g, w), rs)| bits_cmd(&self.bits_sha, g, w, self.expiry(w), rs))
+            .collect();
+        let results = self.exec(sent);
+        let mut failed = HashSet::new();
+        for ((key, ranges), r) in calls.into_iter().zip(results) {
+            let (g, w) = key;
+            let back: Vec<u64> = match r.map(redis::from_redis_value) {
+                Ok(Ok(back)) => back,
+                Ok(Err(e)) => {
+                    self.fail(e);
+                    failed.insert(key);
+                    continue;
+                }
+                Err(e) => {
+                    self.fail(e);
+                    failed.insert(key);
+                    continue;
+                }
+            };
+            for (h, _, ms) in ranges {
+                if back.contains(&h) {
+                    todo.entry((g, w)).or_default().extend(ms);
+                } else {
+                    fast.containers.insert((w, h));
+                }
+            }
+        }
+        failed
     }
 
     /// Deletes the journals `names`, whose IDs are all in their buckets. One not

@@ -17,8 +17,8 @@ use redis::{Cmd, Value};
 
 use super::compact::{expire_after, now_ms};
 use super::layout::{
-    bucket_key, dir_key, group, journal_key, member, parse_dir, push_queries, read_dir, Dir,
-    JOURNAL_DIR, PREFIX,
+    bucket_key, container_key, containers_key, dir_key, ident, journal_key, parse_dir, push_queries, read_dir, Dir,
+    FLAG_BYTE, JOURNAL_DIR, PREFIX, RANGE,
 };
 use super::{RedisTier, Sent};
 use crate::error::{Error, Result};
@@ -29,7 +29,7 @@ const COMPACT_AT: usize = 1 << 19;
 /// Bucket reads sent per round trip when a window is read whole.
 const PRELOAD_READS: usize = 4096;
 /// Journal format version (the first bytes of every journal).
-const JOURNAL_MAGIC: &[u8; 4] = b"LDJ1";
+const JOURNAL_MAGIC: &[u8; 4] = b"LDJ2";
 
 /// The read-only lookup: is each query's member in a bucket of its windows
 /// `j - c ..= j`? `KEYS[1]` routes the call (a key of the queries' group);
@@ -80,8 +80,9 @@ pub(super) enum Known {
 /// The (group, member) pairs Redis held in one window, read whole.
 type Held = HashSet<(u8, i64), Mix>;
 
-/// A pending entry: (window, group, member).
-pub(super) type Entry = (i64, u8, i64);
+/// A pending entry: (window, group, member, whether it is an integer ID kept as
+/// itself: see `layout::ident`).
+pub(super) type Entry = (i64, u8, i64, bool);
 
 /// The fast path's state (one instance only).
 #[derive(Default)]
@@ -105,6 +106,8 @@ pub(super) struct Fast {
     held: HashMap<i64, Option<Held>>,
     /// The most IDs a window may hold to be read whole.
     preload_max: u64,
+    /// The integer containers (window, range) this process made or wrote to.
+    pub(super) containers: HashSet<(i64, u64)>,
 }
 
 impl Fast {
@@ -121,6 +124,13 @@ impl Fast {
         self.unjournaled.retain(|e| e.0 >= oldest);
         self.dirs.retain(|k, _| k.1 >= oldest);
         self.held.retain(|&w, _| w >= oldest);
+        self.containers.retain(|&(w, _)| w >= oldest);
+    }
+
+    /// Whether this process owns window `w`: it met it empty, so no key of the
+    /// window holds anything it did not write.
+    pub(super) fn owns(&self, w: i64) -> bool {
+        self.owned.get(&w) == Some(&true)
     }
 }
 
@@ -150,16 +160,18 @@ pub(super) struct Worker {
     busy: bool,
 }
 
-/// Encodes journal entries: magic, then per window `w (i64 LE) | n (u32 LE) | n ×
-/// (group u8, member i64 LE)`.
+/// Encodes journal entries: magic, then runs of one window and kind: `w (i64 LE)
+/// | kind (u8: 1 integer IDs, 0 fingerprints) | n (u32 LE) | n × (group u8,
+/// member i64 LE)`.
 fn encode_journal(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + entries.len() * 9 + 12);
+    let mut out = Vec::with_capacity(4 + entries.len() * 9 + 13);
     out.extend_from_slice(JOURNAL_MAGIC);
     let mut i = 0;
     while i < entries.len() {
-        let w = entries[i].0;
-        let run = entries[i..].iter().take_while(|e| e.0 == w).count();
+        let (w, int) = (entries[i].0, entries[i].3);
+        let run = entries[i..].iter().take_while(|e| (e.0, e.3) == (w, int)).count();
         out.extend_from_slice(&w.to_le_bytes());
+        out.push(u8::from(int));
         out.extend_from_slice(&(run as u32).to_le_bytes());
         for e in &entries[i..i + run] {
             out.push(e.1);
@@ -176,11 +188,16 @@ pub(super) fn decode_journal(bytes: &[u8]) -> Option<Vec<Entry>> {
     let mut out = Vec::new();
     while !rest.is_empty() {
         let w = i64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
-        let n = u32::from_le_bytes(rest.get(8..12)?.try_into().ok()?) as usize;
-        rest = &rest[12..];
+        let int = match rest.get(8)? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let n = u32::from_le_bytes(rest.get(9..13)?.try_into().ok()?) as usize;
+        rest = &rest[13..];
         let body = rest.get(..n.checked_mul(9)?)?;
         for e in body.chunks_exact(9) {
-            out.push((w, e[0], i64::from_le_bytes(e[1..9].try_into().ok()?)));
+            out.push((w, e[0], i64::from_le_bytes(e[1..9].try_into().ok()?), int));
         }
         rest = &rest[n * 9..];
     }
@@ -325,8 +342,8 @@ impl RedisTier {
         let mut fast = self.fast.take().expect("one instance");
         let mut lookups: Vec<usize> = Vec::new();
         for (i, q) in queries.iter().enumerate() {
-            let (g, m) = (group(q.fp) as u8, member(q.fp));
-            let own = (q.own.0, g, m);
+            let ((g, m), int) = (ident(q), q.int);
+            let own = (q.own.0, g, m, int);
             // The local tier holds every ID this process met in its windows, so a
             // local *no* is in no pending set either: only a *maybe* looks.
             let older = !q.local_new && {
@@ -334,7 +351,7 @@ impl RedisTier {
                     answers[i] = ExactAnswer::Seen;
                     continue;
                 }
-                (q.first_window()..q.own.0).any(|w| self.is_pending(&fast, &(w, g, m)))
+                (q.first_window()..q.own.0).any(|w| self.is_pending(&fast, &(w, g, m, int)))
             };
             fast.pending.insert(own);
             fast.fresh.push(own);
@@ -394,9 +411,9 @@ impl RedisTier {
         if lookups.is_empty() {
             Vec::new()
         } else if self.cluster {
-            let mut by_group: HashMap<usize, Vec<usize>> = HashMap::new();
+            let mut by_group: HashMap<u8, Vec<usize>> = HashMap::new();
             for &i in &lookups {
-                by_group.entry(group(queries[i].fp)).or_default().push(i);
+                by_group.entry(ident(&queries[i]).0).or_default().push(i);
             }
             by_group.into_values().collect()
         } else {
@@ -418,7 +435,7 @@ impl RedisTier {
             return None;
         }
         let mut journal = std::mem::take(&mut fast.unjournaled);
-        journal.sort_unstable_by_key(|e| e.0);
+        journal.sort_unstable_by_key(|e| (e.0, e.3));
         self.seq += 1;
         let key = journal_key(self.seq, &self.instance);
         let mut set = redis::cmd("SET");
@@ -550,17 +567,47 @@ impl RedisTier {
                 held.extend(members.into_iter().map(|m| (g, m)));
             }
         }
+        let bits = self.read_containers(w)?;
+        if (held.len() + bits.len()) as u64 > fast.preload_max {
+            return None;
+        }
+        held.extend(bits);
         for (g, d) in dirs {
             fast.dirs.entry((g, w)).or_insert(d);
         }
         Some(held)
     }
 
+    /// The integer IDs in the containers of window `w`, as (group, member);
+    /// `None` if a read fails.
+    fn read_containers(&mut self, w: i64) -> Option<Vec<(u8, i64)>> {
+        let sent = (0..=255u8)
+            .map(|g| (Arc::new(redis::cmd("SMEMBERS").arg(containers_key(g, w)).clone()), None))
+            .collect();
+        let mut ranges: Vec<(u8, u64)> = Vec::new();
+        for (g, r) in (0..=255u8).zip(self.exec(sent)) {
+            let hs: Vec<u64> = redis::from_redis_value(r.ok()?).ok()?;
+            ranges.extend(hs.into_iter().map(|h| (g, h)));
+        }
+        let mut out = Vec::new();
+        for part in ranges.chunks(PRELOAD_READS) {
+            let sent = part
+                .iter()
+                .map(|&(g, h)| (Arc::new(redis::cmd("GET").arg(container_key(g, w, h)).clone()), None))
+                .collect();
+            for (&(g, h), r) in part.iter().zip(self.exec(sent)) {
+                let bytes: Option<Vec<u8>> = redis::from_redis_value(r.ok()?).ok()?;
+                out.extend(container_members(h, &bytes.unwrap_or_default()).map(|m| (g, m)));
+            }
+        }
+        Some(out)
+    }
+
     /// What this process knows of `q`'s ID from the windows of its range, without
     /// asking Redis (windows it owns, windows it read whole).
     pub(super) fn known(&self, q: &ExactQuery) -> Known {
         let Some(fast) = &self.fast else { return Known::Unknown };
-        let id = (group(q.fp) as u8, member(q.fp));
+        let id = ident(q);
         let mut out = Known::Exact;
         // The own window first, so that `own` says whether it holds the ID.
         for w in q.windows().rev() {
@@ -581,7 +628,8 @@ impl RedisTier {
     /// the next compaction), when Redis cannot be asked now.
     pub(super) fn pending_insert(&mut self, q: &ExactQuery) {
         if let Some(fast) = &mut self.fast {
-            let e = (q.own.0, group(q.fp) as u8, member(q.fp));
+            let (g, m) = ident(q);
+            let e = (q.own.0, g, m, q.int);
             if fast.pending.insert(e) {
                 fast.fresh.push(e);
             }
@@ -591,8 +639,8 @@ impl RedisTier {
     /// Whether an ID of `q` is pending in one of its windows (so it was seen).
     pub(super) fn pending_seen(&self, q: &ExactQuery) -> bool {
         let Some(fast) = &self.fast else { return false };
-        let (g, m) = (group(q.fp) as u8, member(q.fp));
-        q.windows().any(|w| self.is_pending(fast, &(w, g, m)))
+        let (g, m) = ident(q);
+        q.windows().any(|w| self.is_pending(fast, &(w, g, m, q.int)))
     }
 
     /// Compacts journals left by processes that stopped before compacting them.
@@ -639,6 +687,17 @@ impl RedisTier {
     }
 }
 
+/// The integer IDs whose bits are set in `bytes`, the container of range `h`
+/// (its flag byte after [`RANGE`] bits is not an ID).
+pub(super) fn container_members(h: u64, bytes: &[u8]) -> impl Iterator<Item = i64> + '_ {
+    let bits = &bytes[..bytes.len().min(FLAG_BYTE as usize)];
+    bits.iter().enumerate().flat_map(move |(i, &b)| {
+        (0..8u64).filter(move |k| b & (0x80 >> k) != 0).map(move |k| {
+            crate::key::int::from_u64(h * RANGE + i as u64 * 8 + k)
+        })
+    })
+}
+
 /// Takes the lookups' answers (`results`, one per part of `parts`) into
 /// `answers`; returns the IDs Redis already holds in their own window. A reply
 /// that is not a lookup's sets `error` if it is not set yet.
@@ -659,7 +718,8 @@ fn take_lookups(
                     answers[i] = if bit(seen) { ExactAnswer::Seen } else { ExactAnswer::New };
                     if bit(own) {
                         let q = &queries[i];
-                        held.insert((q.own.0, group(q.fp) as u8, member(q.fp)));
+                        let (g, m) = ident(q);
+                        held.insert((q.own.0, g, m, q.int));
                     }
                 }
             }
@@ -689,13 +749,13 @@ fn lookup_cmd(sha: &str, queries: &[ExactQuery], idx: &[usize]) -> Cmd {
     let mut c = redis::cmd("EVALSHA");
     c.arg(sha)
         .arg(1)
-        .arg(dir_key(group(first.fp) as u8, first.own.0))
+        .arg(dir_key(ident(first).0, first.own.0))
         .arg(PREFIX)
         .arg(windows.len());
     for w in &windows {
         c.arg(*w);
     }
-    push_queries(&mut c, queries, idx.iter().copied(), &pos);
+    push_queries(&mut c, queries, idx.iter().copied(), &pos, false);
     c
 }
 
@@ -705,11 +765,21 @@ mod tests {
 
     #[test]
     fn journal_roundtrip() {
-        let e = vec![(3, 0, -1), (3, 255, i64::MAX), (7, 9, i64::MIN)];
+        let e = vec![
+            (3, 0, -1, false),
+            (3, 255, i64::MAX, false),
+            (3, 7, 42, true),
+            (7, 9, i64::MIN, false),
+        ];
         let bytes = encode_journal(&e);
+        // Three runs: (3, fingerprints), (3, integers), (7, fingerprints).
+        assert_eq!(bytes.len(), 4 + 3 * 13 + 4 * 9);
         assert_eq!(decode_journal(&bytes), Some(e));
         assert_eq!(decode_journal(&bytes[..bytes.len() - 1]), None);
-        assert_eq!(decode_journal(b"LDJ0"), None);
-        assert_eq!(decode_journal(b"LDJ1"), Some(vec![]));
+        assert_eq!(decode_journal(b"LDJ1"), None);
+        assert_eq!(decode_journal(b"LDJ2"), Some(vec![]));
+        let mut bad_kind = bytes.clone();
+        bad_kind[12] = 2;
+        assert_eq!(decode_journal(&bad_kind), None);
     }
 }

@@ -23,6 +23,20 @@ pub const SPLIT_LOAD: u32 = 200;
 /// The set of journal keys not yet compacted (one slot on a cluster).
 pub(super) const JOURNAL_DIR: &str = "logdedup:{j}:dir";
 
+/// IDs per integer container: the bits of 8184 bytes. With the flag byte after
+/// them ([`FLAG_BYTE`]) and the string's 5-byte header and terminator, a
+/// container is one 8 KiB allocation (a whole 2^16-bit range would take
+/// jemalloc's next size class, 10 KiB).
+pub const RANGE: u64 = 8184 * 8;
+/// The byte after a container's bits: 1 if no fingerprint of its range was in
+/// its (group, window)'s buckets when it was made (then none ever is, and a
+/// reader need not look there), else 0.
+pub(super) const FLAG_BYTE: u64 = RANGE / 8;
+/// A range promoted to a container once this many of its IDs are written at
+/// once: 8 KiB is what ~860 members cost in intset buckets (~9.5 B each), so a
+/// container never costs more than the members it replaces.
+pub const PROMOTE_AT: usize = 1024;
+
 /// A bucket directory: `2^l + s` buckets holding `n` members.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Dir {
@@ -58,6 +72,11 @@ impl Dir {
     }
 }
 
+/// What the keys of (group `g`, window `w`) start with.
+pub(super) fn window_base(g: u8, w: i64) -> String {
+    format!("{PREFIX}:{{g{g}}}:w{w}")
+}
+
 /// The key of bucket `b` of (group `g`, window `w`).
 pub(super) fn bucket_key(g: u8, w: i64, b: u64) -> String {
     format!("{PREFIX}:{{g{g}}}:w{w}:b{b}")
@@ -79,6 +98,17 @@ pub(super) fn parse_dir(v: Value) -> Option<Dir> {
     let f: Vec<Option<u64>> = redis::from_redis_value(v).ok()?;
     let get = |i: usize| f.get(i).copied().flatten().unwrap_or(0);
     Some(Dir { l: get(0).min(62) as u32, s: get(1), n: get(2) })
+}
+
+/// The container (a string of [`RANGE`] bits and a flag byte) of integer range
+/// `h` in (group `g`, window `w`).
+pub(super) fn container_key(g: u8, w: i64, h: u64) -> String {
+    format!("{PREFIX}:{{g{g}}}:w{w}:c{h}")
+}
+
+/// The set of the ranges that have a container in (group `g`, window `w`).
+pub(super) fn containers_key(g: u8, w: i64) -> String {
+    format!("{PREFIX}:{{g{g}}}:w{w}:cs")
 }
 
 /// The hash of `--shared` leases in (group `g`, window `w`): member → holder.
@@ -103,26 +133,58 @@ pub(super) fn journal_key(seq: u64, instance: &str) -> String {
 
 /// Appends the scripts' per-query arguments: the header (9 bytes per query:
 /// group, own window's 1-based descriptor `pos` (u16 BE), older windows to check
-/// (u16 BE), bucket address (u32 BE)), then one member per query.
+/// (u16 BE), bucket address (u32 BE)), one member per query, then the integer
+/// section ([`push_ints`]).
 pub(super) fn push_queries(
     cmd: &mut Cmd,
     queries: &[ExactQuery],
     idx: impl Iterator<Item = usize> + Clone,
     pos: &HashMap<i64, usize>,
+    promote: bool,
 ) {
     let mut hdr = Vec::with_capacity(idx.size_hint().0 * 9);
     for i in idx.clone() {
         let q = &queries[i];
         let j = pos[&q.own.0] as u16;
         let c = (q.own.0 - q.first_window()) as u16;
-        hdr.push(group(q.fp) as u8);
+        let (g, m) = ident(q);
+        hdr.push(g);
         hdr.extend_from_slice(&j.to_be_bytes());
         hdr.extend_from_slice(&c.to_be_bytes());
-        hdr.extend_from_slice(&address(member(q.fp)).to_be_bytes());
+        hdr.extend_from_slice(&address(m).to_be_bytes());
     }
     cmd.arg(hdr);
-    for i in idx {
-        cmd.arg(member(queries[i].fp));
+    for i in idx.clone() {
+        cmd.arg(ident(&queries[i]).1);
+    }
+    push_ints(cmd, queries, idx, promote);
+}
+
+/// Appends the integer section of the scripts' arguments: the number of integer
+/// queries, then per integer query its 1-based position among the queries, its
+/// range, its bit, and 1 if the range's container is to be made: with
+/// `promote`, when the call holds at least [`PROMOTE_AT`] IDs of the range in the
+/// same window (see `lua/prelude.lua`, `read_ints`).
+fn push_ints(
+    cmd: &mut Cmd,
+    queries: &[ExactQuery],
+    idx: impl Iterator<Item = usize>,
+    promote: bool,
+) {
+    let mut ints = Vec::new();
+    let mut count: HashMap<(i64, u64), usize> = HashMap::new();
+    for (k, i) in idx.enumerate() {
+        let q = &queries[i];
+        if q.int {
+            let (h, off) = range_of(ident(q).1);
+            ints.push((k + 1, q.own.0, h, off));
+            *count.entry((q.own.0, h)).or_default() += 1;
+        }
+    }
+    cmd.arg(ints.len());
+    for (k, w, h, off) in ints {
+        let p = promote && count[&(w, h)] >= PROMOTE_AT;
+        cmd.arg(k).arg(h).arg(off).arg(u8::from(p));
     }
 }
 
@@ -134,6 +196,33 @@ pub(super) fn push_queries(
 #[inline]
 pub(super) fn address(m: i64) -> u32 {
     (m.unsigned_abs() % 1_000_000_000) as u32
+}
+
+/// Where a query's ID is kept: its (group, member). A string ID's are cut from
+/// its fingerprint; an integer ID is its own member, in the group of its range
+/// (so that its container and its bucket share a hash slot).
+#[inline]
+pub(super) fn ident(q: &ExactQuery) -> (u8, i64) {
+    if q.int {
+        let v = q.fp as u64;
+        (range_group(v / RANGE), crate::key::int::from_u64(v))
+    } else {
+        (group(q.fp) as u8, member(q.fp))
+    }
+}
+
+/// An integer member's range and its bit in the range's container.
+#[inline]
+pub(super) fn range_of(m: i64) -> (u64, u32) {
+    let v = crate::key::int::to_u64(m);
+    (v / RANGE, (v % RANGE) as u32)
+}
+
+/// The group of integer range `h`: consecutive ranges land in different groups
+/// (slots of a cluster) by a multiplicative hash.
+#[inline]
+pub(super) fn range_group(h: u64) -> u8 {
+    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
 }
 
 /// The hash-tag group of a fingerprint: its top 8 bits.

@@ -12,7 +12,7 @@ use crate::hash::Seed;
 /// The deployment metadata key: layout version and seed.
 pub const META_KEY: &str = "logdedup:meta";
 /// The layout this version writes; [`META_KEY`] must name the same one.
-pub(super) const LAYOUT: &str = "logdedup-layout-v1";
+pub(super) const LAYOUT: &str = "logdedup-layout-v2";
 /// See `lua/meta.lua`.
 pub(super) const ASSERT: &str = include_str!("lua/meta.lua");
 
@@ -90,8 +90,10 @@ mod tests {
     fn meta_roundtrip() {
         let s = Seed { bloom: 1, k0: u64::MAX, k1: 0x0123_4567_89ab_cdef };
         let v = meta_value(&s);
-        assert!(v.starts_with("logdedup-layout-v1 groups=256 load=200 seed="));
+        assert!(v.starts_with("logdedup-layout-v2 groups=256 load=200 seed="));
         assert_eq!(parse_meta(&v), Some(s));
+        // The layout before integer containers is refused.
+        assert_eq!(parse_meta(&v.replace("layout-v2", "layout-v1")), None);
         assert_eq!(parse_meta("logdedup-layout-v2 groups=256 load=200 seed=00"), None);
         assert_eq!(parse_meta(&v.replace("groups=256", "groups=64")), None);
         assert_eq!(parse_meta(&format!("{v} extra")), None);

@@ -170,6 +170,7 @@ fn open(cfg: &RedisConfig, window: &WindowConfig, target: &Target) -> Result<Red
         sha: Arc::new(redis::Script::new(SCRIPT).get_hash().to_string()),
         lookup_sha: redis::Script::new(journal::LOOKUP).get_hash().to_string(),
         apply_sha: redis::Script::new(compact::APPLY).get_hash().to_string(),
+        bits_sha: redis::Script::new(compact::BITS).get_hash().to_string(),
         lease_ms: (cfg.lease.as_millis() as i64).clamp(1, i64::MAX / 4),
         leased: Vec::new(),
         released: Vec::new(),
@@ -209,6 +210,7 @@ pub struct RedisTier {
     /// The journal scripts' hashes.
     lookup_sha: String,
     apply_sha: String,
+    bits_sha: String,
     /// `--shared-lease` in ms.
     lease_ms: i64,
     /// `--shared`: leases on IDs answered new whose records are not written yet.

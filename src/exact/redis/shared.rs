@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis::{Cmd, FromRedisValue, Value};
 
-use super::layout::{group, lease_key, member, push_queries, ring_key, PREFIX, SPLIT_LOAD};
+use super::layout::{ident, lease_key, push_queries, ring_key, PREFIX, SPLIT_LOAD};
 use super::{RedisTier, Sent};
 use crate::exact::{ExactAnswer, ExactQuery};
 
@@ -115,7 +115,7 @@ impl RedisTier {
         if self.cluster {
             let mut by_group = std::mem::take(&mut self.by_group);
             for (i, q) in queries.iter().enumerate() {
-                by_group[group(q.fp)].push(i as u32);
+                by_group[usize::from(ident(q).0)].push(i as u32);
             }
             for (g, idx) in by_group.iter_mut().enumerate() {
                 if !idx.is_empty() {
@@ -189,7 +189,7 @@ impl RedisTier {
             let (exp, fallback) = self.expiry(w);
             cmd.arg(w).arg(exp).arg(fallback);
         }
-        push_queries(&mut cmd, queries, idx.iter().map(|&i| i as usize), &pos);
+        push_queries(&mut cmd, queries, idx.iter().map(|&i| i as usize), &pos, true);
         Call { idx: idx.to_vec(), cmd: Arc::new(cmd) }
     }
 
@@ -303,9 +303,10 @@ pub(super) struct Lease {
 
 impl Lease {
     fn of(q: &ExactQuery, taken: bool) -> Lease {
+        let (group, member) = ident(q);
         Lease {
-            group: group(q.fp) as u8,
-            member: member(q.fp),
+            group,
+            member,
             first: q.first_window(),
             own: q.own.0,
             taken,

@@ -5,6 +5,7 @@ local prefix, nd = ARGV[1], tonumber(ARGV[2])
 local hdr = ARGV[3 + nd]
 local mbase = 3 + nd
 local nq = string.len(hdr) / 9
+local ints = read_ints(mbase + nq + 1)
 local dirs = {}
 local function dir(g, j)
   local id = g * 65536 + j
@@ -21,7 +22,7 @@ for i = 1, nq do
   local m = ARGV[mbase + i]
   for k = j, j - c, -1 do
     local r = dir(g, k)
-    if r.n > 0 and redis.call('SISMEMBER', bucket_key(r, bucket(r, a)), m) == 1 then
+    if held_in(r, a, m, ints[i]) then
       local bit = POW2[(i - 1) % 8]
       byte = byte + bit
       if k == j then obyte = obyte + bit end

@@ -49,3 +49,67 @@ end
 -- Two to the power k for k < 8, for packing answer bits.
 local POW2 = { [0] = 1, 2, 4, 8, 16, 32, 64, 128 }
 
+
+-- Integer IDs (REDIS.md, "Integer containers"): the integer section follows the
+-- members, from ARGV[i0]: its count, then per integer query its 1-based position,
+-- its range h, its bit, and 1 if the client asks for the range's container to be
+-- made (promote). Returns a table position -> { h = .., off = .., p = .. }.
+local function read_ints(i0)
+  local ints, ni = {}, tonumber(ARGV[i0]) or 0
+  for k = 1, ni do
+    local q = i0 + 4 * k - 3
+    ints[tonumber(ARGV[q])] = { h = ARGV[q + 1], off = tonumber(ARGV[q + 2]),
+                                p = ARGV[q + 3] == '1' }
+  end
+  return ints
+end
+
+-- The byte after a container's bits: \1 if no fingerprint of its range was in
+-- the buckets of its (group, window) when it was made.
+local FLAG_BYTE = 8184
+
+-- The container of range h in r: its key and its state, -1 absent, 0 made after
+-- members of its group and window were in buckets, 1 clean (then none of its
+-- range is ever in a bucket). Cached per call.
+local function container(r, h)
+  local cs = r.cs
+  if cs == nil then cs = {}; r.cs = cs end
+  local c = cs[h]
+  if c == nil then
+    local key = r.base .. ':c' .. h
+    local f = redis.call('GETRANGE', key, FLAG_BYTE, FLAG_BYTE)
+    local st = -1
+    if f == '\1' then st = 1 elseif f ~= '' then st = 0 end
+    c = { key = key, st = st }
+    cs[h] = c
+  end
+  return c
+end
+
+-- Whether the ID of a query (member m, address a; t its integer entry or nil) is
+-- in r: the container's bit, and the bucket unless the container is clean.
+local function held_in(r, a, m, t)
+  if t then
+    local c = container(r, t.h)
+    if c.st >= 0 and redis.call('GETBIT', c.key, t.off) == 1 then return true end
+    if c.st == 1 then return false end
+  end
+  return r.n > 0 and redis.call('SISMEMBER', bucket_key(r, bucket(r, a)), m) == 1
+end
+
+-- Makes the container of range h in r (absent so far), at its full size so that
+-- it never grows (a grown string may take twice its size), flagged clean if no
+-- member of r is in a bucket yet; `at` its expiry (nil: none).
+local function make_container(r, h, at)
+  local c = container(r, h)
+  c.st = 0
+  if r.n == 0 then c.st = 1 end
+  redis.call('SETRANGE', c.key, FLAG_BYTE, c.st == 1 and '\1' or '\0')
+  local cs = r.base .. ':cs'
+  redis.call('SADD', cs, h)
+  if at then
+    redis.call('PEXPIREAT', c.key, at)
+    redis.call('PEXPIREAT', cs, at)
+  end
+  return c
+end

@@ -14,6 +14,7 @@ local nd = tonumber(ARGV[8])
 local hdr = ARGV[9 + 3 * nd]
 local mbase = 9 + 3 * nd
 local nq = string.len(hdr) / 9
+local ints = read_ints(mbase + nq + 1)
 
 local now
 local function clock()
@@ -122,6 +123,23 @@ local function insert(r, a, m)
   return true
 end
 
+-- Inserts a query's ID into its own window r; whether it was not there. An
+-- integer ID goes into its range's container if there is one (made now if the
+-- client asks), else into a bucket like any member; both are checked.
+local function insert_id(r, a, m, t)
+  if t == nil then return insert(r, a, m) end
+  local c = container(r, t.h)
+  if c.st < 0 and t.p then
+    c = make_container(r, t.h, expire_at(r.j))
+    -- The directory marks the window as holding data (see journal.rs, owns).
+    r.dirty = true
+  end
+  if c.st < 0 then return insert(r, a, m) end
+  if redis.call('SETBIT', c.key, t.off, 1) == 1 then return false end
+  return c.st == 1 or r.n == 0
+    or redis.call('SISMEMBER', bucket_key(r, bucket(r, a)), m) == 0
+end
+
 local out, byte = {}, 0
 for i = 1, nq do
   local g, j, c, a = query(hdr, i)
@@ -131,7 +149,7 @@ for i = 1, nq do
   local found
   for k = j - c, j - 1 do
     local r = meta(g, k)
-    if r.n > 0 and redis.call('SISMEMBER', bucket_key(r, bucket(r, a)), m) == 1 then
+    if held_in(r, a, m, ints[i]) then
       found = r
       break
     end
@@ -142,7 +160,7 @@ for i = 1, nq do
     ans = 2
   else
     local r = meta(g, j)
-    local added = insert(r, a, m)
+    local added = insert_id(r, a, m, ints[i])
     if found then
       if h == 2 then
         take(found, m)
