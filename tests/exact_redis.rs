@@ -44,6 +44,39 @@ fn stream(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// Sequential integer IDs with gaps, as order IDs and stream offsets are: one
+/// in ten skips up to 100 numbers; about a third of the records repeat one of
+/// the last thousand IDs. They start at `start` (below zero: negative IDs, and a
+/// range across zero), `per_second` records a second with up to 15 s of jitter
+/// backwards. Dense: most ranges get a container.
+fn dense_stream(n: usize, seed: u64, per_second: u64, start: i64) -> Vec<u8> {
+    let mut rng = XorShift::new(seed);
+    let mut out = Vec::new();
+    let (mut next, mut recent) = (start, Vec::with_capacity(1000));
+    for i in 0..n {
+        let id = if !recent.is_empty() && rng.next_u64() % 3 == 0 {
+            recent[(rng.next_u64() % recent.len() as u64) as usize]
+        } else {
+            let gap = if rng.next_u64() % 10 == 0 { 1 + rng.next_u64() % 100 } else { 0 };
+            next += 1 + gap as i64;
+            if recent.len() == 1000 {
+                recent.remove(0);
+            }
+            recent.push(next);
+            next
+        };
+        let ts = 1_700_000_000 + (i as u64) / per_second - (rng.next_u64() % 16);
+        writeln!(out, "{{\"ts\":{ts},\"id\":{id},\"seq\":{i}}}").unwrap();
+    }
+    out
+}
+
+/// The container keys in the server, one per line.
+fn containers(server: &RedisServer) -> Vec<String> {
+    let keys = server.cli(&["--scan", "--pattern", "logdedup:{g*}:w*:c*"]);
+    keys.lines().filter(|k| !k.ends_with(":cs")).map(String::from).collect()
+}
+
 /// The IDs (the `"id"` text) of JSON lines, as written.
 fn ids(lines: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(lines)
@@ -108,6 +141,167 @@ fn single_node_matches_memory() {
 }
 
 #[test]
+fn dense_integer_ids_live_in_bitmap_containers() {
+    // Sequential IDs go into containers (one 8 KiB string per range and window)
+    // and the output stays the memory tier's; a second run, one instance or
+    // `--shared`, finds every ID, and every key expires with its window.
+    let server = RedisServer::start();
+    // A first run warms the server up (Lua, the script cache): what is measured
+    // is the cost of the IDs of the second.
+    run(&server.url(), &["--key", ".id"], &dense_stream(30_000, 4, 20, 1 << 40));
+    let input = dense_stream(100_000, 5, 20, -30_000);
+    let before = server.used_memory();
+    let out = same_as_memory(&server.url(), &["--key", ".id"], &input);
+    let distinct = out.stat("emitted");
+    let bytes = server.used_memory() - before;
+    let per_id = bytes as f64 / distinct as f64;
+    eprintln!("dense IDs: {bytes} B of Redis for {distinct} IDs, {per_id:.2} B per ID");
+    // Fingerprints in intsets cost ~9.5 B per ID; the bits of these IDs (one in
+    // ~6 numbers) ~0.8 B, and the few IDs of the ranges at either end of the
+    // span go into buckets.
+    assert!(per_id < 1.5, "{per_id:.2} B per ID");
+    let cs = containers(&server);
+    assert!(cs.len() >= 2, "{cs:?}");
+    for k in &cs {
+        assert_eq!(server.cli(&["strlen", k]), "8185", "{k}");
+    }
+    for args in [&["--key", ".id"][..], &["--key", ".id", "--shared"]] {
+        let again = run(&server.url(), args, &input);
+        assert_eq!(again.stat("emitted"), 0, "{args:?}");
+    }
+    // Windows: containers, their sets and the directories expire with them.
+    server.cli(&["flushall"]);
+    let input = dense_stream(60_000, 6, 2_000, -30_000);
+    same_as_memory(&server.url(), WINDOWED, &input);
+    let cs = containers(&server);
+    assert!(!cs.is_empty());
+    for k in &cs {
+        let base = &k[..k.rfind(':').unwrap()];
+        for key in [k.clone(), format!("{base}:cs"), format!("{base}:m")] {
+            let ttl: i64 = server.cli(&["pttl", &key]).parse().unwrap();
+            assert!(ttl > 0, "{key} has no expiry ({ttl})");
+        }
+    }
+    // `--shared` alike, from an empty server, and one instance after it.
+    server.cli(&["flushall"]);
+    let input = dense_stream(30_000, 7, 20, -30_000);
+    let want = run("memory", &["--key", ".id"], &input);
+    let got = run(&server.url(), &["--key", ".id", "--shared"], &input);
+    assert!(got.stdout == want.stdout, "--shared differs from memory");
+    assert!(!containers(&server).is_empty(), "--shared made no container");
+    assert_eq!(run(&server.url(), &["--key", ".id"], &input).stat("emitted"), 0);
+}
+
+/// The seed of the golden dump's deployment.
+const GOLDEN_META: &str =
+    "logdedup-layout-v2 groups=256 load=200 seed=5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+/// The input of the golden dump: 1,500 IDs of one range but every seventh
+/// (a container), and five sparse ones (buckets), some twice.
+fn golden_input() -> Vec<u8> {
+    let mut out = Vec::new();
+    let dense = (1_000_000i64..1_001_500).filter(|v| v % 7 != 0);
+    let sparse = [-7, 42, i64::MIN, i64::MAX, 1 << 40];
+    for v in dense.chain(sparse).chain(sparse) {
+        writeln!(out, "{{\"id\":{v}}}").unwrap();
+    }
+    out
+}
+
+/// Every key in `server`, sorted, one line each: name, type, and value (a
+/// string's length and its nonzero bytes as `offset:hex`, a set's members
+/// sorted, a hash's fields sorted as `field=value`).
+fn dump(server: &RedisServer) -> String {
+    const BYTES: &str = "local s = redis.call('GET', KEYS[1]) local o = {#s} \
+        for i = 1, #s do local b = s:byte(i) \
+        if b ~= 0 then o[#o + 1] = (i - 1) .. ':' .. string.format('%02x', b) end end \
+        return table.concat(o, ' ')";
+    let mut keys: Vec<String> =
+        server.cli(&["--scan", "--pattern", "*"]).lines().map(String::from).collect();
+    keys.sort();
+    let mut out = String::new();
+    for k in keys {
+        let kind = server.cli(&["type", &k]);
+        let value = match kind.as_str() {
+            "string" if k == "logdedup:meta" => server.cli(&["get", &k]),
+            "string" => server.cli(&["eval", BYTES, "1", &k]),
+            "set" => {
+                let mut m: Vec<i64> =
+                    server.cli(&["smembers", &k]).lines().map(|l| l.parse().unwrap()).collect();
+                m.sort_unstable();
+                m.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")
+            }
+            "hash" => {
+                let f: Vec<String> =
+                    server.cli(&["hgetall", &k]).lines().map(String::from).collect();
+                let mut kv: Vec<String> =
+                    f.chunks(2).map(|p| format!("{}={}", p[0], p[1])).collect();
+                kv.sort();
+                kv.join(" ")
+            }
+            other => panic!("{k}: unexpected type {other}"),
+        };
+        out.push_str(&format!("{k} {kind} {value}\n"));
+    }
+    out
+}
+
+/// Writes the keys of a [`dump`] into `server`.
+fn load(server: &RedisServer, dump: &str) {
+    const BYTES: &str = "redis.call('SETRANGE', KEYS[1], tonumber(ARGV[1]) - 1, '\\0') \
+        for i = 2, #ARGV do \
+        local off, hex = string.match(ARGV[i], '(%d+):(%x+)') \
+        redis.call('SETRANGE', KEYS[1], tonumber(off), string.char(tonumber(hex, 16))) end \
+        return 1";
+    for line in dump.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let (k, kind, value) =
+            (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let words: Vec<&str> = value.split(' ').collect();
+        match kind {
+            "string" if k == "logdedup:meta" => server.cli(&["set", k, value]),
+            "string" => server.cli(&[&["eval", BYTES, "1", k][..], &words].concat()),
+            "set" => server.cli(&[&["sadd", k][..], &words].concat()),
+            "hash" => {
+                let kv: Vec<&str> = words.iter().flat_map(|w| w.splitn(2, '=')).collect();
+                server.cli(&[&["hset", k][..], &kv].concat())
+            }
+            other => panic!("{k}: unexpected type {other}"),
+        };
+    }
+}
+
+#[test]
+fn the_container_layout_is_pinned_by_a_golden_dump() {
+    // What a small input leaves in Redis (one container and its set, directories,
+    // buckets of sparse IDs) is `tests/data/redis-layout-v2.txt`, key by key; and
+    // that dump, loaded into an empty server, holds every ID of the input for
+    // this version, as it must for later ones (set LOGDEDUP_BLESS=1 to rewrite
+    // the file after a deliberate layout change, with a new layout version).
+    let path = util::repo().join("tests/data/redis-layout-v2.txt");
+    let server = RedisServer::start();
+    server.cli(&["set", "logdedup:meta", GOLDEN_META]);
+    let input = golden_input();
+    let first = run(&server.url(), &["--key", ".id"], &input);
+    assert_eq!(first.stat("emitted"), 1_500 - 214 + 5);
+    let got = dump(&server);
+    if std::env::var_os("LOGDEDUP_BLESS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert!(got == want, "the layout changed:\n--- got\n{got}\n--- want\n{want}");
+    assert!(want.contains(":c140875061657743 string 8185 "), "one container");
+    server.cli(&["flushall"]);
+    load(&server, &want);
+    assert_eq!(dump(&server), want, "the dump loads back as it was");
+    let again = run(&server.url(), &["--key", ".id"], &input);
+    assert_eq!(again.stat("emitted"), 0, "{}", again.stdout_str());
+    let more: Vec<u8> = b"{\"id\":1000006}\n{\"id\":-8}\n{\"id\":1000008}\n".to_vec();
+    let out = run(&server.url(), &["--key", ".id", "--shared"], &more);
+    assert_eq!(out.stdout_str(), "{\"id\":1000006}\n{\"id\":-8}\n");
+}
+
+#[test]
 fn zeek_ntp_matches_memory() {
     let server = RedisServer::start();
     let input = std::fs::read(util::repo().join("datasets/zeek/ntp.json")).unwrap();
@@ -150,6 +344,21 @@ fn cluster_matches_memory() {
         let left = cluster.cli(port, &["--scan", "--pattern", "logdedup:*:p"]);
         assert_eq!(left, "", "leases left on {port}");
     }
+    // Dense integer IDs: containers in the slots of their ranges' groups, one
+    // instance and `--shared` (IDs none of the runs above used).
+    let dense = dense_stream(30_000, 14, 20, 1 << 50);
+    same_as_memory(&url, &["--key", ".id"], &dense);
+    assert_eq!(run(&url, &["--key", ".id", "--shared"], &dense).stat("emitted"), 0);
+    let made: usize = cluster
+        .ports
+        .iter()
+        .map(|&p| cluster.cli(p, &["--scan", "--pattern", "logdedup:*:c*"]).lines().count())
+        .sum();
+    assert!(made >= 2, "containers on the cluster: {made}");
+    let dense = dense_stream(30_000, 15, 20, 1 << 51);
+    let want = run("memory", &["--key", ".id"], &dense);
+    let got = run(&url, &["--key", ".id", "--shared"], &dense);
+    assert!(got.stdout == want.stdout, "--shared dense IDs on the cluster differ from memory");
 }
 
 #[test]
@@ -289,14 +498,14 @@ fn seed_is_shared_and_a_mismatch_is_an_error() {
     let input = stream(2_000, 8);
     let first = run(&server.url(), &["--key", ".id", "--state-dir", sd], &input);
     let meta = server.cli(&["get", "logdedup:meta"]);
-    assert!(meta.starts_with("logdedup-layout-v1 groups=256 load=200 seed="), "{meta}");
+    assert!(meta.starts_with("logdedup-layout-v2 groups=256 load=200 seed="), "{meta}");
     // The same state dir and Redis agree: nothing new.
     let again = run(&server.url(), &["--key", ".id", "--state-dir", sd], &input);
     assert_eq!(again.stat("emitted"), 0);
     assert!(first.stat("emitted") > 0);
     // Another deployment's seed in Redis: a clear error, not wrong answers.
     server.cli(&["flushall"]);
-    let other = format!("logdedup-layout-v1 groups=256 load=200 seed={}", "ab".repeat(24));
+    let other = format!("logdedup-layout-v2 groups=256 load=200 seed={}", "ab".repeat(24));
     server.cli(&["set", "logdedup:meta", &other]);
     let out = TestCommand::new(&["--key", ".id", "--state-dir", sd, "--exact", &server.url()])
         .stdin(&input)
@@ -308,6 +517,16 @@ fn seed_is_shared_and_a_mismatch_is_an_error() {
     let out = TestCommand::new(&["--exact", &server.url()]).stdin("x\n").run();
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("logdedup:meta"), "{}", out.stderr);
+    // So is the layout before integer containers: its integer IDs are
+    // fingerprints in other groups, which this version would not find.
+    server.cli(&["set", "logdedup:meta", &other.replace("layout-v2", "layout-v1")]);
+    let out = TestCommand::new(&["--exact", &server.url()]).stdin("x\n").run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("logdedup:meta") && out.stderr.contains("logdedup-layout-v1"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -373,6 +592,26 @@ fn tier_queries(n: usize, seed: u64, own: i64, oldest: i64) -> Vec<ExactQuery> {
                 local_new: false,
                 int: false,
             }
+        })
+        .collect()
+}
+
+/// Integer-ID queries (the mapped integer in `fp`, `int` set): `dense`
+/// consecutive IDs from `start`, skipping one in eight (their ranges get
+/// containers), then `sparse` random 64-bit ones (each alone in its range: kept
+/// in buckets).
+fn int_queries(start: i64, dense: usize, sparse: usize, own: i64, oldest: i64) -> Vec<ExactQuery> {
+    let mut rng = XorShift::new(start as u64 ^ 0x5EED);
+    let values = (0..dense as i64)
+        .map(|k| start + k + k / 7)
+        .chain((0..sparse).map(|_| rng.next_u64() as i64));
+    values
+        .map(|v| ExactQuery {
+            fp: u128::from(logdedup::key::int::to_u64(v)),
+            oldest: WindowIndex(oldest),
+            own: WindowIndex(own),
+            local_new: false,
+            int: true,
         })
         .collect()
 }
@@ -538,13 +777,26 @@ fn a_window_met_with_data_is_read_whole_or_asked_alike() {
     // default) or asked ID by ID (`preload_max` 0), it answers as the memory tier
     // does over both runs: IDs held in its own window, IDs held only in an older
     // one (which must then join the own window), and new IDs, each twice.
-    let first: Vec<ExactQuery> =
-        [tier_queries(3_000, 41, 0, 0), tier_queries(3_000, 43, 1, 0)].concat();
+    // Integer IDs too: in containers and in buckets, in both windows.
+    let first: Vec<ExactQuery> = [
+        tier_queries(3_000, 41, 0, 0),
+        tier_queries(3_000, 43, 1, 0),
+        int_queries(-1_000, 3_000, 300, 0, 0),
+        int_queries(1 << 40, 3_000, 300, 1, 0),
+    ]
+    .concat();
     let mut second: Vec<ExactQuery> = Vec::new();
-    for base in [tier_queries(1_500, 41, 1, 0), tier_queries(1_500, 43, 1, 0)] {
+    for base in [
+        tier_queries(1_500, 41, 1, 0),
+        tier_queries(1_500, 43, 1, 0),
+        int_queries(-1_000, 1_500, 0, 1, 0),
+        int_queries(1 << 40, 1_500, 0, 1, 0),
+        int_queries(-1_000, 3_000, 300, 1, 0)[3_000..].to_vec(),
+    ] {
         second.extend(&base);
     }
     second.extend(tier_queries(3_000, 47, 1, 0));
+    second.extend(int_queries(1 << 20, 2_000, 300, 1, 0));
     let mut met: HashSet<u128> = HashSet::new();
     for q in &mut second {
         // A fresh local tier says *no* to an ID's first occurrence in this run.
@@ -563,6 +815,8 @@ fn a_window_met_with_data_is_read_whole_or_asked_alike() {
         answers(t.as_mut(), &first);
         t.flush().unwrap();
         drop(t);
+        let cs = containers(&server);
+        assert!(cs.iter().any(|k| k.contains(":w0:")) && cs.iter().any(|k| k.contains(":w1:")));
         let mut t = tier_reading(&server.url(), WindowConfig::default(), preload_max);
         assert_eq!(answers(t.as_mut(), &second), want, "preload_max {preload_max}");
         t.flush().unwrap();
@@ -574,6 +828,11 @@ fn a_window_met_with_data_is_read_whole_or_asked_alike() {
             second.iter().map(|q| ExactQuery { oldest: q.own, ..*q }).collect();
         let third = answers(t.as_mut(), &only_own);
         assert!(third.iter().all(|&a| a == ExactAnswer::Seen), "preload_max {preload_max}");
+        drop(t);
+        // A `--shared` client checks containers and buckets alike.
+        let mut t = shared_tier(&server.url());
+        let fourth = answers(t.as_mut(), &only_own);
+        assert!(fourth.iter().all(|&a| a == ExactAnswer::Seen), "preload_max {preload_max}");
     }
 }
 
@@ -687,9 +946,14 @@ fn spawn_keyed(url: &str, args: &[&str]) -> std::process::Child {
 fn killed_with_sigkill_a_rerun_neither_loses_nor_repeats_what_was_written() {
     // One instance writes a journal of the IDs whose records are out; after
     // `kill -9` the next run over the same input emits exactly the rest.
+    for input in [stream(40_000, 31), dense_stream(40_000, 31, 20, -30_000)] {
+        killed_then_rerun(&input);
+    }
+}
+
+fn killed_then_rerun(input: &[u8]) {
     let server = RedisServer::start();
     let url = server.url();
-    let input = stream(40_000, 31);
     let half = input[..input.len() / 2].iter().rposition(|&b| b == b'\n').unwrap() + 1;
     let mut child = spawn_keyed(&url, &[]);
     let mut stdin = child.stdin.take().unwrap();
@@ -724,12 +988,12 @@ fn killed_with_sigkill_a_rerun_neither_loses_nor_repeats_what_was_written() {
     let first = got.lock().unwrap().clone();
     let first = &first[..first.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)];
     assert!(!first.is_empty(), "the first run wrote nothing");
-    let second = run(&url, &["--key", ".id"], &input);
+    let second = run(&url, &["--key", ".id"], input);
     let a: HashSet<String> = ids(first).into_iter().collect();
     let b: Vec<String> = ids(&second.stdout);
     let repeated: Vec<&String> = b.iter().filter(|id| a.contains(*id)).take(5).collect();
     assert!(repeated.is_empty(), "written by both runs: {repeated:?}");
-    let all: HashSet<String> = ids(&input).into_iter().collect();
+    let all: HashSet<String> = ids(input).into_iter().collect();
     let emitted: HashSet<String> = a.into_iter().chain(b).collect();
     assert_eq!(emitted, all, "every ID is written by one of the runs");
 }
@@ -742,17 +1006,27 @@ fn killed_with_its_output_blocked_a_rerun_loses_nothing() {
     // restart), where every ID is looked up in Redis instead of trusted locally;
     // and under `--shared`, where the dead process's IDs are leased, not final,
     // until their records are out.
+    // Dense integer IDs (containers) too, in two of the cases.
     let shared: &[&str] = &["--shared", "--shared-lease", "1s"];
-    for (prefill, args) in [(false, &[][..]), (true, &[][..]), (false, shared), (true, shared)] {
+    for (prefill, args, dense) in [
+        (false, &[][..], false),
+        (true, &[][..], false),
+        (false, shared, false),
+        (true, shared, false),
+        (true, &[][..], true),
+        (true, shared, true),
+    ] {
         let server = RedisServer::start();
         let url = server.url();
         let keyed = [&["--key", ".id"][..], args].concat();
+        let shape =
+            |n, seed| if dense { dense_stream(n, seed, 20, -30_000) } else { stream(n, seed) };
         let before: HashSet<String> = if prefill {
-            ids(&run(&url, &keyed, &stream(20_000, 7)).stdout).into_iter().collect()
+            ids(&run(&url, &keyed, &shape(20_000, 7)).stdout).into_iter().collect()
         } else {
             HashSet::new()
         };
-        let input = stream(200_000, 31);
+        let input = shape(200_000, 31);
         let mut child = spawn_keyed(&url, args);
         let mut stdin = child.stdin.take().unwrap();
         let fed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -784,7 +1058,7 @@ fn killed_with_its_output_blocked_a_rerun_loses_nothing() {
         let mut written = Vec::new();
         std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut written).unwrap();
         let written = &written[..written.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)];
-        let prefill = format!("{prefill} {args:?}");
+        let prefill = format!("{prefill} {args:?} dense {dense}");
         assert!(!written.is_empty(), "prefill {prefill}: nothing was written before the kill");
         let rerun = run(&url, &keyed, &input);
         let order = ids(written);
@@ -1046,7 +1320,7 @@ fn a_client_finding_another_seed_stops() {
         if shared {
             args.push("--shared");
         }
-        let other = format!("logdedup-layout-v1 groups=256 load=200 seed={}", "ab".repeat(24));
+        let other = format!("logdedup-layout-v2 groups=256 load=200 seed={}", "ab".repeat(24));
         let out = slow_run(&args, &input, 8, |c| {
             if c == 0 {
                 wait_for_meta(&server);

@@ -59,7 +59,8 @@ type Ranges = HashMap<(i64, u64), Vec<i64>>;
 /// ```
 ///
 /// Returns the ranges it set nothing for (no container, none to be made).
-pub(super) const BITS: &str = concat!(include_str!("lua/prelude.lua"), include_str!("lua/bits.lua"));
+pub(super) const BITS: &str =
+    concat!(include_str!("lua/prelude.lua"), include_str!("lua/bits.lua"));
 
 /// The [`BITS`] call for (group `g`, window `w`) and its `ranges`: (range, make
 /// its container, members).

@@ -17,8 +17,8 @@ use redis::{Cmd, Value};
 
 use super::compact::{expire_after, now_ms};
 use super::layout::{
-    bucket_key, container_key, containers_key, dir_key, ident, journal_key, parse_dir, push_queries, read_dir, Dir,
-    FLAG_BYTE, JOURNAL_DIR, PREFIX, RANGE,
+    bucket_key, container_key, containers_key, dir_key, ident, journal_key, parse_dir,
+    push_queries, read_dir, Dir, FLAG_BYTE, JOURNAL_DIR, PREFIX, RANGE,
 };
 use super::{RedisTier, Sent};
 use crate::error::{Error, Result};
@@ -593,7 +593,9 @@ impl RedisTier {
         for part in ranges.chunks(PRELOAD_READS) {
             let sent = part
                 .iter()
-                .map(|&(g, h)| (Arc::new(redis::cmd("GET").arg(container_key(g, w, h)).clone()), None))
+                .map(|&(g, h)| {
+                    (Arc::new(redis::cmd("GET").arg(container_key(g, w, h)).clone()), None)
+                })
                 .collect();
             for (&(g, h), r) in part.iter().zip(self.exec(sent)) {
                 let bytes: Option<Vec<u8>> = redis::from_redis_value(r.ok()?).ok()?;
@@ -692,9 +694,9 @@ impl RedisTier {
 pub(super) fn container_members(h: u64, bytes: &[u8]) -> impl Iterator<Item = i64> + '_ {
     let bits = &bytes[..bytes.len().min(FLAG_BYTE as usize)];
     bits.iter().enumerate().flat_map(move |(i, &b)| {
-        (0..8u64).filter(move |k| b & (0x80 >> k) != 0).map(move |k| {
-            crate::key::int::from_u64(h * RANGE + i as u64 * 8 + k)
-        })
+        (0..8u64)
+            .filter(move |k| b & (0x80 >> k) != 0)
+            .map(move |k| crate::key::int::from_u64(h * RANGE + i as u64 * 8 + k))
     })
 }
 
@@ -747,11 +749,7 @@ fn lookup_cmd(sha: &str, queries: &[ExactQuery], idx: &[usize]) -> Cmd {
     // The one key routes the call on a cluster (every key it reads has its group's tag).
     let first = &queries[idx[0]];
     let mut c = redis::cmd("EVALSHA");
-    c.arg(sha)
-        .arg(1)
-        .arg(dir_key(ident(first).0, first.own.0))
-        .arg(PREFIX)
-        .arg(windows.len());
+    c.arg(sha).arg(1).arg(dir_key(ident(first).0, first.own.0)).arg(PREFIX).arg(windows.len());
     for w in &windows {
         c.arg(*w);
     }

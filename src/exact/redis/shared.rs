@@ -304,13 +304,7 @@ pub(super) struct Lease {
 impl Lease {
     fn of(q: &ExactQuery, taken: bool) -> Lease {
         let (group, member) = ident(q);
-        Lease {
-            group,
-            member,
-            first: q.first_window(),
-            own: q.own.0,
-            taken,
-        }
+        Lease { group, member, first: q.first_window(), own: q.own.0, taken }
     }
 
     /// The windows that may hold this client's lease on it.
