@@ -54,10 +54,10 @@ fn dense_stream(n: usize, seed: u64, per_second: u64, start: i64) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut next, mut recent) = (start, Vec::with_capacity(1000));
     for i in 0..n {
-        let id = if !recent.is_empty() && rng.next_u64() % 3 == 0 {
+        let id = if !recent.is_empty() && rng.next_u64().is_multiple_of(3) {
             recent[(rng.next_u64() % recent.len() as u64) as usize]
         } else {
-            let gap = if rng.next_u64() % 10 == 0 { 1 + rng.next_u64() % 100 } else { 0 };
+            let gap = if rng.next_u64().is_multiple_of(10) { 1 + rng.next_u64() % 100 } else { 0 };
             next += 1 + gap as i64;
             if recent.len() == 1000 {
                 recent.remove(0);
@@ -739,6 +739,50 @@ fn members_in(server: &RedisServer, w: i64) -> u64 {
             n.parse::<u64>().unwrap_or(0)
         })
         .sum()
+}
+
+#[test]
+fn a_container_takes_later_ids_as_a_bitmap_and_as_offsets() {
+    // A range's container, made by one compaction, takes the IDs of later ones:
+    // many at once as a whole bitmap ORed in (which must keep its size, its
+    // flag and its expiry), a few as bit offsets; IDs of its range that a later
+    // process could not put there stay findable in the buckets. Window 1e9 of
+    // 10 s windows: its keys expire in the future.
+    let server = RedisServer::start();
+    let w = WindowConfig { width_ns: Some(10_000_000_000), retain: 1 };
+    let at = |qs: Vec<ExactQuery>| -> Vec<ExactQuery> {
+        qs.into_iter()
+            .map(|q| ExactQuery {
+                own: WindowIndex(1_000_000_000),
+                oldest: WindowIndex(1_000_000_000),
+                ..q
+            })
+            .collect()
+    };
+    let first = at(int_queries(0, 2_000, 0, 0, 0));
+    let many = at(int_queries(3_000, 1_000, 0, 0, 0));
+    let few = at(int_queries(5_000, 100, 0, 0, 0));
+    let mut done: Vec<ExactQuery> = Vec::new();
+    for part in [&first, &many, &few] {
+        let mut t = tier(&server.url(), w.clone());
+        assert!(answers(t.as_mut(), part).iter().all(|&a| a == ExactAnswer::New));
+        t.flush().unwrap();
+        drop(t);
+        done.extend(part.iter());
+        let mut t = tier_reading(&server.url(), w.clone(), 0);
+        let again = answers(t.as_mut(), &done);
+        let missed = again.iter().filter(|&&a| a != ExactAnswer::Seen).count();
+        assert_eq!(missed, 0, "after {} IDs", done.len());
+    }
+    let cs = containers(&server);
+    assert_eq!(cs.len(), 1, "{cs:?}");
+    assert_eq!(server.cli(&["strlen", &cs[0]]), "8185");
+    assert_eq!(server.cli(&["bitcount", &cs[0]]), (3_100 + 1).to_string(), "IDs and the flag");
+    let ttl: i64 = server.cli(&["pttl", &cs[0]]).parse().unwrap();
+    assert!(ttl > 0, "{} has no expiry ({ttl})", cs[0]);
+    // One 8 KiB allocation (and the key's own ~90 B), not jemalloc's next class.
+    let usage: u64 = server.cli(&["memory", "usage", &cs[0]]).parse().unwrap();
+    assert!(usage < 8_400, "{usage} B");
 }
 
 #[test]

@@ -993,6 +993,7 @@ mod tests {
                         oldest: WindowIndex(own - 2),
                         own: WindowIndex(own),
                         local_new: false,
+                        int: false,
                     }
                 })
                 .collect();

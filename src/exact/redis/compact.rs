@@ -17,7 +17,7 @@ use redis::Value;
 use super::journal::{Entry, Fast, Mix};
 use super::layout::{
     address, bucket_key, dir_key, parse_dir, range_group, range_of, read_dir, window_base, Dir,
-    JOURNAL_DIR, PROMOTE_AT, SPLIT_LOAD,
+    FLAG_BYTE, JOURNAL_DIR, PROMOTE_AT, SPLIT_LOAD,
 };
 use super::{RedisTier, Sent};
 
@@ -46,38 +46,49 @@ pub(super) const APPLY: &str = include_str!("lua/apply.lua");
 
 /// Members to move into their buckets, per (group, window).
 type Todo = HashMap<(u8, i64), Vec<i64>>;
-/// Integer IDs to compact, per (window, range).
-type Ranges = HashMap<(i64, u64), Vec<i64>>;
-
 /// Sets integer IDs' bits in the containers of one (group, window) (see
 /// `lua/bits.lua`). `KEYS[1]` is the directory (it routes the call on a cluster).
 ///
 /// ```text
 /// ARGV[1] the (group, window)'s key base  ARGV[2] expiry ms (0: never)
 /// ARGV[3] fallback TTL ms                 ARGV[4] number of ranges, then per
-///         range: h, 1 to make its container if absent, count, count bits
+///         range: h, 1 to make its container if absent, and either 'b' and the
+///         range's bits as bytes, or 'o', a count, and that many bit offsets
 /// ```
 ///
 /// Returns the ranges it set nothing for (no container, none to be made).
 pub(super) const BITS: &str =
     concat!(include_str!("lua/prelude.lua"), include_str!("lua/bits.lua"));
 
-/// The [`BITS`] call for (group `g`, window `w`) and its `ranges`: (range, make
-/// its container, members).
-fn bits_cmd(
-    sha: &str,
-    g: u8,
-    w: i64,
-    expiry: (i64, i64),
-    ranges: &[(u64, bool, Vec<i64>)],
-) -> Sent {
+/// From this many IDs on, a range's bits go to the script as its whole bitmap
+/// (8 KiB, one `BITOP OR` or `SETRANGE` on the server), not as offsets (a
+/// `BITFIELD` operation each). Measured on 2M sequential IDs with gaps: offsets
+/// cost Redis ~0.65 µs of CPU per ID, a whole bitmap ~1 µs per range.
+const BITMAP_FROM: usize = 256;
+
+/// One range's part of a [`BITS`] call: the range, whether to make its container
+/// if absent, its IDs.
+type RangeIds = (u64, bool, Vec<i64>);
+
+/// The [`BITS`] call for (group `g`, window `w`) and its `ranges`.
+fn bits_cmd(sha: &str, g: u8, w: i64, expiry: (i64, i64), ranges: &[RangeIds]) -> Sent {
     let mut c = redis::cmd("EVALSHA");
     c.arg(sha).arg(1).arg(dir_key(g, w)).arg(window_base(g, w)).arg(expiry.0).arg(expiry.1);
     c.arg(ranges.len());
     for (h, promote, ms) in ranges {
-        c.arg(*h).arg(u8::from(*promote)).arg(ms.len());
-        for &m in ms {
-            c.arg(range_of(m).1);
+        c.arg(*h).arg(u8::from(*promote));
+        if ms.len() >= BITMAP_FROM {
+            let mut bits = vec![0u8; FLAG_BYTE as usize];
+            for &m in ms {
+                let off = range_of(m).1 as usize;
+                bits[off / 8] |= 0x80 >> (off % 8);
+            }
+            c.arg("b").arg(bits);
+        } else {
+            c.arg("o").arg(ms.len());
+            for &m in ms {
+                c.arg(range_of(m).1);
+            }
         }
     }
     (Arc::new(c), Some(BITS))
@@ -325,14 +336,14 @@ impl RedisTier {
         // IDs whose records may not be out yet are kept for later.
         let fresh: HashSet<Entry, Mix> = fast.fresh.iter().copied().collect();
         let mut groups: Todo = HashMap::new();
-        let mut ints: Ranges = HashMap::new();
+        let mut ints: Vec<(i64, u64, i64)> = Vec::new();
         for &e in &fast.pending {
             let (w, g, m, int) = e;
             if fresh.contains(&e) {
                 continue;
             }
             if int {
-                ints.entry((w, range_of(m).0)).or_default().push(m);
+                ints.push((w, range_of(m).0, m));
             } else {
                 groups.entry((g, w)).or_default().push(m);
             }
@@ -366,24 +377,29 @@ impl RedisTier {
     /// Sets the bits of the integer IDs `ints` whose ranges have a container or
     /// get one now ([`PROMOTE_AT`] IDs at once), one [`BITS`] call per (group,
     /// window); the IDs of the other ranges go into `todo`, for the buckets.
-    /// Where this process is the only writer (a window it owns) and made no
-    /// container of a range, that range has none: its few IDs go to the buckets
-    /// without asking. Returns the (group, window)s whose call failed.
+    /// Where this process is the only writer (a window it owns) and no container
+    /// of a range may exist ([`Fast::containers`]), that range's few IDs go to
+    /// the buckets without asking. Returns the (group, window)s whose call failed.
     fn compact_ints(
         &mut self,
         fast: &mut Fast,
-        ints: Ranges,
+        mut ints: Vec<(i64, u64, i64)>,
         todo: &mut Todo,
     ) -> HashSet<(u8, i64)> {
-        let mut calls: BTreeMap<(u8, i64), Vec<(u64, bool, Vec<i64>)>> = BTreeMap::new();
-        for ((w, h), ms) in ints {
+        // Sorted into runs of one (window, range): sparse IDs are runs of one,
+        // and a map of a vector per range cost as much as the rest of the run
+        // (measured: 2M random 64-bit IDs, 1.9x the client CPU).
+        ints.sort_unstable();
+        let mut calls: BTreeMap<(u8, i64), Vec<RangeIds>> = BTreeMap::new();
+        for run in ints.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (w, h) = (run[0].0, run[0].1);
             let g = range_group(h);
-            let promote = ms.len() >= PROMOTE_AT;
-            let known = fast.containers.contains(&(w, h));
-            if !promote && !known && fast.owns(w) {
+            let promote = run.len() >= PROMOTE_AT;
+            let ms = run.iter().map(|e| e.2);
+            if !promote && !fast.containers.contains(&(w, h)) && fast.owns(w) {
                 todo.entry((g, w)).or_default().extend(ms);
             } else {
-                calls.entry((g, w)).or_default().push((h, promote, ms));
+                calls.entry((g, w)).or_default().push((h, promote, ms.collect()));
             }
         }
         let sent = calls
@@ -394,24 +410,23 @@ impl RedisTier {
         let mut failed = HashSet::new();
         for ((key, ranges), r) in calls.into_iter().zip(results) {
             let (g, w) = key;
-            let back: Vec<u64> = match r.map(redis::from_redis_value) {
-                Ok(Ok(back)) => back,
-                Ok(Err(e)) => {
-                    self.fail(e);
-                    failed.insert(key);
-                    continue;
+            let back =
+                r.and_then(|v| redis::from_redis_value::<Vec<u64>>(v).map_err(|e| e.to_string()));
+            match back {
+                Ok(back) => {
+                    for (h, _, ms) in ranges {
+                        if back.contains(&h) {
+                            todo.entry((g, w)).or_default().extend(ms);
+                        } else {
+                            fast.containers.insert((w, h));
+                        }
+                    }
                 }
                 Err(e) => {
+                    // The call may have run (a lost reply) and made containers.
+                    fast.containers.extend(ranges.iter().map(|r| (w, r.0)));
                     self.fail(e);
                     failed.insert(key);
-                    continue;
-                }
-            };
-            for (h, _, ms) in ranges {
-                if back.contains(&h) {
-                    todo.entry((g, w)).or_default().extend(ms);
-                } else {
-                    fast.containers.insert((w, h));
                 }
             }
         }

@@ -106,7 +106,10 @@ pub(super) struct Fast {
     held: HashMap<i64, Option<Held>>,
     /// The most IDs a window may hold to be read whole.
     preload_max: u64,
-    /// The integer containers (window, range) this process made or wrote to.
+    /// The (window, range)s that may have an integer container: this process
+    /// made or met one there, or a call that could have made one failed. Their
+    /// IDs always go through the script that checks (`compact.rs`, BITS), so a
+    /// range that has a container never gets members in a bucket from here.
     pub(super) containers: HashSet<(i64, u64)>,
 }
 
@@ -138,6 +141,10 @@ impl Fast {
 struct Job {
     entries: Vec<Entry>,
     journals: Vec<String>,
+    /// The windows the process owns, and the ranges that may have containers
+    /// (see [`Fast::containers`]): where integer IDs go.
+    owned: Vec<i64>,
+    containers: HashSet<(i64, u64)>,
 }
 
 /// What it reports: what it could not move (and those IDs' journals), and its
@@ -145,6 +152,8 @@ struct Job {
 struct Done {
     left: Vec<Entry>,
     journals: Vec<String>,
+    /// The ranges that may have containers, now.
+    containers: HashSet<(i64, u64)>,
     round_trips: u64,
     errors: u64,
     last_error: Option<String>,
@@ -217,11 +226,14 @@ impl RedisTier {
                     let fast = worker.fast.get_or_insert_with(Fast::default);
                     fast.pending.extend(job.entries);
                     fast.journals = job.journals;
+                    fast.owned = job.owned.into_iter().map(|w| (w, true)).collect();
+                    fast.containers = job.containers;
                     worker.compact();
                     let fast = worker.fast.as_mut().expect("set above");
                     let report = Done {
                         left: fast.pending.drain().collect(),
                         journals: std::mem::take(&mut fast.journals),
+                        containers: std::mem::take(&mut fast.containers),
                         round_trips: worker.stats.round_trips - before.round_trips,
                         errors: worker.stats.errors - before.errors,
                         last_error: worker.last_error.take(),
@@ -267,6 +279,7 @@ impl RedisTier {
         if let Some(f) = &mut self.fast {
             f.pending.extend(d.left);
             f.journals.extend(d.journals);
+            f.containers.extend(d.containers);
         }
         self.stats.round_trips += d.round_trips;
         self.stats.errors += d.errors;
@@ -294,6 +307,8 @@ impl RedisTier {
         let job = Job {
             entries: w.frozen.iter().copied().collect(),
             journals: std::mem::take(&mut f.journals),
+            owned: f.owned.iter().filter(|o| *o.1).map(|o| *o.0).collect(),
+            containers: f.containers.clone(),
         };
         if let Err(mpsc::SendError(job)) = w.jobs.send(job) {
             let frozen = std::mem::take(&mut w.frozen);

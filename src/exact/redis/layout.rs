@@ -1,5 +1,5 @@
-//! The stable key layout (`REDIS.md`, "Layout (stable format, version 1)"): key
-//! names, a fingerprint's group and member, a member's bucket address and the
+//! The stable key layout (`REDIS.md`, "Layout (stable format, version 2)"): key
+//! names, an ID's group and member (and an integer's range), a member's bucket address and the
 //! bucket directory's linear hashing, as `lua/prelude.lua` computes them on the
 //! server side. Changing any of it changes the layout version in the metadata key
 //! (`meta.rs`).
