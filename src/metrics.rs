@@ -130,7 +130,7 @@ const GAUGES: &[Def<f64>] = &[
     def!("bloom_fill_ratio", "Fraction of the bloom filter bits set", |s| s.bloom_fill),
     def!(
         "bloom_expected_fpr",
-        "The chance now that a new ID gets a bloom maybe (newest window's filter)",
+        "The chance now that a new ID gets a bloom maybe (any live filter)",
         |s| s.bloom_expected_fpr
     ),
     def!("peak_rss_bytes", "Peak resident memory of the process", |s| s.peak_rss_bytes as f64),

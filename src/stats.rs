@@ -101,9 +101,10 @@ pub struct Stats {
     pub bloom_bits: u64,
     /// Fraction of bloom bits set.
     pub bloom_fill: f64,
-    /// Bloom bits per key held.
+    /// Bloom bits per key: the bits of every live filter (all stages) over the
+    /// distinct keys they hold.
     pub bloom_bits_per_key: f64,
-    /// The chance now that a new key gets a *maybe* (newest window's filter).
+    /// The chance now that a new key gets a *maybe* (any live filter).
     pub bloom_expected_fpr: f64,
     /// Records per second.
     pub records_per_sec: f64,

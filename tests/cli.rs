@@ -265,6 +265,31 @@ fn summary_and_stats_json() {
     assert_eq!(o.stat("str_ids"), 4000);
 }
 
+/// `--stats-json`'s bloom figures cover every live filter: under `--retain 2`
+/// both windows' keys and bits, and bits per key is the one over the other. Each
+/// live window's filter was sized from the window before (2,000 keys and 1/64)
+/// with 9/10 of its half of `--fpr`: ~24.8 bits per key at 1e-4, 1.87× the
+/// bound (a quarter of headroom at the whole `--fpr`, as before, took 2.2×).
+#[test]
+fn stats_json_bloom_bits_per_key_over_every_live_filter() {
+    let mut input = String::new();
+    for w in 0..3 {
+        for i in 0..2000 {
+            input += &format!("{{\"ts\":{},\"id\":\"w{w}-{i}\"}}\n", 1_700_000_000 + w);
+        }
+    }
+    let args = ["--key", ".id", "--window", "1s", "--time-field", ".ts", "--retain", "2"];
+    let o = TestCommand::new(&[&args[..], &["--exact", "none"]].concat()).stdin(&input).run();
+    o.assert_ok();
+    let s = o.stats.as_ref().unwrap();
+    let f = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k} in {s}"));
+    assert!((3990..=4000).contains(&o.stat("bloom_keys")), "both live windows: {s}");
+    let per_key = f("bloom_bits_per_key");
+    assert!((per_key - f("bloom_bits") / f("bloom_keys")).abs() < 1e-9, "{s}");
+    let times = per_key / 1e4f64.log2();
+    assert!((1.7..2.0).contains(&times), "{per_key:.2} bits per key, {times:.2}x");
+}
+
 /// Empty input: nothing out, exit 0, zero counters.
 #[test]
 fn empty_input() {
