@@ -582,7 +582,9 @@ mod tests {
 
     /// The oracle: with `--exact none`, the records a tier calls duplicates that
     /// are not (wrongly dropped) over the new records stay within 1.5× of `--fpr`
-    /// under every retention, each retained window's filter taking its share;
+    /// under every retention, and at each window's end the chance from the bits
+    /// set over the filters a record asks is within `--fpr` (1.2×: the model's
+    /// error), each retained window's filter taking its share;
     /// and the filters, sized from the window before, cost what the model says
     /// (1.94× at 1e-2: under 2.1×, after the first two windows).
     #[test]
@@ -601,6 +603,12 @@ mod tests {
                     if window >= 2 {
                         (bits, keys) = (bits + newest.bits(), keys + newest.len());
                     }
+                    // The chance now, from the bits set, over the filters a record asks.
+                    let now = t.stats().bloom_expected_fpr;
+                    assert!(
+                        now <= 1.2 * fpr,
+                        "fpr {fpr}, retain {retain}, window {window}: {now:.2e}"
+                    );
                     window = own;
                 }
                 let oldest = (own - i64::from(retain) + 1).max(0);
