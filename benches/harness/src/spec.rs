@@ -234,19 +234,6 @@ pub enum RatePattern {
     Wave,
 }
 
-impl RatePattern {
-    /// Whether this is the default (left out of reports, which then read as
-    /// those written before the knob).
-    fn is_default(&self) -> bool {
-        *self == RatePattern::Random
-    }
-}
-
-/// Whether a `--rate-swing` is the default of none (left out of reports).
-fn no_swing(swing: &f64) -> bool {
-    *swing == 0.0
-}
-
 /// Start of the generated event time: 2026-11-23T10:00:00Z, in ms since the epoch.
 pub const START_MS: i64 = 1_795_428_000_000;
 
@@ -314,11 +301,9 @@ pub struct GenConfig {
     /// How far each window's record count may be from the mean, as a fraction
     /// (0.25: ±25 %); 0 spreads the records evenly over --span.
     #[arg(long, default_value_t = 0.0)]
-    #[serde(skip_serializing_if = "no_swing")]
     pub rate_swing: f64,
     /// How the window counts swing: random or wave.
     #[arg(long, value_enum, default_value_t = RatePattern::Random)]
-    #[serde(skip_serializing_if = "RatePattern::is_default")]
     pub rate_pattern: RatePattern,
     /// Seed: the same seed and knobs give the same bytes.
     #[arg(long, default_value_t = defaults::SEED)]
