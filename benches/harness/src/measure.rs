@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::redis_server::RedisServer;
+use crate::redis_server::{RedisServer, USED_MEMORY, USED_MEMORY_GROWTH};
 use crate::report::{Expect, Sample, Status, ToolResult};
 use crate::tools::{Output, Tool};
 
@@ -73,8 +73,13 @@ impl Runner {
     pub fn run_once(&self, tool: &Tool, data: &Path, run: usize) -> Result<Sample> {
         let files = RunFiles::new(&self.scratch, tool, run);
         let _ = fs::remove_file(&files.stats);
+        // What the flushed server holds before the run (its scripts, the Lua VM,
+        // the client's buffers): the run's growth is measured from here.
+        let mut redis_before = 0.0;
         if tool.redis {
-            self.redis.as_ref().ok_or(Error::NoRedis)?.flush()?;
+            let r = self.redis.as_ref().ok_or(Error::NoRedis)?;
+            r.flush()?;
+            redis_before = r.memory_figures()?.get(USED_MEMORY).copied().unwrap_or(0.0);
         }
         let mut cmd = self.command(tool, data, &files)?;
         let start = Instant::now();
@@ -94,7 +99,10 @@ impl Runner {
         }
         if tool.redis {
             if let Some(r) = &self.redis {
-                sample.extras.extend(r.memory_figures()?);
+                let after = r.memory_figures()?;
+                let used = after.get(USED_MEMORY).copied().unwrap_or(0.0);
+                sample.extras.insert(USED_MEMORY_GROWTH.into(), used - redis_before);
+                sample.extras.extend(after);
             }
         }
         Ok(sample)

@@ -296,13 +296,19 @@ impl RedisServer {
         let mut m = BTreeMap::new();
         for line in info.lines() {
             if let Some(v) = line.strip_prefix("used_memory:") {
-                m.insert("redis_used_memory_bytes".into(), v.trim().parse().unwrap_or(0.0));
+                m.insert(USED_MEMORY.into(), v.trim().parse().unwrap_or(0.0));
             }
         }
         m.insert("redis_keys".into(), keys as f64);
         Ok(m)
     }
 }
+
+/// The extra holding Redis's `used_memory` after a run (bytes).
+pub const USED_MEMORY: &str = "redis_used_memory_bytes";
+/// The extra holding how much `used_memory` grew over a run, from the flushed
+/// server (bytes): what the run's IDs cost Redis.
+pub const USED_MEMORY_GROWTH: &str = "redis_used_memory_growth_bytes";
 
 impl Drop for RedisServer {
     fn drop(&mut self) {

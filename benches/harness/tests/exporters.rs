@@ -92,6 +92,8 @@ fn fixture() -> Report {
     ];
     tools[4].samples.iter_mut().for_each(|s| {
         s.extras.insert("redis_used_memory_bytes".into(), 80e6);
+        s.extras.insert("redis_used_memory_growth_bytes".into(), 79e6);
+        s.extras.insert("redis_keys".into(), 600_000.0);
     });
     let mut skipped = tool("huniq", "huniq", "peer", Expect::UniqueLines, ids, &[], 0);
     skipped.status = Status::Skipped;

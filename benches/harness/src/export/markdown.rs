@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::{bytes, count, prob, ratio, si, Exporter};
+use crate::redis_server::USED_MEMORY_GROWTH;
 use crate::report::{DatasetResult, Machine, Report, Status, ToolResult};
 
 /// Writes `report.md`.
@@ -166,12 +167,45 @@ fn dataset(o: &mut String, d: &DatasetResult) {
     for tool in &d.tools {
         tool_row(o, tool);
     }
+    redis_memory(o, d);
     let notes: Vec<&ToolResult> = d.tools.iter().filter(|t| !t.note.is_empty()).collect();
     if !notes.is_empty() {
         let _ = writeln!(o);
         for t in notes {
             let _ = writeln!(o, "- {}: {}", t.label, cell(&t.note));
         }
+    }
+}
+
+/// What each Redis run left in Redis, beside its time: `used_memory`'s growth
+/// from the flushed server over the dataset's distinct IDs.
+fn redis_memory(o: &mut String, d: &DatasetResult) {
+    let growth = |t: &ToolResult| t.summary.as_ref()?.extras.get(USED_MEMORY_GROWTH).copied();
+    let rows: Vec<&ToolResult> = d.tools.iter().filter(|t| growth(t).is_some()).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nRedis memory: growth of `used_memory` (`INFO memory`) over the run, from the \
+         flushed server, medians; per distinct ID of the dataset.\n"
+    );
+    let _ = writeln!(o, "| tool | median s | Redis memory | Redis B/ID | Redis keys |");
+    let _ = writeln!(o, "| --- | ---: | ---: | ---: | ---: |");
+    for t in rows {
+        let s = t.summary.as_ref().expect("has a growth");
+        let g = growth(t).unwrap_or(0.0).max(0.0);
+        let per_id = if d.truth.unique_ids > 0 { g / d.truth.unique_ids as f64 } else { 0.0 };
+        let keys = s.extras.get("redis_keys").copied().unwrap_or(0.0);
+        let _ = writeln!(
+            o,
+            "| {} | {:.3} | {} | {:.2} | {} |",
+            cell(&t.label),
+            s.median_s,
+            bytes(g as u64),
+            per_id,
+            count(keys as u64)
+        );
     }
 }
 
