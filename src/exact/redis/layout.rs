@@ -160,11 +160,11 @@ pub(super) fn push_queries(
     push_ints(cmd, queries, idx, promote);
 }
 
-/// Appends the integer section of the scripts' arguments: the number of integer
-/// queries, then per integer query its 1-based position among the queries, its
-/// range, its bit, and 1 if the range's container is to be made: with
-/// `promote`, when the call holds at least [`PROMOTE_AT`] IDs of the range in the
-/// same window (see `lua/prelude.lua`, `read_ints`).
+/// Appends the integer section of the scripts' arguments, one string: per
+/// integer query its 1-based position among the queries (u32 BE), 1 if the
+/// range's container is to be made (u8: with `promote`, when the call holds at
+/// least [`PROMOTE_AT`] IDs of the range in the same window), its range (7 bytes
+/// BE) and its bit (u16 BE) (see `lua/prelude.lua`, `read_ints`).
 fn push_ints(
     cmd: &mut Cmd,
     queries: &[ExactQuery],
@@ -177,15 +177,18 @@ fn push_ints(
         let q = &queries[i];
         if q.int {
             let (h, off) = range_of(ident(q).1);
-            ints.push((k + 1, q.own.0, h, off));
+            ints.push((k as u32 + 1, q.own.0, h, off as u16));
             *count.entry((q.own.0, h)).or_default() += 1;
         }
     }
-    cmd.arg(ints.len());
+    let mut out = Vec::with_capacity(ints.len() * 14);
     for (k, w, h, off) in ints {
-        let p = promote && count[&(w, h)] >= PROMOTE_AT;
-        cmd.arg(k).arg(h).arg(off).arg(u8::from(p));
+        out.extend_from_slice(&k.to_be_bytes());
+        out.push(u8::from(promote && count[&(w, h)] >= PROMOTE_AT));
+        out.extend_from_slice(&h.to_be_bytes()[1..]);
+        out.extend_from_slice(&off.to_be_bytes());
     }
+    cmd.arg(out);
 }
 
 /// A member's bucket address: its last nine decimal digits, `|m| mod 10^9`. Any

@@ -14,7 +14,7 @@ local tmp = ARGV[1] .. ':t'
 local i, nr = 5, tonumber(ARGV[4])
 local back, made = {}, false
 for _ = 1, nr do
-  local h, promote, kind = ARGV[i], ARGV[i + 1] == '1', ARGV[i + 2]
+  local h, promote, kind = tonumber(ARGV[i]), ARGV[i + 1] == '1', ARGV[i + 2]
   i = i + 3
   local c = container(r, h)
   local fresh = false

@@ -5,7 +5,7 @@ local prefix, nd = ARGV[1], tonumber(ARGV[2])
 local hdr = ARGV[3 + nd]
 local mbase = 3 + nd
 local nq = string.len(hdr) / 9
-local ints = read_ints(mbase + nq + 1)
+local ints = read_ints(ARGV[mbase + nq + 1])
 local dirs = {}
 local function dir(g, j)
   local id = g * 65536 + j
@@ -19,10 +19,11 @@ end
 local out, own, byte, obyte = {}, {}, 0, 0
 for i = 1, nq do
   local g, j, c, a = query(hdr, i)
+  local t = ints(i)
   local m = ARGV[mbase + i]
   for k = j, j - c, -1 do
     local r = dir(g, k)
-    if held_in(r, a, m, ints[i]) then
+    if held_in(r, a, m, t) then
       local bit = POW2[(i - 1) % 8]
       byte = byte + bit
       if k == j then obyte = obyte + bit end

@@ -14,7 +14,7 @@ local nd = tonumber(ARGV[8])
 local hdr = ARGV[9 + 3 * nd]
 local mbase = 9 + 3 * nd
 local nq = string.len(hdr) / 9
-local ints = read_ints(mbase + nq + 1)
+local ints = read_ints(ARGV[mbase + nq + 1])
 
 local now
 local function clock()
@@ -143,13 +143,14 @@ end
 local out, byte = {}, 0
 for i = 1, nq do
   local g, j, c, a = query(hdr, i)
+  local t = ints(i)
   local m = ARGV[mbase + i]
   -- 0 new, 1 seen, 2 wait, 3 new after a lapsed lease
   local ans = 1
   local found
   for k = j - c, j - 1 do
     local r = meta(g, k)
-    if held_in(r, a, m, ints[i]) then
+    if held_in(r, a, m, t) then
       found = r
       break
     end
@@ -160,7 +161,7 @@ for i = 1, nq do
     ans = 2
   else
     local r = meta(g, j)
-    local added = insert_id(r, a, m, ints[i])
+    local added = insert_id(r, a, m, t)
     if found then
       if h == 2 then
         take(found, m)
