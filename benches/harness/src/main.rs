@@ -68,7 +68,8 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Re-render report.md, report.json and report.svg of a run folder from raw/.
+    /// Re-render report.md, report.json and report.svg of a run folder from raw/
+    /// (of a soak folder: soak.md and soak.svg, judged again from soak.json).
     Report {
         /// The run folder.
         dir: PathBuf,
@@ -198,6 +199,13 @@ fn main() -> ExitCode {
         Cmd::Run { data, truth, common, fpr } => run(data, truth, common, fpr),
         Cmd::All { spec, quick, records, work_dir, common } => {
             all(spec, quick, records, work_dir, common)
+        }
+        Cmd::Report { dir } if dir.join("soak.json").is_file() => {
+            soak::rerender(&dir).map(|files| {
+                for f in files {
+                    println!("{}", f.display());
+                }
+            })
         }
         Cmd::Report { dir } => suite::rerender(&dir).map(|files| {
             for f in files {

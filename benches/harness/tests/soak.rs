@@ -64,6 +64,18 @@ fn a_short_soak_accounts_for_every_record_and_rotation() {
     assert!(md.contains("## Criteria") && md.contains("soak --records 400k --window 1s"), "{md}");
     let svg = std::fs::read_to_string(dir.join("soak.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("Resident memory"), "{svg}");
+    // `report DIR` judges the samples again and renders the same files.
+    std::fs::remove_file(dir.join("soak.md")).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_logdedup-bench"))
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "stderr: {}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(std::fs::read_to_string(dir.join("soak.md")).unwrap(), md);
+    let back: SoakReport =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("soak.json")).unwrap()).unwrap();
+    assert_eq!(back.verdict, r.verdict);
 }
 
 /// The time limit ends the stream early; what was fed was still all read.

@@ -33,7 +33,7 @@ use crate::gen::base_time;
 use crate::redis_server::RedisServer;
 use crate::report::Machine;
 use crate::spec::{Dur, GenConfig};
-use crate::suite::{save_json, today};
+use crate::suite::{load_json, save_json, today};
 
 /// Which clock rotates logdedup's windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -119,6 +119,9 @@ pub struct SoakReport {
     pub emitted: u64,
     /// Windows the stream crossed.
     pub windows_spanned: u64,
+    /// The window the stream started in.
+    #[serde(default)]
+    pub first_window: Option<i64>,
     /// Mean records/s.
     pub mean_records_per_s: f64,
     /// Whether each sample's peak RSS is the peak since the sample before (the
@@ -193,6 +196,7 @@ pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf> {
         windows_spanned: samples
             .last()
             .map_or(0, |s| (s.window - stream.first_window).max(0) as u64),
+        first_window: Some(stream.first_window),
         mean_records_per_s: stream.records_in as f64 / stream.elapsed_s,
         peak_per_interval: stream.peak_per_interval,
         verdict: Some(verdict::judge(&samples, stream.first_window)),
@@ -202,12 +206,31 @@ pub fn run(o: &SoakOptions, machine: Machine) -> Result<PathBuf> {
         samples,
         gen,
     };
-    save_json(&dir.join("soak.json"), &report)?;
-    for (name, text) in [("soak.svg", render_svg(&report)), ("soak.md", render_md(&report))] {
+    write(&dir, &report)?;
+    Ok(dir)
+}
+
+/// Writes `soak.json`, `soak.svg` and `soak.md` into `dir`; returns their paths.
+fn write(dir: &Path, report: &SoakReport) -> Result<Vec<PathBuf>> {
+    let json = dir.join("soak.json");
+    save_json(&json, report)?;
+    let mut written = vec![json];
+    for (name, text) in [("soak.svg", render_svg(report)), ("soak.md", render_md(report))] {
         let p = dir.join(name);
         fs::write(&p, text).map_err(Error::file(&p))?;
+        written.push(p);
     }
-    Ok(dir)
+    Ok(written)
+}
+
+/// Judges a soak folder again from the samples in its `soak.json` and renders
+/// its files anew (after the criteria or the charts changed); returns the paths.
+pub fn rerender(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut r: SoakReport = load_json(&dir.join("soak.json"))?;
+    let last = r.samples.last().map_or(0, |s| s.window);
+    let first = *r.first_window.get_or_insert(last - r.windows_spanned as i64);
+    r.verdict = Some(verdict::judge(&r.samples, first));
+    write(dir, &r)
 }
 
 /// What one streamed run measured besides its samples.

@@ -56,6 +56,11 @@ pub struct SoakSample {
     /// Seconds the feeder spent waiting on the full pipe so far.
     #[serde(default)]
     pub feeder_wait_s: f64,
+    /// The machine's 1-minute load average (`/proc/loadavg`): runnable threads
+    /// of every process, the harness's and logdedup's included. Above the CPU
+    /// count, logdedup waited for a CPU.
+    #[serde(default)]
+    pub load1: f64,
     /// The Redis server, with `--redis`.
     #[serde(default)]
     pub redis: Option<RedisSample>,
@@ -205,6 +210,10 @@ impl Probe {
             feeding,
             cpu_s: cpu as f64 / 100.0,
             feeder_wait_s: counts.wait_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            load1: fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0),
             redis,
         }
     }

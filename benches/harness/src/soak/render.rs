@@ -76,8 +76,15 @@ pub fn render_svg(r: &SoakReport) -> String {
         s.iter().map(|x| (x.peak_rss_bytes > 0).then_some(x.peak_rss_bytes as f64)).collect();
     let rss_series = vec![series("RSS", "#9467bd", rss), series("peak", "#c5b0d5", peak)];
     doc.chart(&chart(r, rss_series, |v| bytes(v as u64), true));
-    doc.title("CPU over time", "cores in use (CPU seconds per second)");
+    doc.title(
+        "CPU over time",
+        "cores in use (CPU seconds per second), and the machine's 1-minute load average",
+    );
     let mut cpu = vec![series("logdedup", "#1f77b4", per_second(s, |x| Some(x.cpu_s)))];
+    if s.iter().any(|x| x.load1 > 0.0) {
+        let load = s.iter().map(|x| Some(x.load1)).collect();
+        cpu.push(series("load average", "#7f7f7f", load));
+    }
     if s.iter().any(|x| x.redis.is_some()) {
         cpu.push(series("redis-server", "#ff7f0e", per_second(s, |x| x.redis.map(|r| r.cpu_s))));
     }
@@ -148,6 +155,21 @@ fn windows_line(r: &SoakReport) -> String {
     }
 }
 
+/// The machine's 1-minute load average over the run, from the samples.
+fn load_line(samples: &[SoakSample]) -> String {
+    let mut l: Vec<f64> = samples.iter().map(|s| s.load1).filter(|&l| l > 0.0).collect();
+    if l.is_empty() {
+        return "not sampled".into();
+    }
+    l.sort_by(f64::total_cmp);
+    format!(
+        "1-minute load average {:.2} median ({:.2} – {:.2}); each thread that wants a CPU counts 1",
+        l[l.len() / 2],
+        l[0],
+        l[l.len() - 1]
+    )
+}
+
 /// The criteria table.
 fn criteria(v: &Verdict) -> String {
     let mut t =
@@ -161,6 +183,19 @@ fn criteria(v: &Verdict) -> String {
         b / a.max(1e-9),
         pass(v.rate_ok)
     );
+    if let Some([x, y]) = v.halves {
+        let _ = writeln!(
+            t,
+            "| logdedup CPU per record (what the rate is made of) | first half {:.3} µs on {:.2} cores → \
+             second half {:.3} µs on {:.2} cores ({:.3}×) | not judged: a rate that falls while this \
+             stays put was given less CPU | |",
+            x.cpu_us_per_record,
+            x.cores,
+            y.cpu_us_per_record,
+            y.cores,
+            y.cpu_us_per_record / x.cpu_us_per_record.max(1e-12)
+        );
+    }
     let (lo, hi) = (
         v.windows.iter().map(|w| w.peak_bytes).min(),
         v.windows.iter().map(|w| w.peak_bytes).max(),
@@ -237,6 +272,7 @@ pub fn render_md(r: &SoakReport) -> String {
                 end.map_or("-".into(), |s| bytes(s.rss_bytes))
             ),
         ),
+        ("machine load", load_line(&r.samples)),
         ("exit code", r.exit_code.to_string()),
     ];
     for (k, v) in rows {

@@ -41,6 +41,17 @@ pub struct WindowRss {
     pub low_bytes: u64,
 }
 
+/// One half of the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Half {
+    /// Records/s.
+    pub records_per_s: f64,
+    /// logdedup's CPU seconds per second.
+    pub cores: f64,
+    /// logdedup's CPU time per record, µs.
+    pub cpu_us_per_record: f64,
+}
+
 /// The criteria, with the figures they were judged on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -48,6 +59,11 @@ pub struct Verdict {
     pub half_rates: (f64, f64),
     /// Second half at least [`RATE_FLOOR`] × the first.
     pub rate_ok: bool,
+    /// The two halves in full: what logdedup's rate is made of. A rate that
+    /// falls while the CPU per record stays put was given less CPU (the machine),
+    /// not made slower by the stream.
+    #[serde(default)]
+    pub halves: Option<[Half; 2]>,
     /// Every whole window from the first rotation on.
     pub windows: Vec<WindowRss>,
     /// The median of their peaks, bytes.
@@ -71,7 +87,8 @@ pub struct Verdict {
 
 /// Judges a run from its samples; `first_window` is the window it started in.
 pub fn judge(samples: &[SoakSample], first_window: i64) -> Verdict {
-    let half_rates = half_rates(samples);
+    let halves = halves(samples);
+    let half_rates = halves.map_or((0.0, 0.0), |[a, b]| (a.records_per_s, b.records_per_s));
     let windows = window_rss(samples, first_window);
     let mut peaks: Vec<u64> = windows.iter().map(|w| w.peak_bytes).collect();
     peaks.sort_unstable();
@@ -84,6 +101,7 @@ pub fn judge(samples: &[SoakSample], first_window: i64) -> Verdict {
     let fed = samples.iter().rev().find(|s| s.feeding).or(samples.last());
     Verdict {
         half_rates,
+        halves,
         rate_ok: half_rates.0 > 0.0 && half_rates.1 >= RATE_FLOOR * half_rates.0,
         rss_ok: peaks.len() >= 2 && peak_spread.0 >= -RSS_BAND && peak_spread.1 <= RSS_BAND,
         windows,
@@ -107,18 +125,24 @@ fn redis_peak<'a>(samples: impl Iterator<Item = &'a SoakSample>) -> Option<(f64,
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
-/// Records/s before and after the middle of the run, over the samples taken
-/// while the feeder ran (the last interval, where it stopped, is partial).
-fn half_rates(samples: &[SoakSample]) -> (f64, f64) {
+/// The first and the second half of the run by wall time, over the samples
+/// taken while the feeder ran (the last interval, where it stopped, is partial).
+fn halves(samples: &[SoakSample]) -> Option<[Half; 2]> {
     let fed: Vec<&SoakSample> = samples.iter().filter(|s| s.feeding).collect();
-    let Some(end) = fed.last() else { return (0.0, 0.0) };
-    let Some(mid) = fed.iter().find(|s| s.t_s >= end.t_s / 2.0) else { return (0.0, 0.0) };
-    if mid.t_s >= end.t_s {
-        return (0.0, 0.0);
+    let end = *fed.last()?;
+    let mid = *fed.iter().find(|s| s.t_s >= end.t_s / 2.0)?;
+    if mid.t_s >= end.t_s || mid.records_in == 0 || end.records_in <= mid.records_in {
+        return None;
     }
-    let first = mid.records_in as f64 / mid.t_s;
-    let second = (end.records_in - mid.records_in) as f64 / (end.t_s - mid.t_s);
-    (first, second)
+    let half = |dt: f64, records: u64, cpu: f64| Half {
+        records_per_s: records as f64 / dt,
+        cores: cpu / dt,
+        cpu_us_per_record: cpu * 1e6 / records as f64,
+    };
+    Some([
+        half(mid.t_s, mid.records_in, mid.cpu_s),
+        half(end.t_s - mid.t_s, end.records_in - mid.records_in, end.cpu_s - mid.cpu_s),
+    ])
 }
 
 /// The RSS of each window the stream went through whole after `first`: an
@@ -168,6 +192,7 @@ mod tests {
             feeding: true,
             cpu_s: t,
             feeder_wait_s: t / 4.0,
+            load1: 0.0,
             redis: None,
         }
     }
@@ -226,6 +251,12 @@ mod tests {
         let j = judge(&v, 0);
         assert_eq!(j.half_rates, (1_000_000.0, 850_000.0));
         assert!(!j.rate_ok);
+        // One CPU second per second throughout (`s` sets cpu_s = t): 1 µs per
+        // record in the first half, 1/0.85 in the second.
+        let [a, b] = j.halves.unwrap();
+        assert_eq!((a.cores, b.cores), (1.0, 1.0));
+        assert!((a.cpu_us_per_record - 1.0).abs() < 1e-9, "{a:?}");
+        assert!((b.cpu_us_per_record - 1.0 / 0.85).abs() < 1e-9, "{b:?}");
         for x in &mut v[10..20] {
             x.records_in = 10_000_000 + (x.t_s as u64 - 10) * 950_000;
         }
