@@ -226,13 +226,17 @@ mod tests {
         let h = Helper::start().unwrap();
         let me = thread::current().id();
         for panics_on_helper in [true, false] {
-            let helped = AtomicBool::new(false);
+            // Each thread waits in its part for the other to start one, so each
+            // runs one of the two.
+            let (helped, called) = (AtomicBool::new(false), AtomicBool::new(false));
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 h.share(2, |_| {
                     if thread::current().id() != me {
                         helped.store(true, Ordering::Release);
+                        assert!(wait_for(&called));
                         assert!(!panics_on_helper, "fails on the helper");
                     } else {
+                        called.store(true, Ordering::Release);
                         assert!(wait_for(&helped));
                         assert!(panics_on_helper, "fails on the caller");
                     }
