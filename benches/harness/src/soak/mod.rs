@@ -318,3 +318,76 @@ fn logdedup_args(o: &SoakOptions, gen: &GenConfig) -> Vec<String> {
     args.extend(o.extra_args.iter().cloned());
     args
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample at second `t` in `window` with `rss` MiB, peak the same.
+    fn sample(t: u64, window: i64, rss: u64) -> SoakSample {
+        SoakSample {
+            t_s: t as f64,
+            records_in: t * 1000,
+            emitted: t * 900,
+            records_per_s: 1000.0,
+            rss_bytes: rss << 20,
+            peak_rss_bytes: rss << 20,
+            window,
+            feeding: true,
+            cpu_s: t as f64 / 2.0,
+            feeder_wait_s: 0.0,
+            load1: 1.0,
+            redis: None,
+        }
+    }
+
+    /// A folder written before `first_window` was recorded is judged again from
+    /// the window its `windows_spanned` implies: windows 11 and 12 are whole.
+    #[test]
+    fn report_dir_judges_an_old_soak_folder_again() {
+        let rss = [50, 90, 10, 100, 20, 101, 30];
+        let samples: Vec<SoakSample> = rss
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| sample(i as u64 + 1, 10 + i as i64 / 2, m))
+            .collect();
+        let report = SoakReport {
+            name: "t".into(),
+            date: "2026-12-07".into(),
+            command: String::new(),
+            about: String::new(),
+            machine: Machine::default(),
+            args: Vec::new(),
+            redis_config: Vec::new(),
+            gen: GenConfig::default(),
+            event_rate: 1.0,
+            time: TimeSource::Event,
+            window_ms: 1000,
+            generator_records_per_s: 1.0,
+            generator_cpu_s: 0.0,
+            elapsed_s: 7.0,
+            records_in: 7000,
+            emitted: 6300,
+            windows_spanned: 3,
+            first_window: None,
+            mean_records_per_s: 1000.0,
+            peak_per_interval: true,
+            verdict: None,
+            exit_code: 0,
+            stats: None,
+            redis_end: None,
+            samples,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        save_json(&dir.path().join("soak.json"), &report).unwrap();
+        assert_eq!(rerender(dir.path()).unwrap().len(), 3);
+        let back: SoakReport = load_json(&dir.path().join("soak.json")).unwrap();
+        assert_eq!(back.first_window, Some(10));
+        let v = back.verdict.unwrap();
+        assert_eq!(v, verdict::judge(&back.samples, 10));
+        assert_eq!(v.windows.iter().map(|w| w.window).collect::<Vec<_>>(), [11, 12]);
+        assert!(std::fs::read_to_string(dir.path().join("soak.md"))
+            .unwrap()
+            .contains("## Criteria"));
+    }
+}
