@@ -193,10 +193,18 @@ pub fn bloom_band_width(retain: u32) -> i64 {
 /// [`BLOOM_BANDS`] and the band that is ending. Their false-positive rates add
 /// up, so each generation is sized for this share of `--fpr`.
 pub fn bloom_filters_asked(retain: u32) -> u32 {
-    if retain <= PER_WINDOW_MAX_RETAIN {
-        retain.max(1)
+    // Written as early returns: rustc 1.95.0 at `-O` compiled the equivalent
+    // `if retain <= MAX { retain.max(1) } else { BANDS + 1 }` to `retain.max(1)`,
+    // so `--retain 1000` sized each band's filter for `--fpr / 1000` (the test
+    // `each_generation_gets_its_share_of_the_budget` fails on a release build of
+    // that form; a debug build was right).
+    if retain > PER_WINDOW_MAX_RETAIN {
+        return BLOOM_BANDS + 1;
+    }
+    if retain == 0 {
+        1
     } else {
-        BLOOM_BANDS + 1
+        retain
     }
 }
 

@@ -58,7 +58,9 @@ fn a_short_soak_accounts_for_every_record_and_rotation() {
     // 4 s of event time from a whole second: windows 0 to 3.
     assert_eq!((r.windows_spanned, stat(&r, "windows_rotated")), (3, 3));
     assert!(r.samples.windows(2).all(|p| p[0].records_in <= p[1].records_in));
-    assert!(r.samples.iter().any(|s| s.rss_bytes > 0 && s.peak_rss_bytes >= s.rss_bytes));
+    // On a quiet machine logdedup may have exited before the first sample (RSS 0):
+    // the memory a live process shows is checked in the time-limited run below.
+    assert!(r.samples.iter().all(|s| s.peak_rss_bytes >= s.rss_bytes));
     assert!(r.verdict.is_some() && r.generator_records_per_s > 0.0);
     let md = std::fs::read_to_string(dir.join("soak.md")).unwrap();
     assert!(md.contains("## Criteria") && md.contains("soak --records 400k --window 1s"), "{md}");
@@ -89,6 +91,10 @@ fn the_time_limit_stops_the_stream_and_nothing_fed_is_lost() {
     assert_eq!(r.records_in, stat(&r, "records_in"));
     assert_eq!(r.emitted, stat(&r, "emitted"));
     assert!(r.samples.len() <= 2, "{}", r.samples.len());
+    // The first sample is taken while logdedup still reads: its memory and the
+    // peak since the start, which cannot be below it.
+    let first = &r.samples[0];
+    assert!(first.rss_bytes > 0 && first.peak_rss_bytes >= first.rss_bytes, "{first:?}");
 }
 
 /// With `--redis`, the IDs the harness counts in Redis (bucket directories and
